@@ -1,0 +1,51 @@
+"""Thin command-line entry points: parse flags, load settings, call the library."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eomatch.errors import EomatchError
+from eomatch.settings import Settings, load_settings
+
+
+def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """Every command takes ``--config``, ``-q`` and ``--log-format``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", help="YAML config file (default: $EOMATCH_CONFIG)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--log-format", choices=["text", "json"], default=None, help="log line format"
+    )
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Settings:
+    """Load settings from the config file, env and the flags the user gave."""
+    over = dict(overrides or {})
+    if getattr(args, "log_format", None):
+        over.setdefault("stack", {})["log_format"] = args.log_format
+    return load_settings(getattr(args, "config", None), over)
+
+
+def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run a command body: user errors become one line on stderr, no traceback."""
+    try:
+        return main(argv)
+    except EomatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def setup_logging(settings: Settings, service: str = "cli") -> None:
+    """Console logging for commands, in the configured format."""
+    from eomatch.logs import configure_logging
+
+    configure_logging(service=service, log_format=settings.stack.log_format)
+    logging.getLogger("eomatch").setLevel(logging.INFO)

@@ -1,0 +1,364 @@
+"""One typed settings model for every command and service.
+
+Sources, lowest priority first: defaults, a YAML config file (``--config`` or
+``EOMATCH_CONFIG``), ``EOMATCH_*`` environment variables (nested keys with ``__``,
+e.g. ``EOMATCH_STACK__PROXY_PORT=8080``), then CLI flags passed as keyword overrides.
+Settings are loaded once at each entry point and passed down; nothing else reads
+the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from eomatch.errors import ConfigError
+
+
+def default_state_dir() -> Path:
+    """Where the local stack keeps its state.
+
+    Root gets a system location because PostgreSQL (run as ``postgres``) cannot
+    traverse ``/root``; other users get their XDG state folder.
+    """
+    if os.geteuid() == 0:
+        return Path("/var/lib/eomatch")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "eomatch"
+
+
+class DatabaseSettings(BaseModel):
+    """The private PostgreSQL cluster of the local stack."""
+
+    host: str = "127.0.0.1"
+    port: int = 55432
+    name: str = "eomatch"
+    admin_user: str = "eomatch_admin"
+    ingest_user: str = "eomatch_ingest"
+    read_user: str = "eomatch_read"
+    pg_bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
+    run_as: str = "postgres"
+    """System user the server runs as when the stack is started by root."""
+
+
+class ApiSettings(BaseModel):
+    """The two stac-fastapi-pgstac apps."""
+
+    internal_port: int = 8101
+    external_port: int = 8102
+    internal_root_path: str = "/api"
+    external_root_path: str = "/external"
+    internal_replicas: int = 1
+    external_replicas: int = 1
+    workers: int = 1
+    title: str = "eomatch matchup catalogue"
+    description: str = "Satellite matchups (MatchupEvents, Matchups and their products) as STAC."
+    public_schemes: list[str] = Field(default_factory=lambda: ["http", "https"])
+    """Asset href schemes the external API may show; everything else is internal."""
+    internal_path_prefixes: list[str] = Field(default_factory=lambda: ["/npl-data"])
+    """Filesystem prefixes that must never appear in an external response."""
+    db_pool_max: int = 10
+
+
+class ProxySettings(BaseModel):
+    """nginx in front of everything."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    browser_port: int = 8103
+    external_rate_per_s: int = 50
+    external_burst: int = 100
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_port: int = 8443
+    nginx_bin: Path = Path("/usr/sbin/nginx")
+    public_url: str | None = None
+    """Base URL users reach the proxy at (for printing); default http://host:port."""
+
+
+class BrowserSettings(BaseModel):
+    """STAC Browser build and runtime config."""
+
+    version: str = "4.0.1"
+    title: str = "eomatch matchups"
+    cache_dir: Path | None = None
+    """Where builds are cached, keyed by version; default ``<repo>/.cache`` or state dir."""
+
+
+class StackSettings(BaseModel):
+    """The local stack: one folder holds all of its state."""
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    proxy: ProxySettings = Field(default_factory=ProxySettings)
+    browser: BrowserSettings = Field(default_factory=BrowserSettings)
+    health_timeout_s: float = 60.0
+    stale_after_s: float = 7 * 24 * 3600.0
+    log_format: Literal["text", "json"] = "text"
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backups: int = 5
+
+
+class IngestSettings(BaseModel):
+    """Target database of ``eomatch-ingest`` (the design's ``ingest.*`` keys).
+
+    When none of ``db_host``/``db_user`` is set the local stack's ingest role is used.
+    The password comes from ``PGPASSWORD`` (read at the entry point).
+    """
+
+    db_host: str | None = None
+    db_port: int | None = None
+    db_name: str | None = None
+    db_user: str | None = None
+    db_password: str | None = None
+    batch_size: int = 2000
+    assets_base_url: str | None = None
+
+
+class CatalogueSettings(BaseModel):
+    """The local matchup catalogue (``matchup_catalogue.path``)."""
+
+    path: Path | None = None
+    title: str = "eomatch matchup catalogue"
+
+
+class SatelliteSpec(BaseModel):
+    """One satellite of the registry: one canonical name used everywhere."""
+
+    name: str
+    norad_id: int
+    aliases: list[str] = Field(default_factory=list)
+    swath_km: float
+    instrument: str
+    collections: list[str] = Field(default_factory=list)
+
+
+class ProviderSpec(BaseModel):
+    """Where products of one product collection are searched."""
+
+    url: str
+    """STAC API URL, or a path to a local static catalogue."""
+    collection: str
+    """The provider's own collection id."""
+    platform_property: str = "platform"
+    platform_values: dict[str, str] = Field(default_factory=dict)
+    """Provider platform value -> canonical satellite name (case-insensitive)."""
+    data_assets: list[str] = Field(default_factory=list)
+    max_items: int = 500
+
+
+class DownloadSettings(BaseModel):
+    """``eomatch-download``: where products go and how to authenticate."""
+
+    products_root: Path | None = None
+    parallel: int = 4
+    chunk_bytes: int = 1024 * 1024
+    bearer_token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    use_netrc: bool = True
+    s3_anonymous: bool = True
+    s3_requester_pays: bool = False
+    s3_endpoint_url: str | None = None
+    retries: int = 3
+
+
+def _default_satellites() -> list[SatelliteSpec]:
+    return [
+        SatelliteSpec(name="Sentinel-2A", norad_id=40697, aliases=["S2A", "SENTINEL-2A", "SENTINEL2A", "sentinel-2a"], swath_km=290, instrument="MSI", collections=["S2_MSI_L1C"]),
+        SatelliteSpec(name="Sentinel-2B", norad_id=42063, aliases=["S2B", "SENTINEL-2B", "SENTINEL2B", "sentinel-2b"], swath_km=290, instrument="MSI", collections=["S2_MSI_L1C"]),
+        SatelliteSpec(name="Landsat-8", norad_id=39084, aliases=["LS8", "L8", "LANDSAT_8", "LANDSAT-8", "landsat-8"], swath_km=185, instrument="OLI", collections=["LANDSAT_C2L1"]),
+        SatelliteSpec(name="Landsat-9", norad_id=49260, aliases=["LS9", "L9", "LANDSAT_9", "LANDSAT-9", "landsat-9"], swath_km=185, instrument="OLI-2", collections=["LANDSAT_C2L1"]),
+        SatelliteSpec(name="Sentinel-3A", norad_id=41335, aliases=["S3A", "SENTINEL-3A", "sentinel-3a"], swath_km=1270, instrument="OLCI", collections=["S3_OLCI_L1B"]),
+        SatelliteSpec(name="Sentinel-3B", norad_id=43437, aliases=["S3B", "SENTINEL-3B", "sentinel-3b"], swath_km=1270, instrument="OLCI", collections=["S3_OLCI_L1B"]),
+    ]
+
+
+def _default_providers() -> dict[str, ProviderSpec]:
+    return {
+        "S2_MSI_L1C": ProviderSpec(
+            url="https://earth-search.aws.element84.com/v1",
+            collection="sentinel-2-l1c",
+            platform_values={"sentinel-2a": "Sentinel-2A", "sentinel-2b": "Sentinel-2B"},
+            data_assets=["blue", "green", "red", "nir"],
+        ),
+        "LANDSAT_C2L1": ProviderSpec(
+            url="https://landsatlook.usgs.gov/stac-server",
+            collection="landsat-c2l1",
+            platform_values={"landsat_8": "Landsat-8", "landsat_9": "Landsat-9"},
+            data_assets=["blue", "green", "red", "nir08"],
+        ),
+        "S3_OLCI_L1B": ProviderSpec(
+            url="https://stac.dataspace.copernicus.eu/v1",
+            collection="sentinel-3-olci-1-efr-ntc",
+            platform_values={"sentinel-3a": "Sentinel-3A", "sentinel-3b": "Sentinel-3B"},
+            data_assets=["product"],
+        ),
+    }
+
+
+class Settings(BaseSettings):
+    """Everything eomatch reads; one instance per process, passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EOMATCH_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # --- eomatch-find (the design's run.yaml keys) ---
+    platforms: list[str] = Field(default_factory=list)
+    collections: list[str] = Field(default_factory=list)
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    min_lat: float | None = None
+    max_lat: float | None = None
+    min_lon: float | None = None
+    max_lon: float | None = None
+    space_diff_threshold: float = 100.0
+    """km between ground tracks (nadir or swath edges)."""
+    time_diff_threshold: float = 1800.0
+    """s between overpasses."""
+    use_swath: bool = False
+    exclude_night_events: bool = False
+    min_solar_elevation_deg: float = 0.0
+    exclude_antimeridian_events: bool = False
+    min_overlap_km2: float = 0.0
+    min_overlap_fraction: float = 0.0
+    tle_paths: list[Path] = Field(default_factory=list)
+    tle_max_age_days: float = 3.0
+    tle_cache_dir: Path | None = None
+    celestrak_url: str = "https://celestrak.org/NORAD/elements/gp.php"
+    satellites: list[SatelliteSpec] = Field(default_factory=_default_satellites)
+    providers: dict[str, ProviderSpec] = Field(default_factory=_default_providers)
+
+    # --- sections ---
+    matchup_catalogue: CatalogueSettings = Field(default_factory=CatalogueSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    download: DownloadSettings = Field(default_factory=DownloadSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+
+    config_file: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("platforms", "collections", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_times(self) -> Settings:
+        if self.start_time and self.end_time and self.end_time <= self.start_time:
+            raise ValueError("end_time must be after start_time")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = _CONFIG_FILE.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if yaml_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        return tuple(sources)
+
+
+class _ConfigFileSlot:
+    """Hands the YAML path to ``settings_customise_sources`` (a classmethod)."""
+
+    def __init__(self) -> None:
+        self._path: Path | None = None
+
+    def get(self) -> Path | None:
+        return self._path
+
+    def set(self, path: Path | None) -> None:
+        self._path = path
+
+
+_CONFIG_FILE = _ConfigFileSlot()
+
+
+def _drop_none(overrides: dict[str, Any]) -> dict[str, Any]:
+    """CLI flags that were not given arrive as None; they must not mask lower sources."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            nested = _drop_none(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    config: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Read settings once: YAML file, then ``EOMATCH_*`` env, then ``overrides``.
+
+    ``overrides`` is a nested dict of CLI flags (``None`` values are ignored).
+    Nested sections given as overrides are merged into the lower sources rather
+    than replacing them. Errors become a one-line :class:`ConfigError`.
+    """
+    env = os.environ if environ is None else environ
+    if config is None and env.get("EOMATCH_CONFIG"):
+        config = env["EOMATCH_CONFIG"]
+    path = Path(config).expanduser() if config is not None else None
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    clean = _drop_none(overrides or {})
+    try:
+        _CONFIG_FILE.set(path)
+        base = Settings()  # type: ignore[call-arg]
+        if clean:
+            merged = _deep_merge(base.model_dump(exclude={"config_file"}), clean)
+            settings = Settings.model_validate(merged)
+        else:
+            settings = base
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, path)) from None
+    except (OSError, ValueError) as exc:  # YAML syntax errors are ValueErrors
+        raise ConfigError(f"cannot read config {path}: {str(exc).splitlines()[0]}") from None
+    finally:
+        _CONFIG_FILE.set(None)
+    settings.config_file = path
+    return settings
+
+
+def _one_line(exc: ValidationError, path: Path | None) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+    where = f" in {path}" if path else ""
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"invalid setting '{loc}'{where}: {err['msg']}{more}"
