@@ -68,6 +68,8 @@ class ApiSettings(BaseModel):
     internal_path_prefixes: list[str] = Field(default_factory=lambda: ["/npl-data"])
     """Filesystem prefixes that must never appear in an external response."""
     db_pool_max: int = 10
+    health_urls: dict[str, str] = Field(default_factory=dict)
+    """Component probe URLs for /health; empty = derive the local stack's ports."""
 
 
 class ProxySettings(BaseModel):
@@ -142,6 +144,12 @@ class SatelliteSpec(BaseModel):
     swath_km: float
     instrument: str
     collections: list[str] = Field(default_factory=list)
+    collection_token: str | None = None
+    """How the satellite is spelled inside matchup collection ids (default: name)."""
+
+    @property
+    def token(self) -> str:
+        return self.collection_token or self.name
 
 
 class ProviderSpec(BaseModel):
@@ -176,12 +184,12 @@ class DownloadSettings(BaseModel):
 
 def _default_satellites() -> list[SatelliteSpec]:
     return [
-        SatelliteSpec(name="Sentinel-2A", norad_id=40697, aliases=["S2A", "SENTINEL-2A", "SENTINEL2A", "sentinel-2a"], swath_km=290, instrument="MSI", collections=["S2_MSI_L1C"]),
-        SatelliteSpec(name="Sentinel-2B", norad_id=42063, aliases=["S2B", "SENTINEL-2B", "SENTINEL2B", "sentinel-2b"], swath_km=290, instrument="MSI", collections=["S2_MSI_L1C"]),
+        SatelliteSpec(name="Sentinel-2A", collection_token="S2A", norad_id=40697, aliases=["S2A", "SENTINEL-2A", "SENTINEL2A", "sentinel-2a"], swath_km=290, instrument="MSI", collections=["S2_MSI_L1C"]),
+        SatelliteSpec(name="Sentinel-2B", collection_token="S2B", norad_id=42063, aliases=["S2B", "SENTINEL-2B", "SENTINEL2B", "sentinel-2b"], swath_km=290, instrument="MSI", collections=["S2_MSI_L1C"]),
         SatelliteSpec(name="Landsat-8", norad_id=39084, aliases=["LS8", "L8", "LANDSAT_8", "LANDSAT-8", "landsat-8"], swath_km=185, instrument="OLI", collections=["LANDSAT_C2L1"]),
         SatelliteSpec(name="Landsat-9", norad_id=49260, aliases=["LS9", "L9", "LANDSAT_9", "LANDSAT-9", "landsat-9"], swath_km=185, instrument="OLI-2", collections=["LANDSAT_C2L1"]),
-        SatelliteSpec(name="Sentinel-3A", norad_id=41335, aliases=["S3A", "SENTINEL-3A", "sentinel-3a"], swath_km=1270, instrument="OLCI", collections=["S3_OLCI_L1B"]),
-        SatelliteSpec(name="Sentinel-3B", norad_id=43437, aliases=["S3B", "SENTINEL-3B", "sentinel-3b"], swath_km=1270, instrument="OLCI", collections=["S3_OLCI_L1B"]),
+        SatelliteSpec(name="Sentinel-3A", collection_token="S3A", norad_id=41335, aliases=["S3A", "SENTINEL-3A", "sentinel-3a"], swath_km=1270, instrument="OLCI", collections=["S3_OLCI_L1B"]),
+        SatelliteSpec(name="Sentinel-3B", collection_token="S3B", norad_id=43437, aliases=["S3B", "SENTINEL-3B", "sentinel-3b"], swath_km=1270, instrument="OLCI", collections=["S3_OLCI_L1B"]),
     ]
 
 

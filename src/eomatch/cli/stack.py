@@ -1,0 +1,155 @@
+"""``eomatch-stack``: run the whole serving stack on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from eomatch.cli import base_parser, run, settings_from_args
+from eomatch.errors import StackError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = base_parser("eomatch-stack", "Run PostgreSQL+pgSTAC, both STAC APIs, STAC Browser and nginx locally.")
+    p.add_argument("--state-dir", help="folder that holds all stack state (stack.state_dir)")
+    p.add_argument("--port", type=int, help="proxy port (stack.proxy.port, default 8000)")
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start every service (idempotent) and print the URLs")
+    up.add_argument("--demo", action="store_true", help="load the demo matchup catalogue")
+    sub.add_parser("down", help="stop the services this stack started")
+    st = sub.add_parser("status", help="which services run, and the catalogue's health")
+    st.add_argument("--json", action="store_true")
+    lg = sub.add_parser("logs", help="print a service's log")
+    lg.add_argument("service")
+    lg.add_argument("-n", "--lines", type=int, default=50)
+    lg.add_argument("-f", "--follow", action="store_true")
+    keys = sub.add_parser("keys", help="API keys for writes through /api/")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    ka = ksub.add_parser("add")
+    ka.add_argument("name")
+    kr = ksub.add_parser("revoke")
+    kr.add_argument("name")
+    ksub.add_parser("list")
+    bk = sub.add_parser("backup", help="pg_dump the catalogue database (custom format)")
+    bk.add_argument("file")
+    rs = sub.add_parser("restore", help="restore a backup made by 'backup'")
+    rs.add_argument("file")
+    sub.add_parser("rotate-logs", help="rotate the proxy and browser access logs")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(_main, argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {"stack": {"state_dir": args.state_dir, "proxy": {"port": args.port}}}
+    settings = settings_from_args(args, overrides)
+    from eomatch.stack import Stack
+    from eomatch.stack.state import StatePaths
+
+    stack = Stack(settings, quiet=args.quiet)
+    paths = StatePaths(settings.stack.state_dir)
+    if args.command == "up":
+        t0 = time.monotonic()
+        urls = stack.up()
+        if args.demo:
+            from eomatch.demo import load_demo
+
+            summary = load_demo(settings, quiet=args.quiet)
+            print(summary)
+        print(f"eomatch stack is up ({time.monotonic() - t0:.1f}s), state in {paths.root}")
+        print(f"  STAC Browser  {urls.browser}")
+        print(f"  internal API  {urls.internal}   (writes: Authorization: Bearer <key>)")
+        print(f"  external API  {urls.external}")
+        print(f"  health        {urls.health}")
+        return 0
+    if args.command == "down":
+        stopped = stack.down()
+        print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+        return 0
+    if args.command == "status":
+        rows = stack.status()
+        report = stack.health()
+        if args.json:
+            print(json.dumps({"services": rows, "health": report}, indent=2, default=str))
+        else:
+            for row in rows:
+                state = "up" if row["healthy"] else ("running, unhealthy" if row["pid"] else "DOWN")
+                print(f"  {row['service']:<16} {state:<18} pid={row['pid'] or '-':<8} {row['url']}")
+            cat = report.get("catalogue") or {}
+            if cat:
+                print(f"  catalogue: {cat['items_total']} items in {len(cat['items_per_collection'])} collections, "
+                      f"newest update {cat['newest_updated']}{' (STALE)' if cat['stale'] else ''}")
+        down = [r["service"] for r in rows if not r["healthy"]]
+        if down:
+            print(f"down: {', '.join(down)} — run 'eomatch-stack up' to start them", file=sys.stderr)
+            return 3
+        return 0
+    if args.command == "logs":
+        return _logs(stack, paths, args.service, args.lines, args.follow)
+    if args.command == "keys":
+        from eomatch.stack.keys import add_key, list_keys, revoke_key
+
+        if args.keys_command == "add":
+            key = add_key(paths, args.name)
+            _reload_proxy(stack)
+            print(f"key '{args.name}' created; it is shown only once:")
+            print(key)
+        elif args.keys_command == "revoke":
+            revoke_key(paths, args.name)
+            _reload_proxy(stack)
+            print(f"key '{args.name}' revoked")
+        else:
+            for name, created in list_keys(paths):
+                print(f"{name}\t{created}")
+        return 0
+    if args.command in ("backup", "restore"):
+        from eomatch.stack.backup import backup, restore
+
+        fn = backup if args.command == "backup" else restore
+        print(fn(settings, args.file))
+        return 0
+    if args.command == "rotate-logs":
+        from eomatch.stack.logfiles import rotate_nginx_logs
+
+        print(rotate_nginx_logs(stack))
+        return 0
+    raise StackError(f"unknown command {args.command}")
+
+
+def _reload_proxy(stack) -> None:  # type: ignore[no-untyped-def]
+    if stack.proxy.pid() is not None:
+        stack.proxy.reload()
+
+
+def _logs(stack, paths, service: str, lines: int, follow: bool) -> int:  # type: ignore[no-untyped-def]
+    stack.service(service)  # validates the name
+    candidates = sorted(paths.logs.glob(f"{service}*.log"))
+    if service == "db":
+        candidates = sorted((paths.logs / "postgres").glob("*.log"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise StackError(f"no log for {service} yet in {paths.logs}")
+    from eomatch.stack.process import tail
+
+    for f in candidates:
+        print(f"==> {f} <==")
+        print(tail(f, lines))
+    if follow:
+        f = max(candidates, key=lambda p: p.stat().st_mtime)
+        with open(f) as fh:
+            fh.seek(0, 2)
+            try:
+                while True:
+                    line = fh.readline()
+                    if line:
+                        print(line, end="", flush=True)
+                    else:
+                        time.sleep(0.5)
+            except KeyboardInterrupt:
+                return 0
+    return 0

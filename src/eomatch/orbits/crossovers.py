@@ -1,0 +1,469 @@
+"""Crossover events: when and where two satellites see the same ground at nearly the same time.
+
+The condition for a pair of times (t_a, t_b) is ``|t_b - t_a| <= time_diff_threshold_s``
+and great-circle distance between the nadir points ``<= space_diff_threshold_km``
+(plus the mean of the two swath widths when ``use_swath``). An **event** is one
+connected set of such pairs, on a 1 s grid; hits closer than a fraction of an
+orbit (``merge_gap_fraction``) in both satellites' times belong to the same
+overpass, so consecutive orbits give separate events.
+
+How it scales, instead of comparing the two tracks for every time shift:
+
+1. coarse pass, one day at a time: both tracks at ``coarse_step_s``; a KD-tree in
+   (x, y, z, scaled time) with the Chebyshev metric returns the coarse pairs that
+   are close in space and time, with a margin covering what the coarse step can hide;
+2. candidate pairs are grouped into clusters (gaps > a fraction of an orbit);
+3. each cluster is refined at ``fine_step_s`` (1 s) in a small box of times:
+   exact hits, then event bounds, closest approach and overlap region.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+from shapely.geometry import Point, mapping
+from shapely.geometry.base import BaseGeometry
+
+from eomatch.errors import ConfigError
+from eomatch.orbits.propagate import (
+    EARTH_RADIUS_KM,
+    from_unix_s,
+    great_circle_km,
+    ground_track,
+    to_unix_s,
+    unit_to_latlon,
+)
+from eomatch.orbits.region import bbox_geometry, crosses_antimeridian, overlap_region
+from eomatch.orbits.sun import solar_elevation_deg
+from eomatch.orbits.tle import TleSet, find_satellite, load_tles_for
+from eomatch.progress import Progress
+from eomatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CrossoverParams:
+    """Search parameters; ``from_settings`` maps the ``eomatch-find`` keys."""
+
+    space_diff_threshold_km: float = 100.0
+    time_diff_threshold_s: float = 1800.0
+    use_swath: bool = False
+    min_lat: float | None = None
+    max_lat: float | None = None
+    min_lon: float | None = None
+    max_lon: float | None = None
+    exclude_night_events: bool = False
+    min_solar_elevation_deg: float = 0.0
+    exclude_antimeridian_events: bool = False
+    coarse_step_s: float = 20.0
+    fine_step_s: float = 1.0
+    chunk_s: float = 86400.0
+    """Length of the coarse-pass chunks: memory stays flat however long the period."""
+    merge_gap_fraction: float = 0.1
+    """Hits further apart than this fraction of the shorter orbital period are separate events."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> CrossoverParams:
+        values: dict[str, Any] = {
+            "space_diff_threshold_km": settings.space_diff_threshold,
+            "time_diff_threshold_s": settings.time_diff_threshold,
+            "use_swath": settings.use_swath,
+            "min_lat": settings.min_lat,
+            "max_lat": settings.max_lat,
+            "min_lon": settings.min_lon,
+            "max_lon": settings.max_lon,
+            "exclude_night_events": settings.exclude_night_events,
+            "min_solar_elevation_deg": settings.min_solar_elevation_deg,
+            "exclude_antimeridian_events": settings.exclude_antimeridian_events,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Crossover:
+    """One crossover event between satellites a and b.
+
+    Times are aware UTC datetimes on the fine grid. ``min_distance_km`` is the
+    nadir-to-nadir distance at closest approach (also in swath mode);
+    ``time_diff_s`` is ``t_b - t_a`` there. The centre is the midpoint of the two
+    nadir points at closest approach. ``region`` is the overlap of the two swath
+    strips over the event's intervals (lon/lat, split at ±180°).
+    """
+
+    platform_a: str
+    platform_b: str
+    start_a: datetime
+    end_a: datetime
+    start_b: datetime
+    end_b: datetime
+    closest_a: datetime
+    closest_b: datetime
+    min_distance_km: float
+    time_diff_s: float
+    centre_lat_deg: float
+    centre_lon_deg: float
+    region: BaseGeometry
+    region_area_km2: float
+    solar_elevation_deg: float
+    crosses_antimeridian: bool
+
+    def to_row(self, geometry: str = "wkt") -> dict[str, Any]:
+        """Flat dict for CSV/JSON: ISO times, plain floats, region as WKT or GeoJSON."""
+        row: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = value.isoformat().replace("+00:00", "Z")
+            elif isinstance(value, BaseGeometry):
+                value = value.wkt if geometry == "wkt" else mapping(value)
+            elif isinstance(value, float):
+                value = round(value, 6)
+            row[f.name] = value
+        return row
+
+
+EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Crossover))
+"""Column order of :func:`events_to_rows` (CSV header)."""
+
+
+def events_to_rows(events: Iterable[Crossover], geometry: str = "wkt") -> Iterator[dict[str, Any]]:
+    """Rows for ``--events-only`` output; ``geometry`` is ``"wkt"`` (CSV) or ``"geojson"``."""
+    if geometry not in ("wkt", "geojson"):
+        raise ConfigError(f"unknown geometry format '{geometry}' (use wkt or geojson)")
+    for event in events:
+        yield event.to_row(geometry)
+
+
+# --- public entry point -----------------------------------------------------------
+
+
+def find_crossovers(
+    config: Settings | CrossoverParams,
+    platform_a: str,
+    platform_b: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    tles: Mapping[str, TleSet] | None = None,
+    progress: Progress | None = None,
+) -> Iterator[Crossover]:
+    """All crossover events of two platforms between ``start`` and ``end`` (both inclusive).
+
+    ``config`` is the full :class:`Settings` (thresholds, filters, registry, TLE
+    paths, and ``start_time``/``end_time`` as defaults) or a bare
+    :class:`CrossoverParams`, in which case ``tles`` (from :func:`load_tles`) is
+    required. Platform names may be aliases. Events come out chunk by chunk,
+    sorted by ``start_a`` within each day.
+    """
+    if isinstance(config, Settings):
+        params = CrossoverParams.from_settings(config)
+        satellites = list(config.satellites)
+        start = start if start is not None else config.start_time
+        end = end if end is not None else config.end_time
+        if tles is None:
+            tles = load_tles_for(config, [platform_a, platform_b])
+    else:
+        params = config
+        if tles is None:
+            raise ConfigError("find_crossovers needs TLEs (tles=load_tles(...)) without Settings")
+        satellites = [ts.satellite for ts in tles.values()]
+    if start is None or end is None:
+        raise ConfigError("start_time and end_time are required to search crossovers")
+    if to_unix_s(end) <= to_unix_s(start):
+        raise ConfigError(f"end_time {end.isoformat()} is not after start_time {start.isoformat()}")
+    sat_a = find_satellite(platform_a, satellites)
+    sat_b = find_satellite(platform_b, satellites)
+    if sat_a.name == sat_b.name:
+        raise ConfigError(f"platform_a and platform_b are both {sat_a.name}")
+    for sat in (sat_a, sat_b):
+        if sat.name not in tles:
+            raise ConfigError(f"no TLE for platform {sat.name} (NORAD {sat.norad_id})")
+    return search_pair(tles[sat_a.name], tles[sat_b.name], start, end, params, progress)
+
+
+# --- the search --------------------------------------------------------------------
+
+
+def _split_groups(a: np.ndarray, b: np.ndarray, gap: float) -> list[np.ndarray]:
+    """Split index sets wherever either coordinate jumps by more than ``gap``.
+
+    Recursive projection splitting: cheap, and for hits separated by a fraction
+    of an orbit it equals connected components at that tolerance.
+    """
+    out: list[np.ndarray] = []
+    stack = [np.arange(a.size)] if a.size else []
+    while stack:
+        idx = stack.pop()
+        for key in (a, b):
+            v = key[idx]
+            order = np.argsort(v, kind="stable")
+            cuts = np.flatnonzero(np.diff(v[order]) > gap) + 1
+            if cuts.size:
+                stack.extend(np.split(idx[order], cuts))
+                break
+        else:
+            out.append(idx)
+    out.sort(key=lambda g: int(a[g].min()))
+    return out
+
+
+class _PairSearch:
+    """State of one (a, b) search: grids, thresholds, the coarse-pass carry."""
+
+    def __init__(
+        self, tles_a: TleSet, tles_b: TleSet, start_s: float, end_s: float, params: CrossoverParams
+    ) -> None:
+        self.a, self.b, self.p = tles_a, tles_b, params
+        self.start_s = start_s
+        self.fs = float(params.fine_step_s)
+        self.n_fine = int(math.floor((end_s - start_s) / self.fs + 1e-9)) + 1
+        self.m = max(1, int(round(params.coarse_step_s / self.fs)))
+        self.n_coarse = (self.n_fine - 1) // self.m + 2
+        self.chunk_c = max(1, int(round(params.chunk_s / (self.m * self.fs))))
+        self.t_max_s = float(params.time_diff_threshold_s)
+        self.pad_c = int(math.ceil(self.t_max_s / (self.m * self.fs))) + 1
+        self.sw_a = float(tles_a.satellite.swath_km)
+        self.sw_b = float(tles_b.satellite.swath_km)
+        self.d_km = float(params.space_diff_threshold_km)
+        if params.use_swath:
+            self.d_km += 0.5 * (self.sw_a + self.sw_b)
+        self.cos_d = math.cos(min(self.d_km / EARTH_RADIUS_KM, math.pi))
+        self.gap_f = params.merge_gap_fraction * min(tles_a.period_s, tles_b.period_s) / self.fs
+        self.cluster_gap_f = self.gap_f + 2 * self.m
+        self.bbox = bbox_geometry(params.min_lat, params.max_lat, params.min_lon, params.max_lon)
+
+    @property
+    def n_chunks(self) -> int:
+        return (self.n_coarse + self.chunk_c - 1) // self.chunk_c
+
+    def times(self, fine_idx: np.ndarray) -> np.ndarray:
+        return self.start_s + fine_idx.astype(np.float64) * self.fs
+
+    # coarse pass ---------------------------------------------------------------------
+
+    def coarse_candidates(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        """Fine indices (a, b) of coarse sample pairs that may hide a hit nearby."""
+        m = self.m
+        k0 = chunk * self.chunk_c
+        ka = np.arange(k0, min(k0 + self.chunk_c, self.n_coarse))
+        kb = np.arange(max(0, k0 - self.pad_c), min(self.n_coarse, ka[-1] + 1 + self.pad_c))
+        ga = ground_track(self.a, self.times(ka * m))
+        gb = ground_track(self.b, self.times(kb * m))
+        va = np.isfinite(ga.unit).all(axis=1)
+        vb = np.isfinite(gb.unit).all(axis=1)
+        empty = np.empty(0, dtype=np.int64)
+        if va.sum() == 0 or vb.sum() == 0:
+            return empty, empty
+        step_a = np.nanmax(great_circle_km(ga.unit[1:], ga.unit[:-1])) if ka.size > 1 else 0.0
+        step_b = np.nanmax(great_circle_km(gb.unit[1:], gb.unit[:-1])) if kb.size > 1 else 0.0
+        self.margin_km = 0.5 * (step_a + step_b) * 1.05 + 1.0
+        r_km = min(self.d_km + self.margin_km, math.pi * EARTH_RADIUS_KM)
+        r_chord = 2.0 * math.sin(r_km / (2.0 * EARTH_RADIUS_KM))
+        dt_tol = self.t_max_s + m * self.fs
+        scale = r_chord / dt_tol
+        ia_all, ib_all = np.flatnonzero(va), np.flatnonzero(vb)
+        ta = (ka[ia_all] - k0) * (m * self.fs * scale)
+        tb = (kb[ib_all] - k0) * (m * self.fs * scale)
+        tree_a = cKDTree(np.column_stack((ga.unit[ia_all], ta)))
+        tree_b = cKDTree(np.column_stack((gb.unit[ib_all], tb)))
+        pairs = tree_a.sparse_distance_matrix(tree_b, r_chord, p=np.inf, output_type="ndarray")
+        i = ia_all[pairs["i"]]
+        j = ib_all[pairs["j"]]
+        chord = np.linalg.norm(ga.unit[i] - gb.unit[j], axis=1)
+        keep = (chord <= r_chord) & (np.abs(kb[j] - ka[i]) * m * self.fs <= dt_tol)
+        if self.bbox is not None:
+            keep &= self._near_bbox(ga.lat_deg[i], ga.lon_deg[i]) | self._near_bbox(
+                gb.lat_deg[j], gb.lon_deg[j]
+            )
+        return ka[i[keep]] * m, kb[j[keep]] * m
+
+    def _near_bbox(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """Coarse points close enough to the site box for the region to reach it."""
+        p = self.p
+        margin_km = self.margin_km + 0.5 * max(self.sw_a, self.sw_b) + self.d_km + 10.0
+        mdeg = math.degrees(margin_km / EARTH_RADIUS_KM)
+        s = (-90.0 if p.min_lat is None else p.min_lat) - mdeg
+        n = (90.0 if p.max_lat is None else p.max_lat) + mdeg
+        ok = (lat >= s) & (lat <= n)
+        if p.min_lon is None and p.max_lon is None:
+            return ok
+        w = -180.0 if p.min_lon is None else p.min_lon
+        e = 180.0 if p.max_lon is None else p.max_lon
+        width = (e - w) % 360.0 if w != e else 0.0
+        if w > e:
+            width = e - w + 360.0
+        elif w < e:
+            width = e - w
+        polar = max(abs(s), abs(n))
+        if polar >= 89.0:
+            return ok
+        ldeg = mdeg / math.cos(math.radians(polar))
+        if width + 2 * ldeg >= 360.0:
+            return ok
+        return ok & (np.mod(lon - (w - ldeg), 360.0) <= width + 2 * ldeg)
+
+    # refinement ------------------------------------------------------------------------
+
+    def refine(self, cand_a: np.ndarray, cand_b: np.ndarray, clusters: list[np.ndarray]) -> list[Crossover]:
+        """Exact 1 s hits in each cluster's box of times, grouped into events."""
+        if not clusters:
+            return []
+        m, last = self.m, self.n_fine - 1
+        boxes = []
+        for c in clusters:
+            ia, ib = cand_a[c], cand_b[c]
+            box = (
+                max(0, int(ia.min()) - m),
+                min(last, int(ia.max()) + m),
+                max(0, int(ib.min()) - m),
+                min(last, int(ib.max()) + m),
+            )
+            if box[0] <= box[1] and box[2] <= box[3]:
+                boxes.append(box)
+        if not boxes:
+            return []
+        idx_a = np.unique(np.concatenate([np.arange(b[0], b[1] + 1) for b in boxes]))
+        idx_b = np.unique(np.concatenate([np.arange(b[2], b[3] + 1) for b in boxes]))
+        track_a = ground_track(self.a, self.times(idx_a)).unit
+        track_b = ground_track(self.b, self.times(idx_b)).unit
+        events: list[Crossover] = []
+        t_lim_f = self.t_max_s / self.fs + 1e-9
+        for a0, a1, b0, b1 in boxes:
+            sa = slice(int(np.searchsorted(idx_a, a0)), int(np.searchsorted(idx_a, a1, "right")))
+            sb = slice(int(np.searchsorted(idx_b, b0)), int(np.searchsorted(idx_b, b1, "right")))
+            ua, ka = track_a[sa], idx_a[sa]
+            ub, kb = track_b[sb], idx_b[sb]
+            hi_parts, hj_parts, dot_parts = [], [], []
+            rows = max(1, 2_000_000 // max(1, len(kb)))
+            for r0 in range(0, len(ka), rows):
+                dot = ua[r0 : r0 + rows] @ ub.T
+                ok = dot >= self.cos_d
+                ok &= np.abs(kb[None, :] - ka[r0 : r0 + rows, None]) <= t_lim_f
+                hi, hj = np.nonzero(ok)
+                hi_parts.append(hi + r0)
+                hj_parts.append(hj)
+                dot_parts.append(dot[hi, hj])
+            hi = np.concatenate(hi_parts)
+            hj = np.concatenate(hj_parts)
+            if hi.size == 0:
+                continue
+            dots = np.concatenate(dot_parts)
+            for g in _split_groups(ka[hi], kb[hj], self.gap_f):
+                event = self._event(ua, ka, ub, kb, hi[g], hj[g], dots[g])
+                if event is not None:
+                    events.append(event)
+        events.sort(key=lambda e: e.start_a)
+        return events
+
+    def _event(
+        self,
+        ua: np.ndarray,
+        ka: np.ndarray,
+        ub: np.ndarray,
+        kb: np.ndarray,
+        hi: np.ndarray,
+        hj: np.ndarray,
+        dots: np.ndarray,
+    ) -> Crossover | None:
+        p = self.p
+        best = int(np.argmax(dots))
+        i_best, j_best = int(hi[best]), int(hj[best])
+        pa, pb = ua[i_best], ub[j_best]
+        min_km = float(great_circle_km(pa[None], pb[None])[0])
+        lat_c, lon_c = unit_to_latlon((pa + pb)[None])
+        t_a_best = float(self.times(ka[i_best : i_best + 1])[0])
+        t_b_best = float(self.times(kb[j_best : j_best + 1])[0])
+        seg_a = _segment(ua, int(hi.min()), int(hi.max()))
+        seg_b = _segment(ub, int(hj.min()), int(hj.max()))
+        region, area_km2 = overlap_region(
+            seg_a, seg_b, 0.5 * self.sw_a, 0.5 * self.sw_b, pad_km=0.5 * p.space_diff_threshold_km + 1.0
+        )
+        anti = crosses_antimeridian(region)
+        if p.exclude_antimeridian_events and anti:
+            return None
+        if self.bbox is not None:
+            target = region if not region.is_empty else Point(float(lon_c[0]), float(lat_c[0]))
+            if not target.intersects(self.bbox):
+                return None
+        sun = float(solar_elevation_deg(0.5 * (t_a_best + t_b_best), lat_c[0], lon_c[0]))
+        if p.exclude_night_events and sun < p.min_solar_elevation_deg:
+            return None
+        ta = self.times(ka[[int(hi.min()), int(hi.max())]])
+        tb = self.times(kb[[int(hj.min()), int(hj.max())]])
+        return Crossover(
+            platform_a=self.a.name,
+            platform_b=self.b.name,
+            start_a=from_unix_s(ta[0]),
+            end_a=from_unix_s(ta[1]),
+            start_b=from_unix_s(tb[0]),
+            end_b=from_unix_s(tb[1]),
+            closest_a=from_unix_s(t_a_best),
+            closest_b=from_unix_s(t_b_best),
+            min_distance_km=min_km,
+            time_diff_s=t_b_best - t_a_best,
+            centre_lat_deg=float(lat_c[0]),
+            centre_lon_deg=float(lon_c[0]),
+            region=region,
+            region_area_km2=area_km2,
+            solar_elevation_deg=sun,
+            crosses_antimeridian=anti,
+        )
+
+    # driver ------------------------------------------------------------------------------
+
+    def run(self, progress: Progress | None = None) -> Iterator[Crossover]:
+        carry_a = np.empty(0, dtype=np.int64)
+        carry_b = np.empty(0, dtype=np.int64)
+        n_chunks = self.n_chunks
+        if progress is not None and progress.total is None:
+            progress.total = n_chunks
+        for chunk in range(n_chunks):
+            ca, cb = self.coarse_candidates(chunk)
+            cand_a = np.concatenate((carry_a, ca))
+            cand_b = np.concatenate((carry_b, cb))
+            clusters = _split_groups(cand_a, cand_b, self.cluster_gap_f)
+            if chunk == n_chunks - 1:
+                ready, held = clusters, []
+            else:
+                chunk_end_f = min(self.n_coarse, (chunk + 1) * self.chunk_c) * self.m
+                limit = chunk_end_f - self.cluster_gap_f - self.m
+                ready = [c for c in clusters if cand_a[c].max() < limit]
+                held = [c for c in clusters if cand_a[c].max() >= limit]
+            if held:
+                keep = np.concatenate(held)
+                carry_a, carry_b = cand_a[keep], cand_b[keep]
+            else:
+                carry_a = carry_b = np.empty(0, dtype=np.int64)
+            yield from self.refine(cand_a, cand_b, ready)
+            if progress is not None:
+                progress.update(1)
+
+
+def _segment(track: np.ndarray, i0: int, i1: int) -> np.ndarray:
+    """Track points i0..i1, widened to at least two finite points for a strip."""
+    if i1 - i0 < 1:
+        i0, i1 = max(0, i0 - 1), min(len(track) - 1, i1 + 1)
+    seg = track[i0 : i1 + 1]
+    return seg[np.isfinite(seg).all(axis=1)]
+
+
+def search_pair(
+    tles_a: TleSet,
+    tles_b: TleSet,
+    start: datetime,
+    end: datetime,
+    params: CrossoverParams,
+    progress: Progress | None = None,
+) -> Iterator[Crossover]:
+    """Crossover events of two satellites (already resolved to their TLE sets)."""
+    search = _PairSearch(tles_a, tles_b, to_unix_s(start), to_unix_s(end), params)
+    return search.run(progress)

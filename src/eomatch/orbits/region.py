@@ -1,0 +1,212 @@
+"""Swath strips and their overlap, as lon/lat polygons that behave at ±180° and the poles.
+
+Geometry is done in a gnomonic plane centred on the event (great circles are
+straight lines there, and nothing wraps), then mapped back to lon/lat with
+longitudes unwrapped along each ring and split at the antimeridian into a
+MultiPolygon. A ring that encircles a pole is closed through the pole.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from shapely import affinity
+from shapely.geometry import MultiPolygon, Polygon, box
+from shapely.geometry.base import BaseGeometry
+
+from eomatch.orbits.propagate import EARTH_RADIUS_KM, unit_to_latlon
+
+MAX_SEGMENT_KM = 25.0
+"""Edges are densified to this length before leaving the gnomonic plane."""
+
+
+class LocalPlane:
+    """Gnomonic projection about a centre point on the unit sphere."""
+
+    def __init__(self, centre_unit: np.ndarray) -> None:
+        c = np.asarray(centre_unit, dtype=np.float64)
+        c = c / np.linalg.norm(c)
+        ref = np.array([0.0, 0.0, 1.0]) if abs(c[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+        east = np.cross(ref, c)
+        east /= np.linalg.norm(east)
+        north = np.cross(c, east)
+        self.centre, self.east, self.north = c, east, north
+
+    def forward(self, u: np.ndarray) -> np.ndarray:
+        """Unit vectors (n, 3) -> plane coordinates (n, 2), in Earth radii near the centre."""
+        d = u @ self.centre
+        d = np.where(d > 1e-6, d, np.nan)  # the far hemisphere has no image
+        return np.column_stack(((u @ self.east) / d, (u @ self.north) / d))
+
+    def inverse(self, xy: np.ndarray) -> np.ndarray:
+        u = self.centre + xy[:, :1] * self.east + xy[:, 1:2] * self.north
+        return u / np.linalg.norm(u, axis=1, keepdims=True)
+
+
+def swath_edges(track_unit: np.ndarray, half_width_km: float) -> tuple[np.ndarray, np.ndarray]:
+    """Left and right swath edges of a nadir track (n >= 2 points), on the sphere."""
+    p = track_unit
+    d = np.gradient(p, axis=0)
+    d = d - np.sum(d * p, axis=1, keepdims=True) * p
+    cross = np.cross(p, d)
+    cross /= np.linalg.norm(cross, axis=1, keepdims=True)
+    ang = half_width_km / EARTH_RADIUS_KM
+    return np.cos(ang) * p + np.sin(ang) * cross, np.cos(ang) * p - np.sin(ang) * cross
+
+
+def strip_polygon(track_unit: np.ndarray, half_width_km: float, plane: LocalPlane) -> BaseGeometry:
+    """The swath strip of a track segment as a polygon in ``plane``."""
+    left, right = swath_edges(track_unit, half_width_km)
+    ring = np.vstack((plane.forward(left), plane.forward(right)[::-1]))
+    ring = ring[np.isfinite(ring).all(axis=1)]
+    if len(ring) < 3:
+        return Polygon()
+    poly = Polygon(ring)
+    if not poly.is_valid:
+        poly = shapely.make_valid(poly)
+    return poly
+
+
+def _thin(track: np.ndarray, max_points: int = 60) -> np.ndarray:
+    """Keep the ends and an even subset: strips need shape, not every second."""
+    if len(track) <= max_points:
+        return track
+    idx = np.unique(np.linspace(0, len(track) - 1, max_points).round().astype(int))
+    return track[idx]
+
+
+def overlap_region(
+    track_a: np.ndarray,
+    track_b: np.ndarray,
+    half_width_a_km: float,
+    half_width_b_km: float,
+    pad_km: float = 0.0,
+) -> tuple[BaseGeometry, float]:
+    """Intersection of two swath strips, as lon/lat geometry, and its area in km².
+
+    When the strips do not meet (narrow swaths, or a swath-mode threshold), both
+    are widened by ``pad_km`` so that the region still marks where the event is.
+    """
+    ta, tb = _thin(track_a), _thin(track_b)
+    plane = LocalPlane(np.vstack((ta, tb)).mean(axis=0))
+    inter: BaseGeometry = Polygon()
+    for extra in (0.0, pad_km):
+        pa = strip_polygon(ta, half_width_a_km + extra, plane)
+        pb = strip_polygon(tb, half_width_b_km + extra, plane)
+        inter = pa.intersection(pb)
+        inter = _polygons_only(inter)
+        if not inter.is_empty and inter.area > 0:
+            break
+        if pad_km <= 0:
+            break
+    if inter.is_empty:
+        return inter, 0.0
+    area_km2 = float(inter.area) * EARTH_RADIUS_KM**2
+    return plane_to_lonlat(inter, plane), area_km2
+
+
+def _polygons_only(geom: BaseGeometry) -> BaseGeometry:
+    if isinstance(geom, Polygon | MultiPolygon):
+        return geom
+    parts = [g for g in getattr(geom, "geoms", []) if isinstance(g, Polygon) and not g.is_empty]
+    if not parts:
+        return Polygon()
+    return parts[0] if len(parts) == 1 else MultiPolygon(parts)
+
+
+def _ring_lonlat(
+    coords: np.ndarray, plane: LocalPlane, pole: int
+) -> np.ndarray:
+    """Plane ring -> (lon unwrapped along the ring, lat); closed through the pole if ``pole``."""
+    lat, lon = unit_to_latlon(plane.inverse(coords))
+    lon = np.degrees(np.unwrap(np.radians(lon)))
+    if pole:
+        lat_pole = 90.0 * pole
+        lon = np.concatenate((lon, [lon[-1], lon[0]]))
+        lat = np.concatenate((lat, [lat_pole, lat_pole]))
+    return np.column_stack((lon, lat))
+
+
+def plane_to_lonlat(geom: BaseGeometry, plane: LocalPlane) -> BaseGeometry:
+    """Map plane polygons to lon/lat, split at ±180° (never a globe-spanning polygon)."""
+    max_seg = MAX_SEGMENT_KM / EARTH_RADIUS_KM
+    dense = shapely.segmentize(geom, max_seg)
+    polys = list(dense.geoms) if isinstance(dense, MultiPolygon) else [dense]
+    poles = []
+    for sign in (1, -1):
+        xy = plane.forward(np.array([[0.0, 0.0, float(sign)]]))
+        poles.append((sign, shapely.Point(xy[0]) if np.isfinite(xy).all() else None))
+    pieces: list[Polygon] = []
+    for poly in polys:
+        pole = 0
+        for sign, pt in poles:
+            if pt is not None and poly.contains(pt):
+                pole = sign
+        shell = _ring_lonlat(np.asarray(poly.exterior.coords)[:-1], plane, pole)
+        ref = shell[:, 0].mean()
+        holes = []
+        for ring in poly.interiors:
+            h = _ring_lonlat(np.asarray(ring.coords)[:-1], plane, 0)
+            h[:, 0] += 360.0 * np.round((ref - h[:, 0].mean()) / 360.0)
+            holes.append(h)
+        ll = Polygon(shell, holes)
+        if not ll.is_valid:
+            ll = shapely.make_valid(ll)
+        pieces.extend(split_antimeridian(ll))
+    pieces = [p for p in pieces if not p.is_empty and p.area > 0]
+    if not pieces:
+        return Polygon()
+    return pieces[0] if len(pieces) == 1 else MultiPolygon(pieces)
+
+
+def split_antimeridian(geom: BaseGeometry) -> list[Polygon]:
+    """Cut a lon/lat geometry with unwrapped longitudes into pieces within [-180, 180]."""
+    out: list[Polygon] = []
+    minx, _, maxx, _ = geom.bounds
+    k_lo = int(np.floor((minx + 180.0) / 360.0))
+    k_hi = int(np.floor((maxx + 180.0) / 360.0))
+    for k in range(k_lo, k_hi + 1):
+        shift = 360.0 * k
+        part = geom.intersection(box(-180.0 + shift, -90.0, 180.0 + shift, 90.0))
+        part = affinity.translate(part, xoff=-shift) if k else part
+        part = _polygons_only(part)
+        out.extend(list(part.geoms) if isinstance(part, MultiPolygon) else [part])
+    return [p for p in out if not p.is_empty]
+
+
+def crosses_antimeridian(geom: BaseGeometry) -> bool:
+    """True when a split region touches both +180 and -180."""
+    if geom.is_empty:
+        return False
+    minx, _, maxx, _ = geom.bounds
+    return minx <= -180.0 + 1e-9 and maxx >= 180.0 - 1e-9
+
+
+def bbox_geometry(
+    min_lat: float | None,
+    max_lat: float | None,
+    min_lon: float | None,
+    max_lon: float | None,
+) -> BaseGeometry | None:
+    """Site box in lon/lat; None when unbounded. ``min_lon > max_lon`` wraps over ±180."""
+    if min_lat is None and max_lat is None and min_lon is None and max_lon is None:
+        return None
+    s = -90.0 if min_lat is None else float(min_lat)
+    n = 90.0 if max_lat is None else float(max_lat)
+    w = -180.0 if min_lon is None else float(min_lon)
+    e = 180.0 if max_lon is None else float(max_lon)
+    if w <= e:
+        return box(w, s, e, n)
+    return MultiPolygon([box(w, s, 180.0, n), box(-180.0, s, e, n)])
+
+
+__all__ = [
+    "LocalPlane",
+    "bbox_geometry",
+    "crosses_antimeridian",
+    "overlap_region",
+    "plane_to_lonlat",
+    "split_antimeridian",
+    "strip_polygon",
+    "swath_edges",
+]

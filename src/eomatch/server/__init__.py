@@ -1,0 +1,1 @@
+"""The two STAC APIs (internal, external) built by one factory."""

@@ -1,0 +1,158 @@
+"""App factory: both STAC APIs are built here from one ``Settings``.
+
+``create_app(settings, audience)`` returns a stac-fastapi-pgstac app. The
+internal audience gets transactions; the external one is built without any
+transaction route (writes answer 405 from the app itself), connects with the
+read-only role, and passes every response through the href filter.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal
+
+from fastapi import FastAPI
+
+from eomatch.settings import Settings, load_settings
+from eomatch.stack.db import DbCredentials, stack_credentials
+
+Audience = Literal["internal", "external"]
+
+
+def _client_class() -> type:
+    from stac_fastapi.pgstac.core import CoreCrudClient
+
+    from eomatch.server.middleware import flatten_bbox
+
+    class EomatchCrudClient(CoreCrudClient):  # type: ignore[misc]
+        """pgSTAC client that answers 3D bbox searches by their 2D footprint."""
+
+        async def _search_base(self, search_request, request):  # type: ignore[no-untyped-def]
+            bbox = getattr(search_request, "bbox", None)
+            if bbox is not None and len(bbox) == 6:
+                search_request = search_request.model_copy(update={"bbox": tuple(flatten_bbox(list(bbox)))})
+            return await super()._search_base(search_request, request)
+
+    return EomatchCrudClient
+
+
+def create_app(
+    settings: Settings,
+    audience: Audience = "internal",
+    credentials: DbCredentials | None = None,
+) -> FastAPI:
+    """Build one of the two APIs from settings (and the role's DB credentials)."""
+    from stac_fastapi.pgstac.app import instantiate_api
+    from stac_fastapi.pgstac.config import PostgresSettings
+    from stac_fastapi.pgstac.config import Settings as PgstacApiSettings
+    from stac_fastapi.pgstac.db import close_db_connection, connect_to_db
+    from stac_fastapi.pgstac.models.extensions import Extensions
+
+    from eomatch.server.filters import policy_from_settings
+    from eomatch.server.health import add_health_routes
+    from eomatch.server.middleware import (
+        Bbox3DMiddleware,
+        ExternalFilterMiddleware,
+        RequestLogMiddleware,
+    )
+
+    api_cfg = settings.stack.api
+    if credentials is None:
+        credentials = stack_credentials(settings, "ingest" if audience == "internal" else "read")
+    internal = audience == "internal"
+    root_path = api_cfg.internal_root_path if internal else api_cfg.external_root_path
+    title = api_cfg.title if internal else f"{api_cfg.title} (external)"
+    api_settings = PgstacApiSettings(
+        root_path=root_path,
+        stac_fastapi_title=title,
+        stac_fastapi_description=api_cfg.description,
+        stac_fastapi_landing_id=f"eomatch-{audience}",
+        enable_transactions_extensions=internal,
+        enabled_extensions=None,
+        openapi_url="/api",
+        docs_url="/api.html",
+        cors_methods=["GET", "POST", "OPTIONS"] if not internal else ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        cors_headers=["Content-Type", "Authorization"],
+    )
+    pg = PostgresSettings(
+        pguser=credentials.user,
+        pgpassword=credentials.password,
+        pghost=credentials.host,
+        pgport=credentials.port,
+        pgdatabase=credentials.dbname,
+        db_max_conn_size=api_cfg.db_pool_max,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await connect_to_db(app, postgres_settings=pg, add_write_connection_pool=internal)
+        yield
+        await close_db_connection(app)
+
+    api = instantiate_api(
+        client=_client_class(),
+        extensions=Extensions(settings=api_settings),
+        lifespan=lifespan,
+        settings=api_settings,
+    )
+    app = api.app
+    app.state.eomatch_settings = settings
+    app.state.eomatch_audience = audience
+    app.state.eomatch_health_dsn = credentials.dsn
+    add_health_routes(app, settings, audience)
+    _add_metrics(app)
+    app.add_middleware(Bbox3DMiddleware)
+    if not internal:
+        policy = policy_from_settings(api_cfg.public_schemes, api_cfg.internal_path_prefixes)
+        app.add_middleware(ExternalFilterMiddleware, policy=policy)
+    app.add_middleware(RequestLogMiddleware)
+    return app
+
+
+def _add_metrics(app: FastAPI) -> None:
+    """Prometheus metrics at ``/metrics``: counts and latency by route and status."""
+    from prometheus_fastapi_instrumentator import Instrumentator
+
+    Instrumentator(
+        should_group_status_codes=False,
+        excluded_handlers=["/metrics"],
+    ).instrument(app).expose(app, endpoint="/metrics", include_in_schema=False)
+
+
+def _from_env(audience: Audience) -> FastAPI:
+    """Entry point for uvicorn: settings from ``EOMATCH_CONFIG``/env, credentials from
+    ``PG*`` variables when given (Compose), else from the local stack's state."""
+    from eomatch.logs import configure_logging
+
+    settings = load_settings()
+    service = f"api-{audience}"
+    log_file = os.environ.get("EOMATCH_LOG_FILE")
+    configure_logging(
+        service,
+        settings.stack.log_format,
+        log_file=None if not log_file else __import__("pathlib").Path(log_file),
+        max_bytes=settings.stack.log_max_bytes,
+        backups=settings.stack.log_backups,
+    )
+    creds = None
+    if os.environ.get("PGUSER") and os.environ.get("PGPASSWORD"):
+        creds = DbCredentials(
+            host=os.environ.get("PGHOST", "127.0.0.1"),
+            port=int(os.environ.get("PGPORT", "5432")),
+            dbname=os.environ.get("PGDATABASE", "postgres"),
+            user=os.environ["PGUSER"],
+            password=os.environ["PGPASSWORD"],
+        )
+    return create_app(settings, audience, creds)
+
+
+def internal_app() -> FastAPI:
+    """``uvicorn --factory eomatch.server.app:internal_app``"""
+    return _from_env("internal")
+
+
+def external_app() -> FastAPI:
+    """``uvicorn --factory eomatch.server.app:external_app``"""
+    return _from_env("external")

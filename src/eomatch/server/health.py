@@ -1,0 +1,97 @@
+"""Health of the whole stack and freshness of the catalogue.
+
+``collect_health`` is what ``GET /health`` (through nginx) and
+``eomatch-stack status`` both report: each component's state, the newest item
+``updated`` time, items per collection, and ``stale`` beyond a configured age.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from eomatch.settings import Settings
+
+
+def component_urls(settings: Settings) -> dict[str, str]:
+    """Where each HTTP component answers a cheap probe (local ports, or configured)."""
+    if settings.stack.api.health_urls:
+        return dict(settings.stack.api.health_urls)
+    api = settings.stack.api
+    host = settings.stack.proxy.host
+    urls = {}
+    for i in range(api.internal_replicas):
+        urls[f"api-internal{'' if i == 0 else f'-{i + 1}'}"] = f"http://{host}:{api.internal_port + 10 * i}/_mgmt/ping"
+    for i in range(api.external_replicas):
+        urls[f"api-external{'' if i == 0 else f'-{i + 1}'}"] = f"http://{host}:{api.external_port + 10 * i}/_mgmt/ping"
+    urls["browser"] = f"http://{host}:{settings.stack.proxy.browser_port}/config.js"
+    return urls
+
+
+def catalogue_freshness(dsn: str, stale_after_s: float) -> dict[str, Any]:
+    """Newest ``updated`` and item count per collection, straight from pgSTAC."""
+    import psycopg
+
+    with psycopg.connect(dsn, connect_timeout=3) as conn:
+        rows = conn.execute(
+            "SELECT c.id, (SELECT count(*) FROM pgstac.items i WHERE i.collection = c.id),"
+            " (SELECT max((i.content->'properties'->>'updated')::timestamptz)"
+            "  FROM pgstac.items i WHERE i.collection = c.id)"
+            " FROM pgstac.collections c ORDER BY c.id"
+        ).fetchall()
+    per_collection = {cid: int(n) for cid, n, _ in rows}
+    newest = max((u for _, _, u in rows if u is not None), default=None)
+    age_s = (datetime.now(UTC) - newest).total_seconds() if newest else None
+    return {
+        "items_per_collection": per_collection,
+        "items_total": sum(per_collection.values()),
+        "newest_updated": newest.isoformat() if newest else None,
+        "age_s": round(age_s, 1) if age_s is not None else None,
+        "stale": age_s is None or age_s > stale_after_s,
+    }
+
+
+def collect_health(settings: Settings, dsn: str, timeout_s: float = 2.0) -> dict[str, Any]:
+    """Probe db, both APIs and the browser; ``ok`` only when all are up."""
+    components: dict[str, dict[str, Any]] = {}
+    catalogue: dict[str, Any] | None = None
+    t0 = time.perf_counter()
+    try:
+        catalogue = catalogue_freshness(dsn, settings.stack.stale_after_s)
+        components["db"] = {"ok": True}
+    except Exception as exc:  # any driver error means "down"
+        components["db"] = {"ok": False, "error": str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}
+    with httpx.Client(timeout=timeout_s) as client:
+        for name, url in component_urls(settings).items():
+            try:
+                r = client.get(url)
+                components[name] = {"ok": r.status_code < 500, "status": r.status_code}
+            except httpx.HTTPError as exc:
+                components[name] = {"ok": False, "error": type(exc).__name__}
+    ok = all(c["ok"] for c in components.values())
+    return {
+        "status": "ok" if ok else "degraded",
+        "components": components,
+        "catalogue": catalogue,
+        "stale": bool(catalogue["stale"]) if catalogue else None,
+        "checked_in_ms": round((time.perf_counter() - t0) * 1000, 1),
+    }
+
+
+def add_health_routes(app: FastAPI, settings: Settings, audience: str) -> None:
+    """``/health`` on the internal app (nginx exposes it at ``/health``)."""
+    if audience != "internal":
+        return
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> JSONResponse:
+
+        dsn = app.state.eomatch_health_dsn
+        report = await run_in_threadpool(collect_health, settings, dsn)
+        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)

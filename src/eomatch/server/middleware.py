@@ -1,0 +1,204 @@
+"""ASGI middlewares of the eomatch apps: external filtering, request logs, 3D bbox."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+
+from eomatch.logs import request_id_var
+from eomatch.server.filters import HrefPolicy, scrub
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+access_log = logging.getLogger("eomatch.access")
+
+_JSON_TYPES = (b"application/json", b"application/geo+json", b"application/schema+json")
+
+
+class ExternalFilterMiddleware:
+    """Rewrites every JSON response so nothing internal leaves the external API.
+
+    Compression is disabled for the inner app (we must read the body); nginx may
+    compress again on the way out.
+    """
+
+    def __init__(self, app: ASGIApp, policy: HrefPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope = dict(scope)
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
+        start: Message | None = None
+        chunks: list[bytes] = []
+        passthrough = False
+
+        async def capture(message: Message) -> None:
+            nonlocal start, passthrough
+            if message["type"] == "http.response.start":
+                start = message
+                ctype = dict(message.get("headers", [])).get(b"content-type", b"")
+                if not ctype.split(b";")[0].strip() in _JSON_TYPES:
+                    passthrough = True
+                    await send(message)
+                return
+            if message["type"] == "http.response.body":
+                if passthrough:
+                    await send(message)
+                    return
+                chunks.append(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                body = self._filter(b"".join(chunks))
+                assert start is not None
+                headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send({**start, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(message)
+
+        await self.app(scope, receive, capture)
+
+    def _filter(self, body: bytes) -> bytes:
+        if not body:
+            return body
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            # Not JSON after all: never pass something we could not inspect.
+            return b"" if self.policy.leaks(body.decode(errors="replace")) else body
+        return orjson.dumps(scrub(doc, self.policy))
+
+
+class RequestLogMiddleware:
+    """One access log record per request with method, path, status, latency, request id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
+        rid = headers.get(b"x-request-id", b"").decode() or uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        t0 = time.perf_counter()
+        status = 500
+
+        async def wrapped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message = dict(message)
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, wrapped)
+        finally:
+            latency_ms = round((time.perf_counter() - t0) * 1000, 2)
+            access_log.info(
+                "%s %s %s %.1fms",
+                scope.get("method"),
+                scope.get("path"),
+                status,
+                latency_ms,
+                extra={
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
+                    "latency_ms": latency_ms,
+                    "request_id": rid,
+                },
+            )
+            request_id_var.reset(token)
+
+
+def flatten_bbox(values: list[float]) -> list[float]:
+    """A 3D bbox [w, s, zmin, e, n, zmax] as the 2D one the catalogue is indexed on."""
+    if len(values) == 6:
+        return [values[0], values[1], values[3], values[4]]
+    return values
+
+
+class Bbox3DMiddleware:
+    """Answers 3D bbox searches by their horizontal extent (items have no height).
+
+    pgSTAC 0.10 fails on a 6-number bbox ("Unknown geometry type:
+    PolyhedralSurface"); the STAC API spec allows it, so we accept it here.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        if not (path.endswith("/search") or path.endswith("/items")):
+            await self.app(scope, receive, send)
+            return
+        qs: bytes = scope.get("query_string", b"")
+        if b"bbox" in qs:
+            pairs = parse_qsl(qs.decode(), keep_blank_values=True)
+            new_pairs = []
+            for key, value in pairs:
+                if key == "bbox":
+                    parts = value.split(",")
+                    if len(parts) == 6:
+                        try:
+                            value = ",".join(str(v) for v in flatten_bbox([float(p) for p in parts]))
+                        except ValueError:
+                            pass
+                new_pairs.append((key, value))
+            scope = dict(scope)
+            scope["query_string"] = urlencode(new_pairs).encode()
+        if scope.get("method") == "POST":
+            receive = await _rewrite_post_bbox(receive)
+        await self.app(scope, receive, send)
+
+
+async def _rewrite_post_bbox(receive: Receive) -> Receive:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    body = b"".join(chunks)
+    if b"bbox" in body:
+        try:
+            doc = orjson.loads(body)
+            if isinstance(doc, dict) and isinstance(doc.get("bbox"), list) and len(doc["bbox"]) == 6:
+                doc["bbox"] = flatten_bbox(doc["bbox"])
+                body = orjson.dumps(doc)
+        except orjson.JSONDecodeError:
+            pass  # the app answers 400 itself
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

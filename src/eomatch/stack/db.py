@@ -1,0 +1,291 @@
+"""The db service: a private PostgreSQL cluster with PostGIS and pgSTAC.
+
+The cluster lives in the state folder. When the stack is started by root the
+server runs as the ``postgres`` user (PostgreSQL refuses root), so the data
+folder is owned by that user. Three roles: the admin (superuser, migrations
+only), an ingest role (``pgstac_ingest``) for the internal API and
+``eomatch-ingest``, and a read-only role (``pgstac_read``) for the external API.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from eomatch.errors import StackError
+from eomatch.settings import Settings
+from eomatch.stack.process import check_port_free, is_running, tail, wait_until
+from eomatch.stack.state import StatePaths, load_secrets
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DbCredentials:
+    """Where and how to connect; ``dsn`` for psycopg/pypgstac, ``env`` for stac-fastapi."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str
+
+    @property
+    def dsn(self) -> str:
+        return (
+            f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
+            f"@{self.host}:{self.port}/{quote(self.dbname, safe='')}"
+        )
+
+    def redacted(self) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+    def pg_env(self) -> dict[str, str]:
+        return {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGDATABASE": self.dbname,
+            "PGUSER": self.user,
+            "PGPASSWORD": self.password,
+        }
+
+
+def stack_credentials(settings: Settings, role: str) -> DbCredentials:
+    """Credentials of one of the stack's roles (``admin``, ``ingest``, ``read``)."""
+    db = settings.stack.db
+    secrets = load_secrets(StatePaths(settings.stack.state_dir))
+    user = {"admin": db.admin_user, "ingest": db.ingest_user, "read": db.read_user}[role]
+    return DbCredentials(db.host, db.port, db.name, user, secrets[f"{role}_password"])
+
+
+class Database:
+    """start / stop / health of the private cluster; idempotent."""
+
+    name = "db"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.cfg = settings.stack.db
+        self.paths = StatePaths(settings.stack.state_dir)
+        self._as_root = os.geteuid() == 0
+
+    # --- helpers -------------------------------------------------------------
+    def _bin(self, name: str) -> str:
+        path = self.cfg.pg_bin_dir / name
+        if not path.exists():
+            raise StackError(
+                f"db: {path} not found; install PostgreSQL 15 and PostGIS "
+                "(as root: apt-get install postgresql-15 postgresql-15-postgis-3), "
+                "or run 'make demo' which installs them"
+            )
+        return str(path)
+
+    def _run_as_server_user(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        if self._as_root:
+            args = ["runuser", "-u", self.cfg.run_as, "--", *args]
+        proc = subprocess.run(args, capture_output=True, text=True, cwd="/")
+        if check and proc.returncode != 0:
+            msg = (proc.stderr or proc.stdout).strip().splitlines()
+            raise StackError(f"db: {Path(args[-1]).name if not msg else msg[-1]}")
+        return proc
+
+    def _chown(self, path: Path) -> None:
+        if self._as_root:
+            pw = pwd.getpwnam(self.cfg.run_as)
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    def _check_traversable(self) -> None:
+        """postgres must reach its data folder: every parent needs o+x when we are root."""
+        if not self._as_root:
+            return
+        try:
+            pwd.getpwnam(self.cfg.run_as)
+        except KeyError:
+            raise StackError(
+                f"db: system user '{self.cfg.run_as}' does not exist; install postgresql-15 "
+                "(it creates the user) or set stack.db.run_as"
+            ) from None
+        for parent in self.paths.db_dir.resolve().parents:
+            if parent.exists() and not (parent.stat().st_mode & 0o001):
+                raise StackError(
+                    f"db: the '{self.cfg.run_as}' user cannot enter {parent} (needed to reach "
+                    f"{self.paths.db_dir}); choose a state folder outside it (stack.state_dir / "
+                    "EOMATCH_STACK__STATE_DIR)"
+                )
+
+    def server_pid(self) -> int | None:
+        pidfile = self.paths.pgdata / "postmaster.pid"
+        try:
+            pid = int(pidfile.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if is_running(pid) else None
+
+    def pid(self) -> int | None:
+        return self.server_pid()
+
+    @property
+    def initialized(self) -> bool:
+        return (self.paths.pgdata / "PG_VERSION").exists()
+
+    # --- lifecycle -----------------------------------------------------------
+    def init_cluster(self) -> None:
+        secrets = load_secrets(self.paths, create=True)
+        self._check_traversable()
+        self.paths.db_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.paths.db_dir, 0o755)
+        for d in (self.paths.pgdata, self.paths.pg_socket_dir, self.paths.logs / "postgres"):
+            d.mkdir(parents=True, exist_ok=True)
+            self._chown(d)
+        os.chmod(self.paths.pgdata, 0o700)
+        pwfile = self.paths.db_dir / ".pwfile"
+        pwfile.write_text(secrets["admin_password"] + "\n")
+        os.chmod(pwfile, 0o600)
+        self._chown(pwfile)
+        try:
+            self._run_as_server_user(
+                [
+                    self._bin("initdb"),
+                    "-D", str(self.paths.pgdata),
+                    "-U", self.cfg.admin_user,
+                    f"--pwfile={pwfile}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        conf = self.paths.pgdata / "postgresql.auto.conf"
+        with open(conf, "a") as fh:
+            fh.write(self._server_conf())
+
+    def _server_conf(self) -> str:
+        st = self.settings.stack
+        return (
+            "\n# written by eomatch-stack\n"
+            "logging_collector = on\n"
+            f"log_directory = '{self.paths.logs / 'postgres'}'\n"
+            "log_filename = 'postgres-%a.log'\n"
+            "log_truncate_on_rotation = on\n"
+            "log_rotation_age = '1d'\n"
+            f"log_rotation_size = '{max(1, st.log_max_bytes // 1024)}kB'\n"
+            "log_line_prefix = '%m [%p] %q%u@%d '\n"
+            "max_connections = 200\n"
+            "shared_buffers = '256MB'\n"
+            "work_mem = '32MB'\n"
+            "maintenance_work_mem = '256MB'\n"
+            "synchronous_commit = off\n"
+        )
+
+    def start(self) -> None:
+        if self.server_pid() is not None:
+            return
+        check_port_free(self.cfg.host, self.cfg.port, "db", "stack.db.port")
+        if not self.initialized:
+            log.info("db: creating cluster in %s", self.paths.pgdata)
+            self.init_cluster()
+        self._check_traversable()
+        startup_log = self.paths.logs / "postgres" / "startup.log"
+        proc = self._run_as_server_user(
+            [
+                self._bin("pg_ctl"), "-D", str(self.paths.pgdata), "-l", str(startup_log),
+                "-o", f"-p {self.cfg.port} -c listen_addresses={self.cfg.host} "
+                f"-c unix_socket_directories={self.paths.pg_socket_dir}",
+                "-w", "-t", "60", "start",
+            ],
+            check=False,
+        )
+        if proc.returncode != 0:
+            detail = tail(startup_log, 3).splitlines() or [(proc.stderr or proc.stdout).strip()]
+            raise StackError(f"db: PostgreSQL did not start: {detail[-1]}")
+        if not wait_until(lambda: self.healthy(maintenance=True), 30):
+            raise StackError(f"db: PostgreSQL started but does not accept connections on port {self.cfg.port}")
+        self.setup_database()
+
+    def stop(self) -> None:
+        if self.server_pid() is None:
+            return
+        self._run_as_server_user(
+            [self._bin("pg_ctl"), "-D", str(self.paths.pgdata), "-m", "fast", "-w", "stop"],
+            check=False,
+        )
+
+    def healthy(self, maintenance: bool = False) -> bool:
+        """Accepts connections (to the catalogue database, or to ``postgres`` while starting)."""
+        import psycopg
+
+        try:
+            creds = stack_credentials(self.settings, "admin")
+            if maintenance:
+                creds = DbCredentials(creds.host, creds.port, "postgres", creds.user, creds.password)
+            with psycopg.connect(creds.dsn, connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except (psycopg.Error, StackError, OSError):
+            return False
+
+    def status(self) -> dict[str, object]:
+        pid = self.server_pid()
+        return {"service": self.name, "pid": pid, "healthy": bool(pid) and self.healthy(),
+                "url": f"postgresql://{self.cfg.host}:{self.cfg.port}/{self.cfg.name}"}
+
+    # --- schema and roles ----------------------------------------------------
+    def setup_database(self) -> None:
+        """Create the database, run ``pypgstac migrate``, create the two app roles."""
+        import psycopg
+        from psycopg import sql
+
+        admin = stack_credentials(self.settings, "admin")
+        secrets = load_secrets(self.paths)
+        maint = DbCredentials(admin.host, admin.port, "postgres", admin.user, admin.password)
+        with psycopg.connect(maint.dsn, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.cfg.name,)).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.cfg.name)))
+        migrate(admin)
+        with psycopg.connect(admin.dsn, autocommit=True) as conn:
+            for role, member_of in (("ingest", "pgstac_ingest"), ("read", "pgstac_read")):
+                user = getattr(self.cfg, f"{role}_user")
+                found = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+                if not found:
+                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(user)))
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
+                        sql.Identifier(user), sql.Literal(secrets[f"{role}_password"])
+                    )
+                )
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(member_of), sql.Identifier(user)))
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} SET search_path = pgstac, public").format(sql.Identifier(user))
+                )
+            conn.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(
+                    sql.Identifier(self.cfg.name),
+                    sql.Identifier(self.cfg.ingest_user),
+                    sql.Identifier(self.cfg.read_user),
+                )
+            )
+
+    def reset(self) -> None:
+        """Remove the cluster (tests and ``down --purge``)."""
+        self.stop()
+        shutil.rmtree(self.paths.db_dir, ignore_errors=True)
+
+
+def migrate(admin: DbCredentials) -> str:
+    """``pypgstac migrate`` (needs a superuser: it creates postgis, btree_gist, unaccent)."""
+    from pypgstac.db import PgstacDB
+    from pypgstac.migrate import Migrate
+
+    try:
+        with PgstacDB(dsn=admin.dsn) as db:
+            return str(Migrate(db).run_migration())
+    except Exception as exc:  # pypgstac wraps many psycopg errors
+        raise StackError(f"db: pgSTAC migration failed: {str(exc).splitlines()[0]}") from None

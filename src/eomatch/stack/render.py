@@ -1,0 +1,162 @@
+"""Render every deploy file from settings: nginx (proxy, browser), browser config,
+Compose. The local stack and ``deploy/`` use the same templates, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from eomatch.settings import Settings
+from eomatch.stack.state import StatePaths
+
+TEMPLATES = Path(__file__).parent / "templates"
+Mode = Literal["local", "compose"]
+
+# Inside Compose every service listens on these ports of its own container.
+COMPOSE_API_PORT = 8000
+COMPOSE_BROWSER_PORT = 8080
+COMPOSE_PROXY_PORT = 80
+
+
+def _env() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=False,
+        lstrip_blocks=False,
+    )
+
+
+def replica_ports(base_port: int, replicas: int) -> list[int]:
+    """Local replicas of an API listen on base, base+10, base+20, ..."""
+    return [base_port + 10 * i for i in range(replicas)]
+
+
+@dataclass(frozen=True)
+class NginxUser:
+    """Worker user when the master runs as root (workers must not run as root)."""
+
+    name: str | None
+
+
+def worker_user() -> str | None:
+    return "www-data" if os.geteuid() == 0 else None
+
+
+def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
+    st = settings.stack
+    paths = StatePaths(st.state_dir)
+    tls = st.proxy.tls_cert is not None and st.proxy.tls_key is not None
+    if mode == "local":
+        host = st.proxy.host
+        ctx = dict(
+            user=worker_user(),
+            pid_file=paths.run / "proxy.pid",
+            error_log=paths.logs / "proxy-error.log",
+            access_log=paths.logs / "proxy-access.log",
+            mime_types="/etc/nginx/mime.types",
+            temp_dir=paths.root / "nginx-tmp" / "proxy",
+            keys_conf=paths.nginx_keys_conf,
+            internal_upstreams=[f"{host}:{p}" for p in replica_ports(st.api.internal_port, st.api.internal_replicas)],
+            external_upstreams=[f"{host}:{p}" for p in replica_ports(st.api.external_port, st.api.external_replicas)],
+            browser_upstream=f"{host}:{st.proxy.browser_port}",
+            listen_host=f"{host}:",
+            port=st.proxy.port,
+            tls_port=st.proxy.tls_port,
+            tls_cert=st.proxy.tls_cert,
+            tls_key=st.proxy.tls_key,
+        )
+    else:
+        ctx = dict(
+            user=None,
+            pid_file="/tmp/nginx.pid",
+            error_log="/dev/stderr",
+            access_log="/dev/stdout",
+            mime_types="/etc/nginx/mime.types",
+            temp_dir=None,
+            keys_conf="/etc/nginx/eomatch/keys.conf",
+            # Docker's resolver spreads each service name over all its replicas.
+            internal_upstreams=[f"api-internal:{COMPOSE_API_PORT}"],
+            external_upstreams=[f"api-external:{COMPOSE_API_PORT}"],
+            browser_upstream=f"browser:{COMPOSE_BROWSER_PORT}",
+            listen_host="",
+            port=COMPOSE_PROXY_PORT,
+            tls_port=443,
+            tls_cert="/etc/nginx/eomatch/tls/cert.pem",
+            tls_key="/etc/nginx/eomatch/tls/key.pem",
+        )
+    return _env().get_template("nginx-proxy.conf.j2").render(
+        mode=mode,
+        log_format=st.log_format,
+        external_rate_per_s=st.proxy.external_rate_per_s,
+        external_burst=st.proxy.external_burst,
+        tls=tls,
+        **ctx,
+    )
+
+
+def render_browser_conf(settings: Settings, root: Path | str, mode: Mode = "local") -> str:
+    st = settings.stack
+    paths = StatePaths(st.state_dir)
+    if mode == "local":
+        ctx = dict(
+            user=worker_user(),
+            pid_file=paths.run / "browser.pid",
+            error_log=paths.logs / "browser-error.log",
+            access_log=paths.logs / "browser-access.log",
+            temp_dir=paths.root / "nginx-tmp" / "browser",
+            listen_host=f"{st.proxy.host}:",
+            port=st.proxy.browser_port,
+        )
+    else:
+        ctx = dict(
+            user=None,
+            pid_file="/tmp/nginx.pid",
+            error_log="/dev/stderr",
+            access_log="/dev/stdout",
+            temp_dir=None,
+            listen_host="",
+            port=COMPOSE_BROWSER_PORT,
+        )
+    return _env().get_template("nginx-browser.conf.j2").render(
+        mode=mode, mime_types="/etc/nginx/mime.types", root=root, **ctx
+    )
+
+
+def render_browser_config_js(settings: Settings) -> str:
+    return _env().get_template("browser-config.js.j2").render(
+        external_path=settings.stack.api.external_root_path.rstrip("/") + "/",
+        title=settings.stack.browser.title,
+    )
+
+
+def render_compose(settings: Settings) -> str:
+    st = settings.stack
+    return _env().get_template("compose.yaml.j2").render(
+        settings=settings,
+        api_port=COMPOSE_API_PORT,
+        browser_port=COMPOSE_BROWSER_PORT,
+        proxy_port=COMPOSE_PROXY_PORT,
+        browser_version=st.browser.version,
+        public_schemes=",".join(st.api.public_schemes),
+        internal_prefixes=",".join(st.api.internal_path_prefixes),
+    )
+
+
+def render_keys_conf(keys: dict[str, str]) -> str:
+    """nginx map from the exact Authorization header to the key's name."""
+    lines = [
+        "# API keys (name -> key) managed by 'eomatch-stack keys'. Do not edit by hand.",
+        "map $http_authorization $eomatch_key_name {",
+        '    default "";',
+    ]
+    for name, key in sorted(keys.items()):
+        lines.append(f'    "Bearer {key}" "{name}";')
+    lines.append("}")
+    return "\n".join(lines) + "\n"

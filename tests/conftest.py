@@ -1,0 +1,106 @@
+"""Shared fixtures: one real local stack per test session, on free loopback ports.
+
+The stack is the same code ``eomatch-stack up`` runs: a private PostgreSQL
+cluster with PostGIS and pgSTAC, both stac-fastapi-pgstac apps under uvicorn,
+STAC Browser on nginx, and the nginx proxy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from eomatch.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+
+
+def free_port() -> int:
+    from eomatch.stack.process import free_port as _free
+
+    return _free()
+
+
+def make_state_dir(prefix: str = "eomatch-test-") -> Path:
+    """A state folder PostgreSQL (run as ``postgres``) can reach: under /tmp, mode 0755."""
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chmod(d, 0o755)
+    return d
+
+
+def stack_settings(state_dir: Path, **stack_overrides: object) -> Settings:
+    """Settings of a test stack: every port free, browser build cached in the repo."""
+    ports = {name: free_port() for name in ("db", "internal", "external", "browser", "proxy", "tls")}
+    stack = {
+        "state_dir": str(state_dir),
+        "db": {"port": ports["db"]},
+        "api": {"internal_port": ports["internal"], "external_port": ports["external"]},
+        "proxy": {
+            "port": ports["proxy"],
+            "browser_port": ports["browser"],
+            "tls_port": ports["tls"],
+            "external_rate_per_s": 1000,
+            "external_burst": 2000,
+        },
+        "browser": {"cache_dir": str(REPO / ".cache")},
+    }
+    for key, value in stack_overrides.items():
+        if isinstance(value, dict) and isinstance(stack.get(key), dict):
+            stack[key].update(value)  # type: ignore[union-attr]
+        else:
+            stack[key] = value
+    return load_settings(overrides={"stack": stack}, environ={})
+
+
+@dataclass
+class RunningStack:
+    settings: Settings
+    base_url: str
+
+    @property
+    def internal(self) -> str:
+        return self.base_url + "/api"
+
+    @property
+    def external(self) -> str:
+        return self.base_url + "/external"
+
+    @property
+    def paths(self):  # type: ignore[no-untyped-def]
+        from eomatch.stack.state import StatePaths
+
+        return StatePaths(self.settings.stack.state_dir)
+
+    def credentials(self, role: str):  # type: ignore[no-untyped-def]
+        from eomatch.stack.db import stack_credentials
+
+        return stack_credentials(self.settings, role)
+
+
+@pytest.fixture(scope="session")
+def running_stack() -> Iterator[RunningStack]:
+    """The whole stack, started once for the session and stopped at the end."""
+    from eomatch.stack import Stack
+
+    state_dir = make_state_dir()
+    settings = stack_settings(state_dir)
+    stack = Stack(settings, quiet=True)
+    try:
+        stack.up()
+        yield RunningStack(settings, f"http://127.0.0.1:{settings.stack.proxy.port}")
+    finally:
+        stack.down()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

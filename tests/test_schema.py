@@ -1,0 +1,73 @@
+"""The matchup: JSON Schema: it loads, accepts what eomatch writes, and rejects broken items."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from jsonschema import Draft7Validator
+from shapely.geometry import box
+
+from eomatch.errors import EomatchError
+from eomatch.model import Matchup, MatchupEvent, Product
+from eomatch.schema import (
+    SCHEMA_URL,
+    SchemaValidationError,
+    iter_errors,
+    load_schema,
+    validate_item,
+)
+
+
+def _items() -> tuple[dict, dict, dict]:
+    event = MatchupEvent.create(
+        platform_a="Sentinel-2A", collection_a="S2_MSI_L1C",
+        platform_b="Landsat-9", collection_b="LANDSAT_C2L1",
+        start="2022-05-21T08:30:00Z", end="2022-05-21T09:10:00Z",
+        region=box(34, 44, 37, 48), min_distance_km=10.0, solar_elevation_deg=45.0,
+    )  # fmt: skip
+    pa = Product.create(id="S2A_X", collection="S2_MSI_L1C", platform="Sentinel-2A",
+                        geometry=box(34, 45, 36, 47), start="2022-05-21T08:31:00Z")  # fmt: skip
+    pb = Product.create(id="LC09_X", collection="LANDSAT_C2L1", platform="Landsat-9",
+                        geometry=box(35, 45.5, 36.5, 47.5), start="2022-05-21T08:50:00Z")  # fmt: skip
+    mu = Matchup.create(event, pa.to_dict(), pb.to_dict())
+    return event.to_dict(), mu.to_dict(), pa.to_dict()
+
+
+def test_schema_is_a_valid_draft7_schema_with_the_published_id() -> None:
+    schema = load_schema()
+    Draft7Validator.check_schema(schema)
+    assert schema["$id"] == SCHEMA_URL
+
+
+def test_items_built_by_the_model_are_valid() -> None:
+    for item in _items():
+        assert SCHEMA_URL in item["stac_extensions"]
+        validate_item(item)
+        assert iter_errors(item) == []
+
+
+@pytest.mark.parametrize(
+    ("which", "edit", "field"),
+    [
+        (1, lambda i: i["properties"].pop("matchup:overlap_km2"), "matchup:overlap_km2"),
+        (1, lambda i: i["properties"].update({"matchup:overlap_fraction": 1.5}), "matchup:overlap_fraction"),
+        (1, lambda i: i["properties"].update({"matchup:abs_time_diff_s": -3}), "matchup:abs_time_diff_s"),
+        (1, lambda i: i["properties"].update({"matchup:platforms": ["a", "b", "c"]}), "matchup:platforms"),
+        (1, lambda i: i.update({"links": [lk for lk in i["links"] if lk["rel"] != "derived_from"]}), "links"),
+        (0, lambda i: i["properties"].pop("start_datetime"), "start_datetime"),
+        (0, lambda i: i["properties"].update({"matchup:solar_elevation_deg": 95}), "matchup:solar_elevation_deg"),
+        (2, lambda i: i["properties"].update({"matchup:type": "granule"}), "matchup:type"),
+        (2, lambda i: i.update({"stac_extensions": []}), "stac_extensions"),
+    ],
+)
+def test_broken_items_are_rejected_with_a_one_line_message(which, edit, field) -> None:
+    item = copy.deepcopy(_items()[which])
+    edit(item)
+    with pytest.raises(SchemaValidationError) as info:
+        validate_item(item)
+    message = str(info.value)
+    assert isinstance(info.value, EomatchError)
+    assert "\n" not in message
+    assert repr(item["id"]) in message
+    assert field in message or field in " ".join(iter_errors(item))
