@@ -319,6 +319,7 @@ def test_legacy_catalogues_open_without_conversion(tmp_path: Path) -> None:
     text = next((tmp_path / "legacy").rglob(f"{mu_id}.json")).read_text()
     assert str(tmp_path) in text  # really absolute hrefs
     c = MatchupCatalogue.open(tmp_path / "legacy" / "catalog.json")
+    assert len(list(c.get_events(collections=["S2_MSI_L1C"]))) == 1
     events = list(c.get_events(platforms=["Landsat-9"]))
     assert [e.id for e in events] == [ev_id]
     (mu,) = events[0].matchup_set
@@ -347,3 +348,26 @@ def test_open_does_not_read_items(tmp_path: Path, monkeypatch) -> None:
     MatchupCatalogue.open(tmp_path / "lazy")
     assert [Path(r).name for r in reads] == ["catalog.json"]
     assert os.path.exists(tmp_path / "lazy" / ".eomatch" / "index.sqlite")
+
+
+def test_threads_sharing_one_catalogue_lose_nothing(cat: MatchupCatalogue) -> None:
+    import threading
+
+    mu_id = next(cat.get_events()).matchup_set[0].id
+    errors: list[BaseException] = []
+
+    def work(who: str) -> None:
+        try:
+            for i in range(20):
+                cat.update_item(mu_id, lambda it, i=i: it["assets"].update({f"{who}{i}": {"href": f"file:///{who}{i}"}}))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in "abc"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assets = cat.get_item(mu_id)["assets"]
+    assert {f"{w}{i}" for w in "abc" for i in range(20)} <= set(assets)

@@ -248,7 +248,9 @@ class MatchupCatalogue:
         """Use :meth:`open` or :meth:`create`."""
         self.root = root
         self._catalog = catalog
-        self._db: sqlite3.Connection | None = None
+        self._conns: dict[tuple[int, int], sqlite3.Connection] = {}
+        self._index_checked = False
+        self._init_lock = threading.Lock()
         self._locks: dict[int, _StripeLock] = {}
         self._known: set[str] = set(self._child_dirs_from_catalog())
         self._pending_extent: dict[str, list[float | None]] = {}
@@ -318,9 +320,11 @@ class MatchupCatalogue:
     def close(self) -> None:
         for lock in self._locks.values():
             lock.close()
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        for key, conn in list(self._conns.items()):
+            if key[0] == os.getpid():
+                conn.close()
+            del self._conns[key]
+        self._index_checked = False
 
     @property
     def catalog_json(self) -> Path:
@@ -387,17 +391,28 @@ class MatchupCatalogue:
             and self._meta(conn, "catalog_stamp") == self._catalog_stamp()
         )
 
+    def _thread_conn(self) -> sqlite3.Connection:
+        """One SQLite connection per process and thread (connections cannot be shared)."""
+        key = (os.getpid(), threading.get_ident())
+        conn = self._conns.get(key)
+        if conn is None:
+            conn = self._connect()
+            self._conns[key] = conn
+        return conn
+
     @property
     def db(self) -> sqlite3.Connection:
         """The index connection; the index is checked (and rebuilt if stale) on first use."""
-        if self._db is None:
-            conn = self._connect()
-            self._db = conn
-            if not self._index_fresh(conn):
-                with FileLock(str(self._lock_dir(self.root) / "index.lock")):
+        conn = self._thread_conn()
+        if not self._index_checked:
+            with self._init_lock:
+                if not self._index_checked:
                     if not self._index_fresh(conn):
-                        self.reindex()
-        return self._db
+                        with FileLock(str(self._lock_dir(self.root) / "index.lock")):
+                            if not self._index_fresh(conn):
+                                self.reindex()
+                    self._index_checked = True
+        return conn
 
     def reindex(self, progress: Any = None) -> int:
         """Bring the index in line with the files by one streaming directory scan.
@@ -405,8 +420,7 @@ class MatchupCatalogue:
         Files whose mtime matches the index are not re-read; vanished files are
         dropped. Returns the number of item files (re)read.
         """
-        conn = self._db if self._db is not None else self._connect()
-        self._db = conn
+        conn = self._thread_conn()
         stamp = self._catalog_stamp()
         read = 0
         conn.execute("BEGIN")
@@ -696,14 +710,13 @@ class MatchupCatalogue:
         }
 
     def _note_extent(self, collection: str, bbox: Sequence[float] | None, start: float | None, end: float | None) -> None:
+        """Grow this process's pending extent of a collection (merged into the file by save())."""
         cur = self._pending_extent.setdefault(collection, [None] * 6)
-        if bbox:
-            vals = [bbox[0], bbox[1], bbox[-2], bbox[-1]] if len(bbox) in (4, 6) else None
-            if vals is not None:
-                if len(bbox) == 6:
-                    vals = [bbox[0], bbox[1], bbox[3], bbox[4]]
-                for i, fn in ((0, min), (1, min), (2, max), (3, max)):
-                    cur[i] = vals[i] if cur[i] is None else fn(cur[i], vals[i])  # type: ignore[type-var]
+        if bbox and len(bbox) in (4, 6):
+            half = len(bbox) // 2
+            vals = [bbox[0], bbox[1], bbox[half], bbox[half + 1]]
+            for i, fn in ((0, min), (1, min), (2, max), (3, max)):
+                cur[i] = vals[i] if cur[i] is None else fn(cur[i], vals[i])  # type: ignore[type-var]
         for i, value, fn in ((4, start, min), (5, end, max)):
             if value is not None:
                 cur[i] = value if cur[i] is None else fn(cur[i], value)  # type: ignore[type-var]
@@ -906,8 +919,9 @@ class MatchupCatalogue:
         for name in collections or []:
             if name.startswith(f"{EVENTS_PREFIX}-") or "-vs-" in name:
                 continue
-            sql += " AND collections LIKE ?"
-            params.append(f"%|{name}|%")
+            # legacy events may lack matchup:collections: fall back on the collection id
+            sql += " AND (collections LIKE ? OR (collections IS NULL AND collection LIKE ?))"
+            params += [f"%|{name}|%", f"%{name}-%"]
         pair_ids = [
             c if c.startswith(f"{EVENTS_PREFIX}-") else f"{EVENTS_PREFIX}-{c}"
             for c in collections or []

@@ -37,6 +37,18 @@ def default_state_dir() -> Path:
     return Path(base) / "eomatch"
 
 
+def default_pg_bin_dir() -> Path:
+    """The newest installed PostgreSQL that has PostGIS (15 on Debian 12)."""
+    base = Path("/usr/lib/postgresql")
+    found = sorted(
+        (p for p in base.glob("*/bin") if (p / "postgres").exists()),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    with_postgis = [p for p in found if any(Path("/usr/share/postgresql", p.parent.name, "extension").glob("postgis.control"))]
+    chosen = (with_postgis or found or [base / "15" / "bin"])[-1]
+    return chosen
+
+
 class DatabaseSettings(BaseModel):
     """The private PostgreSQL cluster of the local stack."""
 
@@ -46,7 +58,7 @@ class DatabaseSettings(BaseModel):
     admin_user: str = "eomatch_admin"
     ingest_user: str = "eomatch_ingest"
     read_user: str = "eomatch_read"
-    pg_bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
+    pg_bin_dir: Path = Field(default_factory=default_pg_bin_dir)
     run_as: str = "postgres"
     """System user the server runs as when the stack is started by root."""
 

@@ -1,0 +1,28 @@
+# The two commands of the README: `make demo` and `make test`. Each installs what it needs.
+SHELL := /bin/bash
+export EOMATCH_STACK__BROWSER__CACHE_DIR ?= $(CURDIR)/.cache
+PYTEST_ARGS ?=
+
+.PHONY: demo test bootstrap down status docs lint bench
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+demo: bootstrap
+	.venv/bin/eomatch-stack up --demo
+
+down:
+	.venv/bin/eomatch-stack down
+
+status:
+	.venv/bin/eomatch-stack status
+
+test: bootstrap
+	.venv/bin/ruff check src tests benchmarks
+	.venv/bin/pytest $(PYTEST_ARGS)
+
+docs: bootstrap
+	.venv/bin/mkdocs build --strict
+
+lint: bootstrap
+	.venv/bin/ruff check src tests benchmarks
