@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 from scipy.spatial import cKDTree
-from shapely.geometry import Point, mapping
+from shapely import unary_union
+from shapely.geometry import GeometryCollection, MultiPolygon, Point, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 
 from eomatch.errors import ConfigError
@@ -47,6 +48,12 @@ from eomatch.progress import Progress
 from eomatch.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_BLOCK = 128
+"""A times compared per block in the refinement."""
+_REGION_PIECE_S = 300.0
+_REGION_RUN_GAP_S = 60.0
+_REGION_POINTS = 60
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,9 @@ class CrossoverParams:
     """Length of the coarse-pass chunks: memory stays flat however long the period."""
     merge_gap_fraction: float = 0.1
     """Hits further apart than this fraction of the shorter orbital period are separate events."""
+    long_event_fraction: float = 0.25
+    """Events longer than this fraction of an orbit are cut where satellite a crosses the equator
+    (pairs that share a ground track stay close for whole orbits: one event per half orbit)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> CrossoverParams:
@@ -239,6 +249,11 @@ class _PairSearch:
         self.cos_d = math.cos(min(self.d_km / EARTH_RADIUS_KM, math.pi))
         self.gap_f = params.merge_gap_fraction * min(tles_a.period_s, tles_b.period_s) / self.fs
         self.cluster_gap_f = self.gap_f + 2 * self.m
+        self.long_f = (
+            params.long_event_fraction * min(tles_a.period_s, tles_b.period_s) / self.fs
+        )
+        self.pad_km = 0.5 * float(params.space_diff_threshold_km) + 1.0
+        self.margin_km = 0.0
         self.bbox = bbox_geometry(params.min_lat, params.max_lat, params.min_lon, params.max_lon)
 
     @property
@@ -313,80 +328,156 @@ class _PairSearch:
 
     # refinement ------------------------------------------------------------------------
 
-    def refine(self, cand_a: np.ndarray, cand_b: np.ndarray, clusters: list[np.ndarray]) -> list[Crossover]:
-        """Exact 1 s hits in each cluster's box of times, grouped into events."""
+    def refine(
+        self, cand_a: np.ndarray, cand_b: np.ndarray, clusters: list[np.ndarray]
+    ) -> list[Crossover]:
+        """Exact 1 s hits near each cluster's candidates, grouped into events.
+
+        A times are taken in blocks; each block is compared only with the B times
+        that candidates near it point to, so long near-parallel stretches stay cheap.
+        """
         if not clusters:
             return []
         m, last = self.m, self.n_fine - 1
-        boxes = []
-        for c in clusters:
-            ia, ib = cand_a[c], cand_b[c]
-            box = (
-                max(0, int(ia.min()) - m),
-                min(last, int(ia.max()) + m),
-                max(0, int(ib.min()) - m),
-                min(last, int(ib.max()) + m),
-            )
-            if box[0] <= box[1] and box[2] <= box[3]:
-                boxes.append(box)
-        if not boxes:
+        t_lim = int(math.floor(self.t_max_s / self.fs + 1e-9))
+        tasks: list[tuple[int, int, int, int, int]] = []
+        for ci, c in enumerate(clusters):
+            order = np.argsort(cand_a[c], kind="stable")
+            ia, ib = cand_a[c][order], cand_b[c][order]
+            a0, a1 = max(0, int(ia[0]) - m), min(last, int(ia[-1]) + m)
+            for r0 in range(a0, a1 + 1, _BLOCK):
+                r1 = min(a1, r0 + _BLOCK - 1)
+                lo = int(np.searchsorted(ia, r0 - m, "left"))
+                hi = int(np.searchsorted(ia, r1 + m, "right"))
+                if lo == hi:
+                    continue
+                b0 = max(0, int(ib[lo:hi].min()) - m, r0 - t_lim)
+                b1 = min(last, int(ib[lo:hi].max()) + m, r1 + t_lim)
+                if b0 <= b1:
+                    tasks.append((ci, r0, r1, b0, b1))
+        if not tasks:
             return []
-        idx_a = np.unique(np.concatenate([np.arange(b[0], b[1] + 1) for b in boxes]))
-        idx_b = np.unique(np.concatenate([np.arange(b[2], b[3] + 1) for b in boxes]))
+        idx_a = _union_of_ranges([(t[1], t[2]) for t in tasks])
+        idx_b = _union_of_ranges([(t[3], t[4]) for t in tasks])
         track_a = ground_track(self.a, self.times(idx_a)).unit
         track_b = ground_track(self.b, self.times(idx_b)).unit
+        hits: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        for ci, r0, r1, b0, b1 in tasks:
+            pa0 = int(np.searchsorted(idx_a, r0))
+            pb0 = int(np.searchsorted(idx_b, b0))
+            ua = track_a[pa0 : pa0 + (r1 - r0 + 1)]
+            ub = track_b[pb0 : pb0 + (b1 - b0 + 1)]
+            dot = ua @ ub.T
+            ka = np.arange(r0, r1 + 1)
+            kb = np.arange(b0, b1 + 1)
+            ok = (dot >= self.cos_d) & (np.abs(kb[None, :] - ka[:, None]) <= t_lim)
+            hi, hj = np.nonzero(ok)
+            if hi.size:
+                hits.setdefault(ci, []).append((ka[hi], kb[hj], dot[hi, hj]))
         events: list[Crossover] = []
-        t_lim_f = self.t_max_s / self.fs + 1e-9
-        for a0, a1, b0, b1 in boxes:
-            sa = slice(int(np.searchsorted(idx_a, a0)), int(np.searchsorted(idx_a, a1, "right")))
-            sb = slice(int(np.searchsorted(idx_b, b0)), int(np.searchsorted(idx_b, b1, "right")))
-            ua, ka = track_a[sa], idx_a[sa]
-            ub, kb = track_b[sb], idx_b[sb]
-            hi_parts, hj_parts, dot_parts = [], [], []
-            rows = max(1, 2_000_000 // max(1, len(kb)))
-            for r0 in range(0, len(ka), rows):
-                dot = ua[r0 : r0 + rows] @ ub.T
-                ok = dot >= self.cos_d
-                ok &= np.abs(kb[None, :] - ka[r0 : r0 + rows, None]) <= t_lim_f
-                hi, hj = np.nonzero(ok)
-                hi_parts.append(hi + r0)
-                hj_parts.append(hj)
-                dot_parts.append(dot[hi, hj])
-            hi = np.concatenate(hi_parts)
-            hj = np.concatenate(hj_parts)
-            if hi.size == 0:
-                continue
-            dots = np.concatenate(dot_parts)
-            for g in _split_groups(ka[hi], kb[hj], self.gap_f):
-                event = self._event(ua, ka, ub, kb, hi[g], hj[g], dots[g])
+        for parts in hits.values():
+            ka = np.concatenate([p[0] for p in parts])
+            kb = np.concatenate([p[1] for p in parts])
+            dots = np.concatenate([p[2] for p in parts])
+            z_a = track_a[np.searchsorted(idx_a, ka), 2]
+            for g in self.group_hits(ka, kb, z_a):
+                best = int(np.argmax(dots[g]))
+                i_best, j_best = int(ka[g][best]), int(kb[g][best])
+                pa = track_a[int(np.searchsorted(idx_a, i_best))]
+                pb = track_b[int(np.searchsorted(idx_b, j_best))]
+                event = self._event(ka[g], kb[g], i_best, j_best, pa, pb)
                 if event is not None:
                     events.append(event)
         events.sort(key=lambda e: e.start_a)
         return events
 
+    def group_hits(self, ka: np.ndarray, kb: np.ndarray, z_a: np.ndarray) -> list[np.ndarray]:
+        """Hits -> events: split on gaps, then cut long events where satellite a crosses the equator."""
+        out: list[np.ndarray] = []
+        for g in _split_groups(ka, kb, self.gap_f):
+            if int(ka[g].max() - ka[g].min()) <= self.long_f:
+                out.append(g)
+                continue
+            order = g[np.argsort(ka[g], kind="stable")]
+            north = z_a[order] >= 0.0
+            cuts = np.flatnonzero(north[1:] != north[:-1]) + 1
+            for piece in np.split(order, cuts):
+                out.extend(piece[s] for s in _split_groups(ka[piece], kb[piece], self.gap_f))
+        out.sort(key=lambda g: int(ka[g].min()))
+        return out
+
+    def _samples(self, k0: int, k1: int) -> np.ndarray:
+        """At most ``_REGION_POINTS`` fine indices spanning k0..k1 (at least two)."""
+        if k1 - k0 < 1:
+            k0, k1 = max(0, k0 - 1), min(self.n_fine - 1, k1 + 1)
+        n = min(k1 - k0 + 1, _REGION_POINTS)
+        return np.unique(np.linspace(k0, k1, n).round().astype(np.int64))
+
+    def _region(self, ka: np.ndarray, kb: np.ndarray) -> tuple[BaseGeometry, float]:
+        """Overlap of the swath strips over the event's intervals.
+
+        Long events are cut into pieces of a's track, each paired with the runs of
+        b's track it meets, so every piece fits one local projection.
+        """
+        a_lo, a_hi, b_lo, b_hi = int(ka.min()), int(ka.max()), int(kb.min()), int(kb.max())
+        piece_f = max(1, int(_REGION_PIECE_S / self.fs))
+        pieces: list[tuple[int, int, int, int]] = []
+        if a_hi - a_lo <= piece_f and b_hi - b_lo <= piece_f:
+            pieces.append((a_lo, a_hi, b_lo, b_hi))
+        else:
+            run_gap = max(1, int(_REGION_RUN_GAP_S / self.fs))
+            order = np.argsort(ka, kind="stable")
+            ka_s, kb_s = ka[order], kb[order]
+            for p0 in range(a_lo, a_hi + 1, piece_f):
+                p1 = min(a_hi, p0 + piece_f)
+                sel = slice(int(np.searchsorted(ka_s, p0)), int(np.searchsorted(ka_s, p1, "right")))
+                bs = np.unique(kb_s[sel])
+                if bs.size == 0:
+                    continue
+                for run in np.split(bs, np.flatnonzero(np.diff(bs) > run_gap) + 1):
+                    q0 = max(b_lo, int(run[0]) - run_gap)
+                    q1 = min(b_hi, int(run[-1]) + run_gap)
+                    pieces.append((p0, p1, q0, q1))
+        samples_a = [self._samples(p[0], p[1]) for p in pieces]
+        samples_b = [self._samples(p[2], p[3]) for p in pieces]
+        all_a = np.unique(np.concatenate(samples_a))
+        all_b = np.unique(np.concatenate(samples_b))
+        ua = ground_track(self.a, self.times(all_a)).unit
+        ub = ground_track(self.b, self.times(all_b)).unit
+        geoms: list[BaseGeometry] = []
+        area_km2 = 0.0
+        for sa, sb in zip(samples_a, samples_b, strict=True):
+            seg_a = ua[np.searchsorted(all_a, sa)]
+            seg_b = ub[np.searchsorted(all_b, sb)]
+            seg_a = seg_a[np.isfinite(seg_a).all(axis=1)]
+            seg_b = seg_b[np.isfinite(seg_b).all(axis=1)]
+            if len(seg_a) < 2 or len(seg_b) < 2:
+                continue
+            geom, area = overlap_region(
+                seg_a, seg_b, 0.5 * self.sw_a, 0.5 * self.sw_b, pad_km=self.pad_km
+            )
+            if not geom.is_empty:
+                geoms.append(geom)
+                area_km2 += area
+        if not geoms:
+            return Polygon(), 0.0
+        if len(geoms) == 1:
+            return geoms[0], area_km2
+        merged = unary_union(geoms)
+        if isinstance(merged, GeometryCollection):
+            polys = [g for g in merged.geoms if isinstance(g, Polygon | MultiPolygon)]
+            merged = unary_union(polys) if polys else Polygon()
+        return merged, area_km2
+
     def _event(
-        self,
-        ua: np.ndarray,
-        ka: np.ndarray,
-        ub: np.ndarray,
-        kb: np.ndarray,
-        hi: np.ndarray,
-        hj: np.ndarray,
-        dots: np.ndarray,
+        self, ka: np.ndarray, kb: np.ndarray, i_best: int, j_best: int, pa: np.ndarray, pb: np.ndarray
     ) -> Crossover | None:
         p = self.p
-        best = int(np.argmax(dots))
-        i_best, j_best = int(hi[best]), int(hj[best])
-        pa, pb = ua[i_best], ub[j_best]
         min_km = float(great_circle_km(pa[None], pb[None])[0])
         lat_c, lon_c = unit_to_latlon((pa + pb)[None])
-        t_a_best = float(self.times(ka[i_best : i_best + 1])[0])
-        t_b_best = float(self.times(kb[j_best : j_best + 1])[0])
-        seg_a = _segment(ua, int(hi.min()), int(hi.max()))
-        seg_b = _segment(ub, int(hj.min()), int(hj.max()))
-        region, area_km2 = overlap_region(
-            seg_a, seg_b, 0.5 * self.sw_a, 0.5 * self.sw_b, pad_km=0.5 * p.space_diff_threshold_km + 1.0
-        )
+        t_a_best = self.start_s + i_best * self.fs
+        t_b_best = self.start_s + j_best * self.fs
+        region, area_km2 = self._region(ka, kb)
         anti = crosses_antimeridian(region)
         if p.exclude_antimeridian_events and anti:
             return None
@@ -397,8 +488,8 @@ class _PairSearch:
         sun = float(solar_elevation_deg(0.5 * (t_a_best + t_b_best), lat_c[0], lon_c[0]))
         if p.exclude_night_events and sun < p.min_solar_elevation_deg:
             return None
-        ta = self.times(ka[[int(hi.min()), int(hi.max())]])
-        tb = self.times(kb[[int(hj.min()), int(hj.max())]])
+        ta = self.times(np.array([ka.min(), ka.max()]))
+        tb = self.times(np.array([kb.min(), kb.max()]))
         return Crossover(
             platform_a=self.a.name,
             platform_b=self.b.name,
@@ -448,12 +539,9 @@ class _PairSearch:
                 progress.update(1)
 
 
-def _segment(track: np.ndarray, i0: int, i1: int) -> np.ndarray:
-    """Track points i0..i1, widened to at least two finite points for a strip."""
-    if i1 - i0 < 1:
-        i0, i1 = max(0, i0 - 1), min(len(track) - 1, i1 + 1)
-    seg = track[i0 : i1 + 1]
-    return seg[np.isfinite(seg).all(axis=1)]
+def _union_of_ranges(ranges: list[tuple[int, int]]) -> np.ndarray:
+    """Sorted unique integers covered by inclusive ranges."""
+    return np.unique(np.concatenate([np.arange(lo, hi + 1) for lo, hi in ranges]))
 
 
 def search_pair(

@@ -59,7 +59,9 @@ class ElementSet:
 def _checksum_ok(line: str) -> bool:
     if len(line) < 69 or not line[68].isdigit():
         return True  # some sources strip checksums; sgp4 still parses the line
-    total = sum(int(c) if c.isdigit() else (1 if c == "-" else 0) for c in line[:68])
+    head = np.frombuffer(line[:68].encode("ascii", "replace"), dtype=np.uint8)
+    digits = head[(head >= 48) & (head <= 57)]
+    total = int(digits.sum()) - 48 * digits.size + int((head == 45).sum())
     return total % 10 == int(line[68])
 
 

@@ -99,14 +99,22 @@ class NginxInstance:
             raise StackError(f"{self.name}: nginx started but does not answer on port {self.port}: {tail(self.error_log, 1)}")
 
     def reload(self) -> None:
-        """Re-render and reload gracefully: requests in flight finish on old workers."""
+        """Re-render and reload gracefully: requests in flight finish on old workers.
+
+        Returns once the old workers no longer accept connections, so a key added
+        or revoked just before is in force for the very next request.
+        """
         self._write_conf()
+        master = self.pid()
+        old = set(_children(master)) if master is not None else set()
         proc = subprocess.run(
             [self._nginx(), "-e", str(self.error_log), "-c", str(self.conf_file), "-s", "reload"],
             capture_output=True, text=True,
         )
         if proc.returncode != 0:
             raise StackError(f"{self.name}: reload failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+        if master is not None and old:
+            wait_until(lambda: _reloaded(master, old), 10, 0.02)
 
     def stop(self) -> None:
         pid = self.pid()
@@ -133,3 +141,26 @@ class NginxInstance:
     def status(self) -> dict[str, object]:
         pid = self.pid()
         return {"service": self.name, "pid": pid, "healthy": bool(pid) and self.healthy(), "url": self.health_url()}
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _reloaded(master: int, old: set[int]) -> bool:
+    """New workers run and every old one has exited or is draining (closed its listeners)."""
+    children = _children(master)
+    if not any(c not in old for c in children):
+        return False
+    for pid in old & set(children):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue  # exited meanwhile
+        if title and b"shutting down" not in title:
+            return False
+    return True
