@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("restore", help="restore a backup made by 'backup'")
     rs.add_argument("file")
     sub.add_parser("rotate-logs", help="rotate the proxy and browser access logs")
+    rd = sub.add_parser("render-deploy", help="write deploy/ (Compose, nginx, browser config) from the settings")
+    rd.add_argument("--out", default="deploy", help="output folder (default: deploy)")
+    sub.add_parser("db-setup", help="migrate pgSTAC and create roles from PG* env (the Compose 'migrate' service)")
     return p
 
 
@@ -119,7 +122,34 @@ def _main(argv: Sequence[str] | None) -> int:
 
         print(rotate_nginx_logs(stack))
         return 0
+    if args.command == "render-deploy":
+        from pathlib import Path
+
+        from eomatch.stack.render import write_deploy_files
+
+        for path in write_deploy_files(settings, Path(args.out)):
+            print(f"wrote {path}")
+        return 0
+    if args.command == "db-setup":
+        return _db_setup(settings)
     raise StackError(f"unknown command {args.command}")
+
+
+def _db_setup(settings) -> int:  # type: ignore[no-untyped-def]
+    """Compose's one-shot migrate service: admin credentials and role passwords from env."""
+    import os
+
+    from eomatch.stack.db import DbCredentials, setup_database
+
+    env = os.environ
+    missing = [k for k in ("PGHOST", "PGUSER", "PGPASSWORD", "EOMATCH_INGEST_PASSWORD", "EOMATCH_READ_PASSWORD") if not env.get(k)]
+    if missing:
+        raise StackError(f"db-setup needs these environment variables: {', '.join(missing)}")
+    db = settings.stack.db
+    admin = DbCredentials(env["PGHOST"], int(env.get("PGPORT", "5432")), env.get("PGDATABASE", db.name), env["PGUSER"], env["PGPASSWORD"])
+    setup_database(admin, admin.dbname, {db.ingest_user: env["EOMATCH_INGEST_PASSWORD"]}, {db.read_user: env["EOMATCH_READ_PASSWORD"]})
+    print(f"pgSTAC ready in {admin.redacted()}; roles {db.ingest_user}, {db.read_user}")
+    return 0
 
 
 def _reload_proxy(stack) -> None:  # type: ignore[no-untyped-def]

@@ -51,9 +51,9 @@ log = logging.getLogger(__name__)
 
 _BLOCK = 128
 """A times compared per block in the refinement."""
-_REGION_PIECE_S = 300.0
+_REGION_PIECE_S = 600.0
 _REGION_RUN_GAP_S = 60.0
-_REGION_POINTS = 60
+_REGION_POINTS = 40
 
 
 @dataclass(frozen=True)
@@ -203,27 +203,43 @@ def find_crossovers(
 # --- the search --------------------------------------------------------------------
 
 
-def _split_groups(a: np.ndarray, b: np.ndarray, gap: float) -> list[np.ndarray]:
-    """Split index sets wherever either coordinate jumps by more than ``gap``.
+def _split_groups(
+    a_lo: np.ndarray,
+    a_hi: np.ndarray,
+    b_lo: np.ndarray,
+    b_hi: np.ndarray,
+    gap: float,
+) -> list[np.ndarray]:
+    """Split sets of (a interval, b interval) boxes wherever a projection has a gap > ``gap``.
 
     Recursive projection splitting: cheap, and for hits separated by a fraction
-    of an orbit it equals connected components at that tolerance.
+    of an orbit it equals connected components at that tolerance. Points are
+    boxes with ``lo == hi``.
     """
     out: list[np.ndarray] = []
-    stack = [np.arange(a.size)] if a.size else []
+    stack = [np.arange(a_lo.size)] if a_lo.size else []
     while stack:
         idx = stack.pop()
-        for key in (a, b):
-            v = key[idx]
-            order = np.argsort(v, kind="stable")
-            cuts = np.flatnonzero(np.diff(v[order]) > gap) + 1
+        for lo, hi in ((a_lo, a_hi), (b_lo, b_hi)):
+            order = np.argsort(lo[idx], kind="stable")
+            lo_s = lo[idx][order]
+            reach = np.maximum.accumulate(hi[idx][order])
+            cuts = np.flatnonzero(lo_s[1:] - reach[:-1] > gap) + 1
             if cuts.size:
                 stack.extend(np.split(idx[order], cuts))
                 break
         else:
             out.append(idx)
-    out.sort(key=lambda g: int(a[g].min()))
+    out.sort(key=lambda g: int(a_lo[g].min()))
     return out
+
+
+def _row_runs(ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, first column, last column) of each run of True in each row of ``ok``."""
+    edges = np.diff(ok.view(np.int8), axis=1, prepend=0, append=0)
+    rs, cs = np.nonzero(edges == 1)
+    _, ce = np.nonzero(edges == -1)
+    return rs, cs, ce - 1
 
 
 class _PairSearch:
@@ -361,7 +377,7 @@ class _PairSearch:
         idx_b = _union_of_ranges([(t[3], t[4]) for t in tasks])
         track_a = ground_track(self.a, self.times(idx_a)).unit
         track_b = ground_track(self.b, self.times(idx_b)).unit
-        hits: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        runs: dict[int, list[tuple[np.ndarray, ...]]] = {}
         for ci, r0, r1, b0, b1 in tasks:
             pa0 = int(np.searchsorted(idx_a, r0))
             pb0 = int(np.searchsorted(idx_b, b0))
@@ -371,30 +387,40 @@ class _PairSearch:
             ka = np.arange(r0, r1 + 1)
             kb = np.arange(b0, b1 + 1)
             ok = (dot >= self.cos_d) & (np.abs(kb[None, :] - ka[:, None]) <= t_lim)
-            hi, hj = np.nonzero(ok)
-            if hi.size:
-                hits.setdefault(ci, []).append((ka[hi], kb[hj], dot[hi, hj]))
+            if not ok.any():
+                continue
+            rows, c0, c1 = _row_runs(ok)
+            # Best dot of each run: reduce over [c0, c1] of the flattened masked matrix.
+            flat = np.where(ok, dot, -2.0).ravel()
+            bounds = np.empty(2 * rows.size, dtype=np.int64)
+            bounds[0::2] = rows * ok.shape[1] + c0
+            bounds[1::2] = rows * ok.shape[1] + c1 + 1
+            best = np.maximum.reduceat(np.append(flat, -2.0), bounds)[0::2]
+            runs.setdefault(ci, []).append((ka[rows], kb[c0], kb[c1], best))
         events: list[Crossover] = []
-        for parts in hits.values():
-            ka = np.concatenate([p[0] for p in parts])
-            kb = np.concatenate([p[1] for p in parts])
-            dots = np.concatenate([p[2] for p in parts])
+        for parts in runs.values():
+            ka, kb0, kb1, best = (np.concatenate([p[i] for p in parts]) for i in range(4))
             z_a = track_a[np.searchsorted(idx_a, ka), 2]
-            for g in self.group_hits(ka, kb, z_a):
-                best = int(np.argmax(dots[g]))
-                i_best, j_best = int(ka[g][best]), int(kb[g][best])
+            for g in self.group_runs(ka, kb0, kb1, z_a):
+                r = int(g[int(np.argmax(best[g]))])
+                i_best = int(ka[r])
                 pa = track_a[int(np.searchsorted(idx_a, i_best))]
-                pb = track_b[int(np.searchsorted(idx_b, j_best))]
-                event = self._event(ka[g], kb[g], i_best, j_best, pa, pb)
+                pb0 = int(np.searchsorted(idx_b, kb0[r]))
+                seg_b = track_b[pb0 : pb0 + int(kb1[r] - kb0[r]) + 1]
+                j_off = int(np.argmax(seg_b @ pa))
+                j_best = int(kb0[r]) + j_off
+                event = self._event(ka[g], kb0[g], kb1[g], i_best, j_best, pa, seg_b[j_off])
                 if event is not None:
                     events.append(event)
         events.sort(key=lambda e: e.start_a)
         return events
 
-    def group_hits(self, ka: np.ndarray, kb: np.ndarray, z_a: np.ndarray) -> list[np.ndarray]:
-        """Hits -> events: split on gaps, then cut long events where satellite a crosses the equator."""
+    def group_runs(
+        self, ka: np.ndarray, kb0: np.ndarray, kb1: np.ndarray, z_a: np.ndarray
+    ) -> list[np.ndarray]:
+        """Runs of hits -> events: split on gaps, then cut long events at a's equator crossings."""
         out: list[np.ndarray] = []
-        for g in _split_groups(ka, kb, self.gap_f):
+        for g in _split_groups(ka, ka, kb0, kb1, self.gap_f):
             if int(ka[g].max() - ka[g].min()) <= self.long_f:
                 out.append(g)
                 continue
@@ -402,7 +428,8 @@ class _PairSearch:
             north = z_a[order] >= 0.0
             cuts = np.flatnonzero(north[1:] != north[:-1]) + 1
             for piece in np.split(order, cuts):
-                out.extend(piece[s] for s in _split_groups(ka[piece], kb[piece], self.gap_f))
+                sub = _split_groups(ka[piece], ka[piece], kb0[piece], kb1[piece], self.gap_f)
+                out.extend(piece[s] for s in sub)
         out.sort(key=lambda g: int(ka[g].min()))
         return out
 
@@ -413,13 +440,16 @@ class _PairSearch:
         n = min(k1 - k0 + 1, _REGION_POINTS)
         return np.unique(np.linspace(k0, k1, n).round().astype(np.int64))
 
-    def _region(self, ka: np.ndarray, kb: np.ndarray) -> tuple[BaseGeometry, float]:
+    def _region(
+        self, ka: np.ndarray, kb0: np.ndarray, kb1: np.ndarray
+    ) -> tuple[BaseGeometry, float]:
         """Overlap of the swath strips over the event's intervals.
 
-        Long events are cut into pieces of a's track, each paired with the runs of
-        b's track it meets, so every piece fits one local projection.
+        Long events are cut into pieces of a's track, each paired with the stretches
+        of b's track it meets, so every piece fits one local projection.
         """
-        a_lo, a_hi, b_lo, b_hi = int(ka.min()), int(ka.max()), int(kb.min()), int(kb.max())
+        a_lo, a_hi = int(ka.min()), int(ka.max())
+        b_lo, b_hi = int(kb0.min()), int(kb1.max())
         piece_f = max(1, int(_REGION_PIECE_S / self.fs))
         pieces: list[tuple[int, int, int, int]] = []
         if a_hi - a_lo <= piece_f and b_hi - b_lo <= piece_f:
@@ -427,16 +457,15 @@ class _PairSearch:
         else:
             run_gap = max(1, int(_REGION_RUN_GAP_S / self.fs))
             order = np.argsort(ka, kind="stable")
-            ka_s, kb_s = ka[order], kb[order]
+            ka_s, lo_s, hi_s = ka[order], kb0[order], kb1[order]
             for p0 in range(a_lo, a_hi + 1, piece_f):
                 p1 = min(a_hi, p0 + piece_f)
                 sel = slice(int(np.searchsorted(ka_s, p0)), int(np.searchsorted(ka_s, p1, "right")))
-                bs = np.unique(kb_s[sel])
-                if bs.size == 0:
+                if sel.start == sel.stop:
                     continue
-                for run in np.split(bs, np.flatnonzero(np.diff(bs) > run_gap) + 1):
-                    q0 = max(b_lo, int(run[0]) - run_gap)
-                    q1 = min(b_hi, int(run[-1]) + run_gap)
+                for g in _split_groups(lo_s[sel], hi_s[sel], lo_s[sel], hi_s[sel], run_gap):
+                    q0 = max(b_lo, int(lo_s[sel][g].min()) - run_gap)
+                    q1 = min(b_hi, int(hi_s[sel][g].max()) + run_gap)
                     pieces.append((p0, p1, q0, q1))
         samples_a = [self._samples(p[0], p[1]) for p in pieces]
         samples_b = [self._samples(p[2], p[3]) for p in pieces]
@@ -470,14 +499,21 @@ class _PairSearch:
         return merged, area_km2
 
     def _event(
-        self, ka: np.ndarray, kb: np.ndarray, i_best: int, j_best: int, pa: np.ndarray, pb: np.ndarray
+        self,
+        ka: np.ndarray,
+        kb0: np.ndarray,
+        kb1: np.ndarray,
+        i_best: int,
+        j_best: int,
+        pa: np.ndarray,
+        pb: np.ndarray,
     ) -> Crossover | None:
         p = self.p
         min_km = float(great_circle_km(pa[None], pb[None])[0])
         lat_c, lon_c = unit_to_latlon((pa + pb)[None])
         t_a_best = self.start_s + i_best * self.fs
         t_b_best = self.start_s + j_best * self.fs
-        region, area_km2 = self._region(ka, kb)
+        region, area_km2 = self._region(ka, kb0, kb1)
         anti = crosses_antimeridian(region)
         if p.exclude_antimeridian_events and anti:
             return None
@@ -489,7 +525,7 @@ class _PairSearch:
         if p.exclude_night_events and sun < p.min_solar_elevation_deg:
             return None
         ta = self.times(np.array([ka.min(), ka.max()]))
-        tb = self.times(np.array([kb.min(), kb.max()]))
+        tb = self.times(np.array([kb0.min(), kb1.max()]))
         return Crossover(
             platform_a=self.a.name,
             platform_b=self.b.name,
@@ -521,7 +557,7 @@ class _PairSearch:
             ca, cb = self.coarse_candidates(chunk)
             cand_a = np.concatenate((carry_a, ca))
             cand_b = np.concatenate((carry_b, cb))
-            clusters = _split_groups(cand_a, cand_b, self.cluster_gap_f)
+            clusters = _split_groups(cand_a, cand_a, cand_b, cand_b, self.cluster_gap_f)
             if chunk == n_chunks - 1:
                 ready, held = clusters, []
             else:

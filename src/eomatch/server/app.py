@@ -71,7 +71,9 @@ def create_app(
         stac_fastapi_landing_id=f"eomatch-{audience}",
         enable_transactions_extensions=internal,
         enabled_extensions=None,
-        openapi_url="/api",
+        # Not "/api": under the internal root path "/api" Starlette would route
+        # "/api/api" to the landing page (the path equal to root_path is "").
+        openapi_url="/openapi.json",
         docs_url="/api.html",
         cors_methods=["GET", "POST", "OPTIONS"] if not internal else ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         cors_headers=["Content-Type", "Authorization"],

@@ -51,7 +51,7 @@ class ExternalFilterMiddleware:
             if message["type"] == "http.response.start":
                 start = message
                 ctype = dict(message.get("headers", [])).get(b"content-type", b"")
-                if not ctype.split(b";")[0].strip() in _JSON_TYPES:
+                if ctype.split(b";")[0].strip() not in _JSON_TYPES:
                     passthrough = True
                     await send(message)
                 return

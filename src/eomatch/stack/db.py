@@ -239,39 +239,14 @@ class Database:
     # --- schema and roles ----------------------------------------------------
     def setup_database(self) -> None:
         """Create the database, run ``pypgstac migrate``, create the two app roles."""
-        import psycopg
-        from psycopg import sql
-
         admin = stack_credentials(self.settings, "admin")
         secrets = load_secrets(self.paths)
-        maint = DbCredentials(admin.host, admin.port, "postgres", admin.user, admin.password)
-        with psycopg.connect(maint.dsn, autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.cfg.name,)).fetchone()
-            if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.cfg.name)))
-        migrate(admin)
-        with psycopg.connect(admin.dsn, autocommit=True) as conn:
-            for role, member_of in (("ingest", "pgstac_ingest"), ("read", "pgstac_read")):
-                user = getattr(self.cfg, f"{role}_user")
-                found = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
-                if not found:
-                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(user)))
-                conn.execute(
-                    sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
-                        sql.Identifier(user), sql.Literal(secrets[f"{role}_password"])
-                    )
-                )
-                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(member_of), sql.Identifier(user)))
-                conn.execute(
-                    sql.SQL("ALTER ROLE {} SET search_path = pgstac, public").format(sql.Identifier(user))
-                )
-            conn.execute(
-                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(
-                    sql.Identifier(self.cfg.name),
-                    sql.Identifier(self.cfg.ingest_user),
-                    sql.Identifier(self.cfg.read_user),
-                )
-            )
+        setup_database(
+            admin,
+            self.cfg.name,
+            {self.cfg.ingest_user: secrets["ingest_password"]},
+            {self.cfg.read_user: secrets["read_password"]},
+        )
 
     def reset(self) -> None:
         """Remove the cluster (tests and ``down --purge``)."""
@@ -289,3 +264,42 @@ def migrate(admin: DbCredentials) -> str:
             return str(Migrate(db).run_migration())
     except Exception as exc:  # pypgstac wraps many psycopg errors
         raise StackError(f"db: pgSTAC migration failed: {str(exc).splitlines()[0]}") from None
+
+
+def setup_database(
+    admin: DbCredentials,
+    dbname: str,
+    ingest_roles: dict[str, str],
+    read_roles: dict[str, str],
+) -> None:
+    """Idempotent: database, pgSTAC migration, login roles in ``pgstac_ingest``/``pgstac_read``.
+
+    Shared by the local stack and the Compose ``migrate`` service.
+    """
+    import psycopg
+    from psycopg import sql
+
+    maint = DbCredentials(admin.host, admin.port, "postgres", admin.user, admin.password)
+    try:
+        with psycopg.connect(maint.dsn, autocommit=True, connect_timeout=10) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    except psycopg.OperationalError as exc:
+        raise StackError(f"db: cannot connect as {admin.user} to {admin.host}:{admin.port}: {str(exc).strip().splitlines()[-1]}") from None
+    target = DbCredentials(admin.host, admin.port, dbname, admin.user, admin.password)
+    migrate(target)
+    with psycopg.connect(target.dsn, autocommit=True) as conn:
+        for roles, member_of in ((ingest_roles, "pgstac_ingest"), (read_roles, "pgstac_read")):
+            for user, password in roles.items():
+                found = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+                if not found:
+                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(user)))
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(user), sql.Literal(password))
+                )
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(member_of), sql.Identifier(user)))
+                conn.execute(sql.SQL("ALTER ROLE {} SET search_path = pgstac, public").format(sql.Identifier(user)))
+                conn.execute(
+                    sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), sql.Identifier(user))
+                )

@@ -136,10 +136,23 @@ def render_browser_config_js(settings: Settings) -> str:
     )
 
 
+# Versions the Compose file pins: the same as the local stack's.
+NGINX_IMAGE_VERSION = "1.22-alpine"  # Debian 12 ships nginx 1.22
+PG_MAJOR = 15
+
+
 def render_compose(settings: Settings) -> str:
+    from pypgstac import __version__ as pgstac_version
+
+    from eomatch import __version__
+
     st = settings.stack
     return _env().get_template("compose.yaml.j2").render(
         settings=settings,
+        version=__version__,
+        pg_major=PG_MAJOR,
+        pgstac_version=pgstac_version,
+        nginx_version=NGINX_IMAGE_VERSION,
         api_port=COMPOSE_API_PORT,
         browser_port=COMPOSE_BROWSER_PORT,
         proxy_port=COMPOSE_PROXY_PORT,
@@ -160,3 +173,49 @@ def render_keys_conf(keys: dict[str, str]) -> str:
         lines.append(f'    "Bearer {key}" "{name}";')
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def compose_settings_yaml(settings: Settings) -> str:
+    """The settings the Compose APIs load: the API section plus logging, with the
+    component probe URLs of the Compose network."""
+    import yaml
+
+    st = settings.stack
+    api = st.api.model_dump(mode="json")
+    api["health_urls"] = {
+        "api-internal": f"http://api-internal:{COMPOSE_API_PORT}/_mgmt/ping",
+        "api-external": f"http://api-external:{COMPOSE_API_PORT}/_mgmt/ping",
+        "browser": f"http://browser:{COMPOSE_BROWSER_PORT}/config.js",
+    }
+    data = {
+        "stack": {
+            "db": {k: v for k, v in st.db.model_dump(mode="json").items() if k in ("name", "admin_user", "ingest_user", "read_user")},
+            "api": api,
+            "stale_after_s": st.stale_after_s,
+            "log_format": st.log_format,
+        }
+    }
+    header = "# Settings of the Compose APIs, rendered by `eomatch-stack render-deploy`.\n"
+    return header + yaml.safe_dump(data, sort_keys=False)
+
+
+def render_deploy_files(settings: Settings) -> dict[str, str]:
+    """Every generated file of ``deploy/``, by path relative to it."""
+    return {
+        "compose.yaml": render_compose(settings),
+        "settings.yaml": compose_settings_yaml(settings),
+        "nginx/proxy.conf": render_proxy_conf(settings, mode="compose"),
+        "browser/nginx.conf": render_browser_conf(settings, "/usr/share/nginx/html", mode="compose"),
+        "browser/config.js": render_browser_config_js(settings),
+    }
+
+
+def write_deploy_files(settings: Settings, out_dir: Path) -> list[Path]:
+    from eomatch.jsonio import write_bytes_atomic
+
+    written = []
+    for rel, text in render_deploy_files(settings).items():
+        path = out_dir / rel
+        write_bytes_atomic(path, text.encode())
+        written.append(path)
+    return written

@@ -1,0 +1,14 @@
+// STAC Browser runtime config, rendered by eomatch.stack.render. Do not edit by hand.
+// The catalogue is the external API on the same origin the browser was loaded from.
+window.STAC_BROWSER_CONFIG = {
+    catalogUrl: window.location.origin + "/external/",
+    catalogTitle: "eomatch matchups",
+    allowExternalAccess: false,
+    pathPrefix: "/",
+    historyMode: "history",
+    displayGeoTiffByDefault: false,
+    showThumbnailsAsAssets: false,
+    defaultThumbnailSize: [200, 200],
+    itemsPerPage: 20,
+    socialSharing: []
+};
