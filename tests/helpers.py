@@ -86,6 +86,21 @@ def unique_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+def derive_settings(settings: Any, stack: dict[str, Any]) -> Any:
+    """A copy of ``settings`` with ``stack`` merged into its ``stack`` section."""
+    from eomatch.settings import Settings
+
+    def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in top.items():
+            out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    data = settings.model_dump(mode="json", exclude={"config_file"})
+    data["stack"] = merge(data["stack"], stack)
+    return Settings.model_validate(data)
+
+
 # --- writes --------------------------------------------------------------------
 
 

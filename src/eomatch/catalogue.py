@@ -18,6 +18,7 @@ item both keep their changes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -134,6 +135,16 @@ def _props_match(props: Mapping[str, Any], conditions: Mapping[str, Any]) -> boo
         elif value != cond:
             return False
     return True
+
+
+def _structural_links(rel: str) -> list[dict[str, Any]]:
+    """:func:`structural_links`, computed once per folder (relpath is slow on hot paths)."""
+    return [dict(lk) for lk in _structural_links_of_dir(rel.rsplit("/", 1)[0] if "/" in rel else "")]
+
+
+@functools.lru_cache(maxsize=4096)
+def _structural_links_of_dir(folder: str) -> tuple[dict[str, Any], ...]:
+    return tuple(structural_links(f"{folder}/x.json" if folder else "x.json"))
 
 
 def _link_key(link: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -256,6 +267,11 @@ class MatchupCatalogue:
         self._pending_extent: dict[str, list[float | None]] = {}
         self._pending_links: dict[str, dict[str, None]] = {}
         self._kinds: dict[str, str] = {}
+        self._bulk_depth = 0
+        self._bulk_every = 1000
+        self._bulk_pending = 0
+        self._bulk_collections: set[str] = set()
+        self._bulk_conn: sqlite3.Connection | None = None
 
     # ------------------------------------------------------------------ open / create
 
@@ -655,7 +671,11 @@ class MatchupCatalogue:
         if bbox is not None or interval is not None:
             start, end = interval or (None, None)
             self._note_extent(collection_id, list(bbox) if bbox else None, _epoch(start), _epoch(end))
+        if collection_id in self._bulk_collections:
+            return collection_id
         if collection_id in self._known and (self.root / collection_id / "collection.json").is_file():
+            if self._bulk_depth:
+                self._bulk_collections.add(collection_id)
             return collection_id
         kind = kind or self._kind_of_collection(collection_id)
         self._kinds[collection_id] = kind
@@ -755,6 +775,47 @@ class MatchupCatalogue:
 
     # ------------------------------------------------------------------ writes
 
+    @contextlib.contextmanager
+    def bulk(self, commit_every: int = 1000) -> Iterator[MatchupCatalogue]:
+        """Batch many writes: one index transaction per ``commit_every`` items.
+
+        Per-item writes stay atomic and locked (concurrent ``update_item`` callers
+        are still safe); what bulk mode saves is an SQLite commit per item and the
+        repeated collection checks, which dominate when thousands of items arrive
+        at once (``eomatch-query``). Index rows are committed when the block ends,
+        also on error, so they always match the files already written. Only the
+        thread that opened the block writes in bulk; nesting is allowed.
+        """
+        if self._bulk_depth:
+            self._bulk_depth += 1
+            try:
+                yield self
+            finally:
+                self._bulk_depth -= 1
+            return
+        conn = self.db  # checks (and rebuilds) the index before the transaction starts
+        self._bulk_every = max(1, int(commit_every))
+        self._bulk_pending = 0
+        self._bulk_conn = conn
+        conn.execute("BEGIN")
+        self._bulk_depth = 1
+        try:
+            yield self
+        finally:
+            self._bulk_depth = 0
+            self._bulk_conn = None
+            self._bulk_collections.clear()
+            conn.execute("COMMIT")
+
+    def _bulk_tick(self, conn: sqlite3.Connection) -> None:
+        if self._bulk_conn is not conn:
+            return
+        self._bulk_pending += 1
+        if self._bulk_pending >= self._bulk_every:
+            conn.execute("COMMIT")
+            conn.execute("BEGIN")
+            self._bulk_pending = 0
+
     def _relink(self, item: dict[str, Any], rel: str) -> None:
         """Structural links from the item's real place; item links to their targets' files."""
         links = [lk for lk in item.get("links") or [] if lk.get("rel") not in _STRUCTURAL]
@@ -767,13 +828,16 @@ class MatchupCatalogue:
             found = self._lookup(target)
             if found is not None:
                 link["href"] = relative_href(rel, found[2])
-        item["links"] = structural_links(rel) + links
+        item["links"] = _structural_links(rel) + links
 
     def _write_item(self, item: dict[str, Any], collection: str, existed: bool, rel: str) -> dict[str, Any]:
         self._relink(item, rel)
         path = self.root / rel
         jsonio.write_json_atomic(path, item)
-        self._index_upsert(self.db, item, rel, path.stat().st_mtime_ns, collection)
+        conn = self.db
+        self._index_upsert(conn, item, rel, path.stat().st_mtime_ns, collection)
+        if self._bulk_depth:
+            self._bulk_tick(conn)
         try:
             _, start, end = item_times(item)
             self._note_extent(collection, item.get("bbox"), start.timestamp(), end.timestamp())

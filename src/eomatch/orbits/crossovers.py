@@ -49,7 +49,7 @@ from eomatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_BLOCK = 128
+_BLOCK = 512
 """A times compared per block in the refinement."""
 _REGION_PIECE_S = 600.0
 _REGION_RUN_GAP_S = 60.0
@@ -234,12 +234,34 @@ def _split_groups(
     return out
 
 
-def _row_runs(ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row, first column, last column) of each run of True in each row of ``ok``."""
-    edges = np.diff(ok.view(np.int8), axis=1, prepend=0, append=0)
-    rs, cs = np.nonzero(edges == 1)
-    _, ce = np.nonzero(edges == -1)
-    return rs, cs, ce - 1
+def _row_runs(ok: np.ndarray, dot: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(row, first column, last column, best dot) of each run of True in each row.
+
+    Rows almost always hold one run; those are read off with argmax, the rest
+    with a diff along the row.
+    """
+    cnt = ok.sum(axis=1)
+    rows = np.flatnonzero(cnt)
+    okr = ok[rows]
+    masked = np.where(okr, dot[rows], -2.0)
+    first = okr.argmax(axis=1)
+    last = ok.shape[1] - 1 - okr[:, ::-1].argmax(axis=1)
+    single = (last - first + 1) == cnt[rows]
+    if single.all():
+        return rows, first, last, masked.max(axis=1)
+    multi = np.flatnonzero(~single)
+    edges = np.diff(okr[multi].view(np.int8), axis=1, prepend=0, append=0)
+    mr, c0 = np.nonzero(edges == 1)
+    _, c1 = np.nonzero(edges == -1)
+    c1 = c1 - 1
+    best_m = np.array([masked[multi[r], a : b + 1].max() for r, a, b in zip(mr, c0, c1, strict=True)])
+    keep = np.flatnonzero(single)
+    return (
+        np.concatenate((rows[keep], rows[multi[mr]])),
+        np.concatenate((first[keep], c0)),
+        np.concatenate((last[keep], c1)),
+        np.concatenate((masked[keep].max(axis=1), best_m)),
+    )
 
 
 class _PairSearch:
@@ -278,6 +300,12 @@ class _PairSearch:
 
     def times(self, fine_idx: np.ndarray) -> np.ndarray:
         return self.start_s + fine_idx.astype(np.float64) * self.fs
+
+    def fine_track(self, tles: TleSet, fine_idx: np.ndarray) -> np.ndarray:
+        """Nadir unit vectors on the fine grid, interpolated between coarse-grid SGP4 nodes."""
+        step = self.m * self.fs
+        track = ground_track(tles, self.times(fine_idx), interp_step_s=step, origin_s=self.start_s)
+        return track.unit
 
     # coarse pass ---------------------------------------------------------------------
 
@@ -375,8 +403,8 @@ class _PairSearch:
             return []
         idx_a = _union_of_ranges([(t[1], t[2]) for t in tasks])
         idx_b = _union_of_ranges([(t[3], t[4]) for t in tasks])
-        track_a = ground_track(self.a, self.times(idx_a)).unit
-        track_b = ground_track(self.b, self.times(idx_b)).unit
+        track_a = self.fine_track(self.a, idx_a)
+        track_b = self.fine_track(self.b, idx_b)
         runs: dict[int, list[tuple[np.ndarray, ...]]] = {}
         for ci, r0, r1, b0, b1 in tasks:
             pa0 = int(np.searchsorted(idx_a, r0))
@@ -389,13 +417,7 @@ class _PairSearch:
             ok = (dot >= self.cos_d) & (np.abs(kb[None, :] - ka[:, None]) <= t_lim)
             if not ok.any():
                 continue
-            rows, c0, c1 = _row_runs(ok)
-            # Best dot of each run: reduce over [c0, c1] of the flattened masked matrix.
-            flat = np.where(ok, dot, -2.0).ravel()
-            bounds = np.empty(2 * rows.size, dtype=np.int64)
-            bounds[0::2] = rows * ok.shape[1] + c0
-            bounds[1::2] = rows * ok.shape[1] + c1 + 1
-            best = np.maximum.reduceat(np.append(flat, -2.0), bounds)[0::2]
+            rows, c0, c1, best = _row_runs(ok, dot)
             runs.setdefault(ci, []).append((ka[rows], kb[c0], kb[c1], best))
         events: list[Crossover] = []
         for parts in runs.values():
@@ -471,8 +493,8 @@ class _PairSearch:
         samples_b = [self._samples(p[2], p[3]) for p in pieces]
         all_a = np.unique(np.concatenate(samples_a))
         all_b = np.unique(np.concatenate(samples_b))
-        ua = ground_track(self.a, self.times(all_a)).unit
-        ub = ground_track(self.b, self.times(all_b)).unit
+        ua = self.fine_track(self.a, all_a)
+        ub = self.fine_track(self.b, all_b)
         geoms: list[BaseGeometry] = []
         area_km2 = 0.0
         for sa, sb in zip(samples_a, samples_b, strict=True):

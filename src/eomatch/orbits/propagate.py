@@ -157,10 +157,58 @@ class GroundTrack:
         return int(self.times_s.size)
 
 
-def ground_track(tles: TleSet, times_s: np.ndarray) -> GroundTrack:
-    """Propagate and convert to nadir points (geodetic lat/lon, unit vectors)."""
+def interpolated_teme(
+    tles: TleSet, times_s: np.ndarray, step_s: float, origin_s: float = 0.0
+) -> np.ndarray:
+    """TEME positions by cubic Hermite interpolation between SGP4 nodes ``step_s`` apart.
+
+    Nodes sit at ``origin_s + k * step_s``; position and velocity at both ends of
+    an interval fix the cubic. With 20-30 s steps the error is millimetres, at a
+    fraction of SGP4's cost per point. Times whose nearest element set differs
+    from their nodes' (a few per day) are propagated directly, so results match
+    plain :func:`propagate_teme` across set changes.
+    """
     t = np.asarray(times_s, dtype=np.float64)
-    r_teme, _ = propagate_teme(tles, t)
+    if t.size == 0:
+        return np.empty((0, 3))
+    k = np.floor((t - origin_s) / step_s).astype(np.int64)
+    u = ((t - origin_s) - k * step_s) / step_s
+    nodes = np.unique(np.concatenate((k, k + 1)))
+    node_t = origin_s + nodes * step_s
+    r_n, v_n = propagate_teme(tles, node_t)
+    p0 = np.searchsorted(nodes, k)
+    p1 = p0 + 1
+    idx_t = tles.nearest(t)
+    idx_n = tles.nearest(node_t, warn=False)
+    same = (idx_n[p0] == idx_t) & (idx_n[p1] == idx_t)
+    u2 = u * u
+    u3 = u2 * u
+    h00 = (2 * u3 - 3 * u2 + 1)[:, None]
+    h10 = ((u3 - 2 * u2 + u) * step_s)[:, None]
+    h01 = (-2 * u3 + 3 * u2)[:, None]
+    h11 = ((u3 - u2) * step_s)[:, None]
+    r = h00 * r_n[p0] + h10 * v_n[p0] + h01 * r_n[p1] + h11 * v_n[p1]
+    if not same.all():
+        r[~same], _ = propagate_teme(tles, t[~same])
+    return r
+
+
+def ground_track(
+    tles: TleSet,
+    times_s: np.ndarray,
+    interp_step_s: float | None = None,
+    origin_s: float = 0.0,
+) -> GroundTrack:
+    """Propagate and convert to nadir points (geodetic lat/lon, unit vectors).
+
+    With ``interp_step_s`` positions are interpolated between SGP4 nodes on the
+    grid ``origin_s + k * interp_step_s`` (see :func:`interpolated_teme`).
+    """
+    t = np.asarray(times_s, dtype=np.float64)
+    if interp_step_s:
+        r_teme = interpolated_teme(tles, t, interp_step_s, origin_s)
+    else:
+        r_teme, _ = propagate_teme(tles, t)
     jd, fr = to_jd(t)
     r_ecef = teme_to_ecef(r_teme, jd, fr)
     lat, lon, alt = ecef_to_geodetic(r_ecef)

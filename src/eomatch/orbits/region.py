@@ -16,7 +16,7 @@ from shapely.geometry.base import BaseGeometry
 
 from eomatch.orbits.propagate import EARTH_RADIUS_KM, unit_to_latlon
 
-MAX_SEGMENT_KM = 25.0
+MAX_SEGMENT_KM = 50.0
 """Edges are densified to this length before leaving the gnomonic plane."""
 
 
@@ -46,9 +46,13 @@ class LocalPlane:
 def swath_edges(track_unit: np.ndarray, half_width_km: float) -> tuple[np.ndarray, np.ndarray]:
     """Left and right swath edges of a nadir track (n >= 2 points), on the sphere."""
     p = track_unit
-    d = np.gradient(p, axis=0)
-    d = d - np.sum(d * p, axis=1, keepdims=True) * p
-    cross = np.cross(p, d)
+    d = np.empty_like(p)
+    d[1:-1] = p[2:] - p[:-2]
+    d[0] = p[1] - p[0]
+    d[-1] = p[-1] - p[-2]
+    px, py, pz = p[:, 0], p[:, 1], p[:, 2]
+    dx, dy, dz = d[:, 0], d[:, 1], d[:, 2]
+    cross = np.column_stack((py * dz - pz * dy, pz * dx - px * dz, px * dy - py * dx))
     cross /= np.linalg.norm(cross, axis=1, keepdims=True)
     ang = half_width_km / EARTH_RADIUS_KM
     return np.cos(ang) * p + np.sin(ang) * cross, np.cos(ang) * p - np.sin(ang) * cross
@@ -57,12 +61,12 @@ def swath_edges(track_unit: np.ndarray, half_width_km: float) -> tuple[np.ndarra
 def strip_polygon(track_unit: np.ndarray, half_width_km: float, plane: LocalPlane) -> BaseGeometry:
     """The swath strip of a track segment as a polygon in ``plane``."""
     left, right = swath_edges(track_unit, half_width_km)
-    ring = np.vstack((plane.forward(left), plane.forward(right)[::-1]))
+    ring = plane.forward(np.concatenate((left, right[::-1])))
     ring = ring[np.isfinite(ring).all(axis=1)]
     if len(ring) < 3:
         return Polygon()
-    poly = Polygon(ring)
-    if not poly.is_valid:
+    poly = shapely.polygons(ring)
+    if not shapely.is_valid(poly):
         poly = shapely.make_valid(poly)
     return poly
 
@@ -129,18 +133,20 @@ def _ring_lonlat(
 
 def plane_to_lonlat(geom: BaseGeometry, plane: LocalPlane) -> BaseGeometry:
     """Map plane polygons to lon/lat, split at ±180° (never a globe-spanning polygon)."""
-    max_seg = MAX_SEGMENT_KM / EARTH_RADIUS_KM
-    dense = shapely.segmentize(geom, max_seg)
+    dense = shapely.segmentize(geom, MAX_SEGMENT_KM / EARTH_RADIUS_KM)
     polys = list(dense.geoms) if isinstance(dense, MultiPolygon) else [dense]
     poles = []
     for sign in (1, -1):
-        xy = plane.forward(np.array([[0.0, 0.0, float(sign)]]))
-        poles.append((sign, shapely.Point(xy[0]) if np.isfinite(xy).all() else None))
+        xy = plane.forward(np.array([[0.0, 0.0, float(sign)]]))[0]
+        if np.isfinite(xy).all():
+            poles.append((sign, xy))
     pieces: list[Polygon] = []
     for poly in polys:
         pole = 0
-        for sign, pt in poles:
-            if pt is not None and poly.contains(pt):
+        minx, miny, maxx, maxy = poly.bounds
+        for sign, xy in poles:
+            inside_box = minx <= xy[0] <= maxx and miny <= xy[1] <= maxy
+            if inside_box and poly.contains(shapely.Point(xy)):
                 pole = sign
         shell = _ring_lonlat(np.asarray(poly.exterior.coords)[:-1], plane, pole)
         ref = shell[:, 0].mean()
@@ -149,8 +155,8 @@ def plane_to_lonlat(geom: BaseGeometry, plane: LocalPlane) -> BaseGeometry:
             h = _ring_lonlat(np.asarray(ring.coords)[:-1], plane, 0)
             h[:, 0] += 360.0 * np.round((ref - h[:, 0].mean()) / 360.0)
             holes.append(h)
-        ll = Polygon(shell, holes)
-        if not ll.is_valid:
+        ll = Polygon(shell, holes) if holes else shapely.polygons(shell)
+        if not shapely.is_valid(ll):
             ll = shapely.make_valid(ll)
         pieces.extend(split_antimeridian(ll))
     pieces = [p for p in pieces if not p.is_empty and p.area > 0]
@@ -161,8 +167,11 @@ def plane_to_lonlat(geom: BaseGeometry, plane: LocalPlane) -> BaseGeometry:
 
 def split_antimeridian(geom: BaseGeometry) -> list[Polygon]:
     """Cut a lon/lat geometry with unwrapped longitudes into pieces within [-180, 180]."""
-    out: list[Polygon] = []
     minx, _, maxx, _ = geom.bounds
+    if minx >= -180.0 and maxx <= 180.0:
+        part = _polygons_only(geom)
+        return [p for p in (part.geoms if isinstance(part, MultiPolygon) else [part]) if not p.is_empty]
+    out: list[Polygon] = []
     k_lo = int(np.floor((minx + 180.0) / 360.0))
     k_hi = int(np.floor((maxx + 180.0) / 360.0))
     for k in range(k_lo, k_hi + 1):

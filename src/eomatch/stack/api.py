@@ -67,7 +67,7 @@ class ApiService:
             return
         self.pid_file.unlink(missing_ok=True)
         host = self.settings.stack.proxy.host
-        check_port_free(host, self.port, self.name, "stack.api.internal_port/external_port")
+        check_port_free(host, self.port, self.name, f"stack.api.{self.audience}_port")
         settings_file = write_settings_file(self.settings)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EOMATCH_", "PG"))}
         env.update(

@@ -97,6 +97,7 @@ class Browser(NginxInstance):
     """Static STAC Browser on its own nginx (``browser`` service of the Compose file)."""
 
     name = "browser"
+    port_setting = "stack.proxy.browser_port"
 
     def __init__(self, settings: Settings, quiet: bool = False) -> None:
         super().__init__(settings, "browser")

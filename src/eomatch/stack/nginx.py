@@ -20,6 +20,8 @@ class NginxInstance:
     """Shared start / stop / reload / health for an nginx-based service."""
 
     name = "nginx"
+    port_setting = "stack.proxy.port"
+    """The setting that chooses ``port`` (named in port-in-use errors)."""
 
     def __init__(self, settings: Settings, name: str) -> None:
         self.settings = settings
@@ -87,7 +89,7 @@ class NginxInstance:
             self.reload()
             return
         self.pid_file.unlink(missing_ok=True)  # stale
-        check_port_free(self.settings.stack.proxy.host, self.port, self.name, f"port of {self.name}")
+        check_port_free(self.settings.stack.proxy.host, self.port, self.name, self.port_setting)
         self._write_conf()
         proc = subprocess.run(
             [self._nginx(), "-e", str(self.error_log), "-c", str(self.conf_file)],

@@ -1,0 +1,96 @@
+"""``eomatch-add-asset``: register an analysis result as a versioned item asset."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from eomatch.cli import base_parser, run, settings_from_args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(_main, argv)
+
+
+def _parser():  # type: ignore[no-untyped-def]
+    p = base_parser(
+        "eomatch-add-asset",
+        "Add a dated analysis result ({prefix}:YYYY-MM-DD) to a catalogue item and move "
+        "{prefix}:latest to the newest date; --push also upserts the item into pgSTAC.",
+    )
+    p.add_argument("--catalogue", help="catalog.json or its folder (default: matchup_catalogue.path)")
+    p.add_argument("--collection-id", required=True)
+    p.add_argument("--item-id", required=True)
+    p.add_argument("--file", help="result file (path or file://), or the http(s) URL it is published at")
+    p.add_argument("--list", action="store_true", help="print the item's versions instead of adding one")
+    p.add_argument("--date", help="run date YYYY-MM-DD (default: the date in the file name, else today)")
+    p.add_argument("--key-prefix", default="comparison", help="asset key prefix (default: comparison)")
+    p.add_argument("--title", help="asset title (default: 'Spectral comparison')")
+    p.add_argument("--media-type", help="asset media type (default: from the file extension)")
+    p.add_argument("--role", action="append", dest="roles", help="asset role (repeatable; default: data, analysis)")
+    p.add_argument("--href", help="record this http(s) URL for the local file instead of its file:// URI")
+    p.add_argument("--push", action="store_true", help="also upsert the item into pgSTAC (safe to repeat)")
+    p.add_argument("--api-url", help="push through this internal API (e.g. http://server/api) instead of the database")
+    p.add_argument("--api-key", help="API key for --api-url (default: $EOMATCH_API_KEY)")
+    p.add_argument("--db-host")
+    p.add_argument("--db-port", type=int)
+    p.add_argument("--db-name")
+    p.add_argument("--db-user")
+    p.add_argument("--state-dir", help="local stack state folder (when no database is given)")
+    return p
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    p = _parser()
+    args = p.parse_args(argv)
+    settings = settings_from_args(
+        args,
+        {
+            "ingest": {
+                "db_host": args.db_host,
+                "db_port": args.db_port,
+                "db_name": args.db_name,
+                "db_user": args.db_user,
+                "db_password": os.environ.get("PGPASSWORD"),
+            },
+            "stack": {"state_dir": args.state_dir},
+        },
+    )
+    from eomatch.add_asset import list_analysis_versions, register_analysis
+    from eomatch.errors import ConfigError
+
+    catalogue = args.catalogue or settings.matchup_catalogue.path
+    if catalogue is None:
+        raise ConfigError("no catalogue given: pass --catalogue or set matchup_catalogue.path in the config")
+    if args.list:
+        versions = list_analysis_versions(catalogue, args.collection_id, args.item_id, args.key_prefix)
+        if not versions:
+            print(f"no {args.key_prefix}: versions on {args.collection_id}/{args.item_id}")
+            return 0
+        print("latest  date        size_bytes  checksum                                                              href")
+        for v in versions:
+            size = "-" if v.size_bytes is None else str(v.size_bytes)
+            print(f"{'*' if v.is_latest else ' ':<7} {v.date.isoformat()}  {size:>10}  {v.checksum or '-':<68}  {v.href}")
+        return 0
+    if not args.file:
+        raise ConfigError("--file is required (or --list)")
+    api_key = args.api_key or (os.environ.get("EOMATCH_API_KEY") if args.api_url else None)
+    result = register_analysis(
+        catalogue_path=catalogue,
+        collection_id=args.collection_id,
+        item_id=args.item_id,
+        file_path=args.file,
+        push=args.push,
+        key_prefix=args.key_prefix,
+        date=args.date,
+        title=args.title,
+        media_type=args.media_type,
+        roles=args.roles,
+        href=args.href,
+        settings=settings,
+        api_url=args.api_url,
+        api_key=api_key,
+    )
+    print(result.line(), file=sys.stdout)
+    return 0
