@@ -269,8 +269,9 @@ def _api_item(base: str, coll: str, mid: str) -> dict[str, Any]:
 
 @pytest.mark.stack
 def test_push_end_to_end(running_stack: Any, tmp_path: Path) -> None:
-    from eomatch.ingest import ingest
     from helpers import api_key
+
+    from eomatch.ingest import ingest
 
     root, coll, mid = build_catalogue(tmp_path / "cat")
     ingest(running_stack.settings, catalogue=root, quiet=True)
@@ -334,14 +335,20 @@ def test_browser_item_page_shows_only_public_comparison(running_stack: Any, tmp_
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
-            page.goto(f"{running_stack.base_url}/external/collections/{coll}/items/{mid}")
+            # STAC Browser (catalogUrl = /external/) routes paths relative to the API root:
+            # the item /external/collections/{c}/items/{id} is the page /collections/{c}/items/{id}.
+            page.goto(f"{running_stack.base_url}/collections/{coll}/items/{mid}")
             page.get_by_text("Spectral comparison (latest)").first.wait_for(timeout=30_000)
             page.wait_for_load_state("networkidle")
+            page.get_by_text("Spectral comparison (latest)").first.click()  # open it: href visible
+            page.wait_for_timeout(500)
             hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
             html = page.content()
+            titles = page.get_by_text("Spectral comparison").all_inner_texts()
             page.screenshot(path=str(artifacts_dir / "add-asset-browser-item.png"), full_page=True)
         finally:
             browser.close()
     assert url in hrefs
+    assert sorted(t.strip() for t in titles) == ["Spectral comparison", "Spectral comparison (latest)"]
     assert "file://" not in html
     assert str(private) not in html

@@ -25,7 +25,7 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -147,7 +147,6 @@ class AnalysisVersion:
     size_bytes: int | None
     checksum: str | None
     is_latest: bool
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -522,25 +521,25 @@ def register_analysis(
         )
     if (api_url or api_key) and not push:
         raise ConfigError("an API URL or key was given without push=True (--push)")
-    source = _describe_source(file_path, href)
-    run_date = _as_date(date) if date is not None else (date_from_name(source.name) or datetime.now(UTC).date())
-    run_title = title or _default_title(key_prefix)
-    asset: dict[str, Any] = {
-        "href": source.href,
-        "type": media_type or media_type_for(source.name),
-        "title": run_title,
-        "roles": list(roles) if roles is not None else list(DEFAULT_ROLES),
-        DATE_FIELD: run_date.isoformat(),
-    }
-    if source.size_bytes is not None:
-        asset["file:size"] = source.size_bytes
-    if source.checksum is not None:
-        asset["file:checksum"] = source.checksum
-
+    run_date_given = _as_date(date) if date is not None else None
     cat = MatchupCatalogue.open(catalogue_path)
     try:
         cat.get_collection(collection_id)
         item_path = cat.path_of(item_id, collection_id)
+        source = _describe_source(file_path, href)
+        run_date = run_date_given or date_from_name(source.name) or datetime.now(UTC).date()
+        run_title = title or _default_title(key_prefix)
+        asset: dict[str, Any] = {
+            "href": source.href,
+            "type": media_type or media_type_for(source.name),
+            "title": run_title,
+            "roles": list(roles) if roles is not None else list(DEFAULT_ROLES),
+            DATE_FIELD: run_date.isoformat(),
+        }
+        if source.size_bytes is not None:
+            asset["file:size"] = source.size_bytes
+        if source.checksum is not None:
+            asset["file:checksum"] = source.checksum
         plan: _PushPlan | None = None
         if push:
             if settings is None:

@@ -8,10 +8,15 @@ database: relative asset hrefs become absolute ``file://`` URIs (or URLs under
 whichever API serves the item, so they work on ``/api/`` and ``/external/``.
 
 Idempotent: a per catalogue + database state file remembers a hash of every
-item sent, so an unchanged item is not sent again, and the run reports new /
+item file sent, so an unchanged item is not sent again, and the run reports new /
 updated / unchanged counts. ``since="last"`` only looks at files modified after
-the previous successful run. A crash leaves the database consistent (each
-batch is one transaction) and the next run completes the work.
+the previous successful run. A crash leaves the database consistent (every
+partition load is one transaction; the state records a batch only after it is
+committed) and the next run completes the work. One run at a time per catalogue
+and database: a second one finds the lock taken and returns at once.
+
+Reading, parsing and rewriting files runs in a thread ahead of the database
+loads, so the Python work overlaps the time the database spends upserting.
 """
 
 from __future__ import annotations
@@ -19,18 +24,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import sqlite3
+import struct
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, unquote, urljoin
 
 import orjson
 from filelock import FileLock, Timeout
 
-from eomatch.errors import CatalogueError, ConfigError, IngestError
+from eomatch.errors import CatalogueError, ConfigError, EomatchError, IngestError
 from eomatch.progress import Progress
 from eomatch.settings import Settings
 from eomatch.stack.db import DbCredentials
@@ -39,11 +47,14 @@ log = logging.getLogger(__name__)
 
 _STRUCTURAL = {"self", "root", "parent", "collection", "item", "child", "items"}
 _ITEM_LINK_RELS = {"derived_from", "related", "via", "source", "predecessor-version", "successor-version"}
+_STATE_VERSION = "2"
+"""Bump when transforms change: item hashes of older versions then no longer match."""
 
-# Exit codes for schedulers: distinct "nothing to do", "ingested", "failed".
+# Exit codes of ``eomatch-ingest --exit-codes monitoring`` (schedulers, monitoring).
 EXIT_INGESTED = 0
-EXIT_NOTHING_TO_DO = 0
-EXIT_LOCKED = 0
+EXIT_FAILED = 2
+EXIT_NOTHING_TO_DO = 3
+EXIT_LOCKED = 4
 
 
 @dataclass
@@ -66,9 +77,18 @@ class IngestSummary:
     def changed(self) -> int:
         return self.new + self.updated
 
+    def exit_code(self) -> int:
+        """The ``--exit-codes monitoring`` code of this run (failures raise instead)."""
+        if self.locked:
+            return EXIT_LOCKED
+        return EXIT_INGESTED if self.changed else EXIT_NOTHING_TO_DO
+
     def line(self) -> str:
         if self.locked:
-            return f"another ingest of {self.catalogue} into {self.target} is running; nothing done"
+            return (
+                f"another run holds the lock on ingesting {self.catalogue} into {self.target}; "
+                "nothing done"
+            )
         rate = self.scanned / self.seconds if self.seconds > 0 else 0.0
         verb = "would ingest" if self.dry_run else "ingested"
         what = f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged"
@@ -76,11 +96,27 @@ class IngestSummary:
             what = f"nothing to do ({self.unchanged} unchanged)"
         return (
             f"{verb} {self.catalogue} into {self.target}: {what}; "
-            f"{self.collections} collections; {self.scanned} files in {self.seconds:.1f}s ({rate:,.0f} items/s)"
+            f"{self.collections} collections; {self.scanned} files scanned in {self.seconds:.1f}s "
+            f"({rate:,.0f} items/s)"
         )
 
 
 # --------------------------------------------------------------------------- targets
+
+
+def _running_stack_port(settings: Settings) -> int | None:
+    """The port the local stack's PostgreSQL really listens on (``postmaster.pid``, line 4).
+
+    Lets ``--state-dir`` alone select a stack started on another port.
+    """
+    from eomatch.stack.state import StatePaths
+
+    pidfile = StatePaths(settings.stack.state_dir).pgdata / "postmaster.pid"
+    try:
+        lines = pidfile.read_text().splitlines()
+        return int(lines[3])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def resolve_credentials(
@@ -103,10 +139,13 @@ def resolve_credentials(
 
         try:
             local = stack_credentials(settings, "ingest")
-        except Exception as exc:  # StackError: no local stack state
+        except EomatchError as exc:  # StackError: no local stack state
             raise ConfigError(
                 f"no database given (--db-host/--db-user or ingest.* in the config) and {exc}"
             ) from None
+        running = _running_stack_port(settings)
+        if running is not None and running != local.port:
+            local = DbCredentials(local.host, running, local.dbname, local.user, local.password)
         return local
     if password is None:
         raise ConfigError("no database password: set PGPASSWORD (or ingest.db_password in the config)")
@@ -126,11 +165,14 @@ def connect(creds: DbCredentials) -> Any:
     try:
         conn = psycopg.connect(creds.dsn, connect_timeout=5, autocommit=True)
     except psycopg.OperationalError as exc:
-        msg = str(exc).strip().splitlines()
+        text = str(exc)
+        msg = text.strip().splitlines()
         detail = msg[-1] if msg else "connection failed"
-        if "password authentication failed" in str(exc):
+        if "password authentication failed" in text:
             detail = f"password authentication failed for user {creds.user}"
-        elif "Connection refused" in str(exc) or "could not connect" in str(exc):
+        elif "does not exist" in text and "database" in text:
+            detail = f"database {creds.dbname} does not exist"
+        elif "Connection refused" in text or "could not connect" in text or "timeout expired" in text:
             detail = "connection refused (is the database running?)"
         raise IngestError(f"cannot connect to {creds.redacted()}: {detail}") from None
     try:
@@ -147,34 +189,34 @@ def connect(creds: DbCredentials) -> Any:
 # --------------------------------------------------------------------------- transforms
 
 
-def _file_uri(path: Path) -> str:
-    return "file://" + quote(str(path))
+def _file_uri(path: str | Path) -> str:
+    return "file://" + quote(os.fspath(path))
 
 
 class HrefRewriter:
-    """Makes an item's hrefs meaningful outside its folder."""
+    """Makes an item's hrefs meaningful outside its folder (string work, no syscalls)."""
 
     def __init__(self, root: Path, assets_base_url: str | None) -> None:
         self.root = root.resolve()
+        self._root_prefix = os.fspath(self.root).rstrip(os.sep) + os.sep
         self.base = assets_base_url.rstrip("/") + "/" if assets_base_url else None
 
-    def asset_href(self, href: str, item_dir: Path) -> str:
+    def asset_href(self, href: str, item_dir: str | Path) -> str:
         if "://" in href:
             if href.startswith("file://") and self.base:
-                return self._under_base(Path(href[len("file://"):]), href)
+                return self._under_base(os.path.normpath(unquote(href[len("file://") :])), href)
             return href
-        path = Path(href) if os.path.isabs(href) else (item_dir / href)
-        path = Path(os.path.normpath(path))
+        path = href if os.path.isabs(href) else os.path.join(item_dir, href)
+        path = os.path.normpath(path)
         if self.base:
             return self._under_base(path, _file_uri(path))
         return _file_uri(path)
 
-    def _under_base(self, path: Path, fallback: str) -> str:
-        try:
-            rel = path.resolve().relative_to(self.root)
-        except ValueError:
+    def _under_base(self, path: str, fallback: str) -> str:
+        if self.base is None or not path.startswith(self._root_prefix):
             return fallback  # outside the catalogue: not served by the proxy
-        return self.base + quote(rel.as_posix()) if self.base else fallback
+        rel = path[len(self._root_prefix) :]
+        return self.base + quote(rel.replace(os.sep, "/"))
 
 
 def api_item_href(collection: str, item_id: str) -> str:
@@ -182,9 +224,12 @@ def api_item_href(collection: str, item_id: str) -> str:
     return f"collections/{quote(collection, safe='')}/items/{quote(item_id, safe='')}"
 
 
-def transform_item(item: dict[str, Any], path: Path, rewriter: HrefRewriter, now_iso: str) -> dict[str, Any]:
-    """File item -> database item (drops structural links, rewrites hrefs)."""
-    item_dir = path.parent
+def transform_item(item: dict[str, Any], path: str | Path, rewriter: HrefRewriter, now_iso: str) -> dict[str, Any]:
+    """File item -> database item (drops structural links, rewrites hrefs).
+
+    ``now_iso`` becomes ``properties.updated`` when the item has none.
+    """
+    item_dir = os.path.dirname(os.fspath(path))
     links_out = []
     for link in item.get("links") or []:
         rel = link.get("rel")
@@ -208,9 +253,9 @@ def transform_item(item: dict[str, Any], path: Path, rewriter: HrefRewriter, now
     return item
 
 
-def _target_from_path(item_dir: Path, href: str) -> tuple[str, str] | None:
+def _target_from_path(item_dir: str | Path, href: str) -> tuple[str, str] | None:
     """``../../S2/2022/05/21/x.json`` -> (collection, id) from the catalogue layout."""
-    parts = Path(os.path.normpath(item_dir / href)).parts
+    parts = os.path.normpath(os.path.join(item_dir, href)).split(os.sep)
     if len(parts) < 5:
         return None
     item_id = parts[-1][: -len(".json")]
@@ -221,6 +266,7 @@ def _target_from_path(item_dir: Path, href: str) -> tuple[str, str] | None:
 
 
 def transform_collection(col: dict[str, Any], folder: Path, rewriter: HrefRewriter) -> dict[str, Any]:
+    """File collection -> database collection (no item links; absolute asset hrefs)."""
     out = {k: v for k, v in col.items()}
     out["links"] = [
         lk for lk in col.get("links") or [] if lk.get("rel") not in _STRUCTURAL and "://" in lk.get("href", "")
@@ -234,11 +280,15 @@ def transform_collection(col: dict[str, Any], folder: Path, rewriter: HrefRewrit
 # --------------------------------------------------------------------------- state
 
 
+def _state_key(creds: DbCredentials) -> str:
+    return hashlib.sha1(f"{creds.host}:{creds.port}/{creds.dbname}".encode()).hexdigest()[:12]
+
+
 class IngestState:
     """Per catalogue + database memory of what was sent (sqlite in the catalogue)."""
 
     def __init__(self, root: Path, creds: DbCredentials) -> None:
-        key = hashlib.sha1(f"{creds.host}:{creds.port}/{creds.dbname}".encode()).hexdigest()[:12]
+        key = _state_key(creds)
         self.dir = root / ".eomatch"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / f"ingest-{key}.sqlite"
@@ -251,6 +301,10 @@ class IngestState:
         )
         self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         self.conn.commit()
+        if self.get("version") != _STATE_VERSION:
+            self.conn.execute("DELETE FROM sent")
+            self.conn.execute("DELETE FROM meta")
+            self.set("version", _STATE_VERSION)
 
     def get(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -283,25 +337,255 @@ class IngestState:
         self.conn.close()
 
 
-# --------------------------------------------------------------------------- ingest
+# --------------------------------------------------------------------------- reading
 
 
-def _iter_file_items(
-    paths: Iterator[tuple[str, Path]],
-) -> Iterator[tuple[str, Path, dict[str, Any]]]:
-    for folder_collection, path in paths:
+_WKB_TYPES = {"Point": 1, "LineString": 2, "Polygon": 3, "MultiPoint": 4, "MultiLineString": 5, "MultiPolygon": 6}
+
+
+def _ewkb_hex(geom: dict[str, Any]) -> str | None:
+    """GeoJSON -> little-endian EWKB hex with SRID 4326, as pypgstac writes it (via plpygis).
+
+    A direct encoder: plpygis builds an object per vertex, which made geometry the
+    largest single cost of formatting an item. None for what it does not cover
+    (GeometryCollection, mixed dimensions): the caller then falls back on plpygis.
+    """
+    kind = _WKB_TYPES.get(geom.get("type"))  # type: ignore[arg-type]
+    coords = geom.get("coordinates")
+    if kind is None or coords is None:
+        return None
+    try:
+        dims = _first_dims(coords, kind)
+        if dims not in (2, 3):
+            return None
+        parts: list[bytes] = []
+        _wkb_body(parts, kind, coords, dims, with_header=False)
+    except (TypeError, ValueError, struct.error, IndexError):
+        return None
+    flags = kind | 0x20000000 | (0x80000000 if dims == 3 else 0)
+    return (struct.pack("<BII", 1, flags, 4326) + b"".join(parts)).hex()
+
+
+def _first_dims(coords: Any, kind: int) -> int:
+    depth = {1: 0, 2: 1, 3: 2, 4: 1, 5: 2, 6: 3}[kind]
+    c = coords
+    for _ in range(depth):
+        c = c[0]
+    return len(c)
+
+
+def _points(parts: list[bytes], pts: Any, dims: int) -> None:
+    flat = [v for pt in pts for v in pt]
+    if len(flat) != dims * len(pts):
+        raise ValueError("mixed coordinate dimensions")
+    parts.append(struct.pack(f"<I{len(flat)}d", len(pts), *flat))
+
+
+def _wkb_body(parts: list[bytes], kind: int, coords: Any, dims: int, with_header: bool) -> None:
+    if with_header:
+        parts.append(struct.pack("<BI", 1, kind | (0x80000000 if dims == 3 else 0)))
+    if kind == 1:
+        if len(coords) != dims:
+            raise ValueError("mixed coordinate dimensions")
+        parts.append(struct.pack(f"<{dims}d", *coords))
+    elif kind == 2:
+        _points(parts, coords, dims)
+    elif kind == 3:
+        parts.append(struct.pack("<I", len(coords)))
+        for ring in coords:
+            _points(parts, ring, dims)
+    else:
+        parts.append(struct.pack("<I", len(coords)))
+        for member in coords:
+            _wkb_body(parts, kind - 3, member, dims, with_header=True)
+
+
+class _Formatted(dict):  # type: ignore[type-arg]
+    """A database row pypgstac's loader has already been given the item of."""
+
+
+def _fast_loader_class() -> type:
+    from pypgstac.load import Loader
+
+    class FastLoader(Loader):  # type: ignore[misc]
+        """pypgstac's Loader with a direct geometry encoder; passes pre-formatted rows through."""
+
+        def format_item(self, _item: Any) -> dict[str, Any]:
+            if isinstance(_item, _Formatted):
+                return _item
+            if isinstance(_item, dict) and isinstance(_item.get("geometry"), dict):
+                ewkb = _ewkb_hex(_item["geometry"])
+                if ewkb is not None:
+                    _item["geometry"] = None
+                    out: dict[str, Any] = super().format_item(_item)
+                    out["geometry"] = ewkb
+                    return _Formatted(out)
+            return _Formatted(super().format_item(_item))
+
+    return FastLoader
+
+
+@dataclass
+class _FileItem:
+    collection: str
+    id: str
+    digest: str
+    path: str
+    item: dict[str, Any] | None = None
+    """The database row (formatted) or item (not formatted); None when unchanged."""
+
+
+def _iso_utc(epoch_s: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
+
+
+def _walk(dirs: dict[str, Path], since_ns: int | None) -> Iterator[tuple[str, str]]:
+    """(collection folder, path) of every item file: os.scandir, strings, a stat only with ``since``."""
+    skip = ("collection.json", "catalog.json")
+    for name, folder in sorted(dirs.items()):
+        stack = [os.fspath(folder)]
+        while stack:
+            current = stack.pop()
+            try:
+                it = os.scandir(current)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            subdirs = []
+            with it:
+                for entry in it:
+                    n = entry.name
+                    if n.startswith("."):
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        subdirs.append(entry.path)
+                    elif n.endswith(".json") and n not in skip:
+                        if since_ns is None or entry.stat().st_mtime_ns > since_ns:
+                            yield name, entry.path
+            subdirs.sort(reverse=True)
+            stack.extend(subdirs)
+
+
+def _read_items(
+    paths: Iterable[tuple[str, str | Path]], rewriter: HrefRewriter, salt: bytes
+) -> Iterator[_FileItem]:
+    """Read, hash and transform item files (the hash is of the file bytes: cheap, stable)."""
+    for batch in _read_batches(paths, rewriter, salt, 1, None, None):
+        yield from batch
+
+
+def _read_batches(
+    paths: Iterable[tuple[str, str | Path]],
+    rewriter: HrefRewriter,
+    salt: bytes,
+    batch: int,
+    known_hashes: Any,
+    formatter: Any,
+) -> Iterator[list[_FileItem]]:
+    """Batches of read items; unchanged files (``known_hashes``) are not parsed at all.
+
+    ``known_hashes(collection, ids) -> {id: hash}`` looks up what was sent before;
+    ``formatter(item) -> row`` turns a transformed item into pypgstac's row.
+    """
+    raw: list[tuple[str, str, bytes, float]] = []
+
+    def finish() -> list[_FileItem]:
+        out: list[_FileItem] = []
+        previous: dict[tuple[str, str], str] = {}
+        if known_hashes is not None:
+            by_coll: dict[str, list[str]] = {}
+            for coll, path, _, _ in raw:
+                by_coll.setdefault(coll, []).append(os.path.basename(path)[: -len(".json")])
+            for coll, ids in by_coll.items():
+                for item_id, digest in known_hashes(coll, ids).items():
+                    previous[(coll, item_id)] = digest
+        for coll, path, data, mtime_s in raw:
+            digest = hashlib.blake2b(data, digest_size=16, key=salt).hexdigest()
+            stem = os.path.basename(path)[: -len(".json")]
+            if previous.get((coll, stem)) == digest:
+                out.append(_FileItem(coll, stem, digest, path, None))
+                continue
+            try:
+                item = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise CatalogueError(f"malformed JSON in {path} line {exc.lineno}: {exc.msg}") from None
+            if not isinstance(item, dict) or item.get("type") != "Feature" or not item.get("id"):
+                continue
+            item.setdefault("collection", coll)
+            item = transform_item(item, path, rewriter, _iso_utc(mtime_s))
+            fi = _FileItem(str(item["collection"]), str(item["id"]), digest, path, item)
+            if formatter is not None:
+                try:
+                    fi.item = formatter(fi.collection, item)
+                except EomatchError:
+                    raise
+                except Exception as exc:
+                    raise IngestError(f"item {fi.id} ({path}) cannot be loaded: {_first_line(exc)}") from None
+            out.append(fi)
+        raw.clear()
+        return out
+
+    for coll, path in paths:
+        path = os.fspath(path)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as fh:
+                data = fh.read()
+                mtime_s = os.fstat(fh.fileno()).st_mtime
+        except FileNotFoundError:
+            continue  # removed since the walk saw it
         except OSError as exc:
             raise CatalogueError(f"cannot read {path}: {exc.strerror}") from None
+        raw.append((coll, path, data, mtime_s))
+        if len(raw) >= batch:
+            yield finish()
+    if raw:
+        yield finish()
+
+
+class _Prefetch:
+    """Runs a batch generator in a thread, at most ``depth`` batches ahead of the consumer."""
+
+    _DONE = object()
+
+    def __init__(self, batches: Iterator[list[_FileItem]], depth: int = 1) -> None:
+        self._batches = batches
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="ingest-read", daemon=True)
+        self._thread.start()
+
+    def _put(self, value: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(value, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self) -> None:
         try:
-            item = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise CatalogueError(f"malformed JSON in {path} line {exc.lineno}: {exc.msg}") from None
-        if not isinstance(item, dict) or item.get("type") != "Feature":
-            continue
-        item.setdefault("collection", folder_collection)
-        yield folder_collection, path, item
+            for batch in self._batches:
+                if not self._put(batch):
+                    return
+            self._put(self._DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+
+    def __iter__(self) -> Iterator[list[_FileItem]]:
+        while True:
+            value = self._queue.get()
+            if value is self._DONE:
+                return
+            if isinstance(value, BaseException):
+                raise value
+            yield value
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+# --------------------------------------------------------------------------- ingest
 
 
 def ingest(
@@ -331,24 +615,38 @@ def ingest(
     creds = resolve_credentials(settings, db_host, db_port, db_name, db_user, db_password)
     base_url = assets_base_url or settings.ingest.assets_base_url
     batch = batch_size or settings.ingest.batch_size
+    if batch < 1:
+        raise ConfigError(f"ingest batch size must be at least 1, got {batch}")
     summary = IngestSummary(catalogue=str(root), target=creds.redacted(), dry_run=dry_run)
     t0 = time.monotonic()
-    conn = connect(creds)
-    state = IngestState(root, creds)
-    lock = FileLock(str(state.lock_path))
+    state_dir = root / ".eomatch"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CatalogueError(f"cannot write ingest state in {state_dir}: {exc.strerror}") from None
+    # One run per catalogue + database: taken before anything else, released by
+    # the OS if the process dies (flock).
+    lock = FileLock(str(state_dir / f"ingest-{_state_key(creds)}.lock"))
     try:
         lock.acquire(timeout=0)
     except Timeout:
         summary.locked = True
-        state.close()
-        conn.close()
+        summary.seconds = time.monotonic() - t0
         return summary
     try:
-        _run(cat, conn, creds, state, summary, HrefRewriter(root, base_url), since, dry_run, quiet, batch)
+        conn = connect(creds)
+        state = IngestState(root, creds)
+        try:
+            _run(cat, conn, creds, state, summary, HrefRewriter(root, base_url), since, dry_run, quiet, batch)
+        except EomatchError:
+            raise
+        except Exception as exc:  # database errors mid-run: one line, not a traceback
+            raise IngestError(f"ingest into {creds.redacted()} failed: {_first_line(exc)}") from None
+        finally:
+            state.close()
+            conn.close()
     finally:
         lock.release()
-        state.close()
-        conn.close()
     summary.seconds = time.monotonic() - t0
     return summary
 
@@ -376,9 +674,8 @@ def _run(
     batch: int,
 ) -> None:
     from pypgstac.db import PgstacDB
-    from pypgstac.load import Loader, Methods
+    from pypgstac.load import Methods
 
-    started_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     started_epoch = time.time()
     changed_since: float | None = None
     if since == "last":
@@ -392,79 +689,122 @@ def _run(
         if in_db.get(collection, 0) < n:
             state.forget(collection)
             changed_since = None  # a full look is needed to refill it
+    remembered = state.counts()
+    since_ns = int(changed_since * 1e9) if changed_since is not None else None
+    dirs = cat._collection_dirs()
 
+    # Collections first.
+    collections = []
+    for col in cat.iter_collections():
+        folder = cat.root / col["id"]
+        collections.append(transform_collection(col, folder, rewriter))
+    summary.collections = len(collections)
+    known = set(in_db) | {c["id"] for c in collections}
+
+    loader_cls = _fast_loader_class()
     pg = PgstacDB(dsn=creds.dsn, commit_on_exit=True)
-    loader = Loader(db=pg)
+    loader = loader_cls(db=pg)
+    fmt_pg = PgstacDB(dsn=creds.dsn, commit_on_exit=True)
+    fmt_loader = loader_cls(db=fmt_pg)
+    reader = sqlite3.connect(state.path, timeout=30, check_same_thread=False)
+    prefetch: _Prefetch | None = None
     try:
-        # Collections first.
-        collections = []
-        for col in cat.iter_collections():
-            folder = cat.root / col["id"]
-            collections.append(transform_collection(col, folder, rewriter))
-        summary.collections = len(collections)
-        known = set(in_db) | {c["id"] for c in collections}
         if collections and not dry_run:
             try:
                 loader.load_collections(iter(collections), insert_mode=Methods.upsert)
             except Exception as exc:
                 raise IngestError(f"loading collections failed: {_first_line(exc)}") from None
 
-        total = sum(1 for _ in cat.iter_item_paths(changed_since=changed_since))
+        def known_hashes(collection: str, ids: list[str]) -> dict[str, str]:
+            if not remembered.get(collection):
+                return {}
+            return _hashes(reader, collection, ids)
+
+        def formatter(collection: str, item: dict[str, Any]) -> dict[str, Any]:
+            if dry_run or collection not in known:
+                return item  # nothing will be loaded (dry run) or the batch fails anyway
+            return fmt_loader.format_item(item)  # type: ignore[no-any-return]
+
+        # Item hashes cover the file and what the transform depends on.
+        salt = hashlib.blake2b(f"{_STATE_VERSION}|{rewriter.root}|{rewriter.base or ''}".encode(), digest_size=32).digest()
+        # Reading, parsing, rewriting and formatting run in a thread ahead of the loads.
+        prefetch = _Prefetch(_read_batches(_walk(dirs, since_ns), rewriter, salt, batch, known_hashes, formatter))
+        # Counting the files (for the ETA) overlaps the first reads.
+        total = sum(1 for _ in _walk(dirs, since_ns))
         progress = Progress("ingest", total=total, quiet=quiet)
-        pending: list[tuple[str, str, str, dict[str, Any]]] = []
-
-        def flush() -> None:
-            if not pending:
-                return
-            by_collection: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
-            for collection, item_id, digest, item in pending:
-                by_collection.setdefault(collection, []).append((item_id, digest, item))
-            to_send: list[dict[str, Any]] = []
-            sent_rows: list[tuple[str, str, str]] = []
-            for collection, rows in by_collection.items():
-                previous = state.hashes(collection, [r[0] for r in rows])
-                fresh = [r for r in rows if r[0] not in previous]
-                existing = _existing_ids(conn, collection, [r[0] for r in fresh]) if fresh else set()
-                for item_id, digest, item in rows:
-                    old = previous.get(item_id)
-                    if old == digest:
-                        summary.unchanged += 1
-                        continue
-                    if old is None and item_id not in existing:
-                        summary.new += 1
-                    else:
-                        summary.updated += 1
-                    to_send.append(item)
-                    sent_rows.append((item_id, collection, digest))
-            if to_send and not dry_run:
-                try:
-                    loader.load_items(iter(to_send), insert_mode=Methods.upsert, chunksize=len(to_send))
-                except Exception as exc:
-                    raise IngestError(f"loading items failed: {_first_line(exc)}") from None
-                state.record(sent_rows)
+        for pending in prefetch:
+            summary.scanned += len(pending)
+            _load_batch(pending, conn, state, remembered, in_db, known, loader, Methods.upsert, summary, dry_run)
             progress.update(len(pending))
-            pending.clear()
-
-        paths = cat.iter_item_paths(changed_since=changed_since)
-        for folder_collection, path, item in _iter_file_items(paths):
-            summary.scanned += 1
-            collection = item["collection"]
-            if collection not in known:
-                raise IngestError(
-                    f"item {item.get('id')} ({path}) belongs to collection '{collection}', "
-                    "which is neither in the catalogue nor in the database"
-                )
-            out = transform_item(item, path, rewriter, started_iso)
-            digest = hashlib.blake2b(orjson.dumps(out, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
-            pending.append((collection, str(out["id"]), digest, out))
-            if len(pending) >= batch:
-                flush()
-        flush()
         progress.close()
     finally:
+        if prefetch is not None:
+            prefetch.close()
+        reader.close()
+        fmt_pg.close()
         pg.close()
     if not dry_run:
         state.set("last_success_epoch", repr(started_epoch))
+
+
+def _hashes(conn: sqlite3.Connection, collection: str, ids: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for i in range(0, len(ids), 900):
+        chunk = ids[i : i + 900]
+        q = f"SELECT id, hash FROM sent WHERE collection = ? AND id IN ({','.join('?' * len(chunk))})"
+        out.update(conn.execute(q, (collection, *chunk)).fetchall())
+    return out
+
+
+def _load_batch(
+    pending: list[_FileItem],
+    conn: Any,
+    state: IngestState,
+    remembered: dict[str, int],
+    in_db: dict[str, int],
+    known: set[str],
+    loader: Any,
+    mode: Any,
+    summary: IngestSummary,
+    dry_run: bool,
+) -> None:
+    """Classify one batch (new / updated / unchanged), upsert what changed, remember it."""
+    by_collection: dict[str, list[_FileItem]] = {}
+    for fi in pending:
+        if fi.item is None:  # the file's hash matched: not even parsed
+            summary.unchanged += 1
+            continue
+        if fi.collection not in known:
+            raise IngestError(
+                f"item {fi.id} ({fi.path}) belongs to collection '{fi.collection}', "
+                "which is neither in the catalogue nor in the database"
+            )
+        by_collection.setdefault(fi.collection, []).append(fi)
+    to_send: list[dict[str, Any]] = []
+    sent_rows: list[tuple[str, str, str]] = []
+    for collection, rows in by_collection.items():
+        # Lookups only where they can find something: an empty memory or an
+        # empty collection in the database needs no query.
+        previous = state.hashes(collection, [r.id for r in rows]) if remembered.get(collection) else {}
+        fresh = [r.id for r in rows if r.id not in previous]
+        existing = _existing_ids(conn, collection, fresh) if fresh and in_db.get(collection) else set()
+        for fi in rows:
+            old = previous.get(fi.id)
+            if old == fi.digest:
+                summary.unchanged += 1
+                continue
+            if old is None and fi.id not in existing:
+                summary.new += 1
+            else:
+                summary.updated += 1
+            to_send.append(fi.item)  # type: ignore[arg-type]
+            sent_rows.append((fi.id, collection, fi.digest))
+    if to_send and not dry_run:
+        try:
+            loader.load_items(iter(to_send), insert_mode=mode, chunksize=len(to_send))
+        except Exception as exc:
+            raise IngestError(f"loading items failed: {_first_line(exc)}") from None
+        state.record(sent_rows)
 
 
 def _existing_ids(conn: Any, collection: str, ids: list[str]) -> set[str]:

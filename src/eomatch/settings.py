@@ -176,6 +176,9 @@ class ProviderSpec(BaseModel):
     """Provider platform value -> canonical satellite name (case-insensitive)."""
     data_assets: list[str] = Field(default_factory=list)
     max_items: int = 500
+    """Most products kept from one search (a warning says when a search hits it)."""
+    page_size: int = 100
+    """Items per page asked of a STAC API (pages are followed up to ``max_items``)."""
 
 
 class DownloadSettings(BaseModel):
@@ -191,7 +194,25 @@ class DownloadSettings(BaseModel):
     s3_anonymous: bool = True
     s3_requester_pays: bool = False
     s3_endpoint_url: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    """S3 credentials (else the AWS default chain when ``s3_anonymous`` is false)."""
     retries: int = 3
+    timeout_s: float = 60.0
+    data_asset_keys: list[str] = Field(default_factory=list)
+    """Asset keys to download; empty = every asset with role ``data`` (or no role) and a remote href."""
+
+
+class QuerySettings(BaseModel):
+    """``eomatch-query``: paging and retries against a STAC API."""
+
+    page_size: int = 1000
+    timeout_s: float = 60.0
+    retries: int = 4
+    backoff_s: float = 0.5
+    ids_per_request: int = 100
+    since_overlap_s: float = 300.0
+    """``--since last`` re-fetches this much before the previous sync (clock skew)."""
 
 
 def _default_satellites() -> list[SatelliteSpec]:
@@ -263,11 +284,22 @@ class Settings(BaseSettings):
     celestrak_url: str = "https://celestrak.org/NORAD/elements/gp.php"
     satellites: list[SatelliteSpec] = Field(default_factory=_default_satellites)
     providers: dict[str, ProviderSpec] = Field(default_factory=_default_providers)
+    pairs: list[list[str]] = Field(default_factory=list)
+    """Platform pairs to search (each two names); empty = every pair of ``platforms``."""
+    search_margin_s: float = 120.0
+    """Product searches widen each platform's event window by this much on both sides."""
+    keep_empty_events: bool = False
+    """Also write events in which no matchup was found (``--events-only`` always writes them)."""
+    provider_retries: int = 3
+    """Retries of one provider request (HTTP 429/5xx, connection errors) before the event fails."""
+    provider_backoff_s: float = 0.5
+    provider_timeout_s: float = 60.0
 
     # --- sections ---
     matchup_catalogue: CatalogueSettings = Field(default_factory=CatalogueSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     download: DownloadSettings = Field(default_factory=DownloadSettings)
+    query: QuerySettings = Field(default_factory=QuerySettings)
     stack: StackSettings = Field(default_factory=StackSettings)
 
     config_file: Path | None = Field(default=None, exclude=True)

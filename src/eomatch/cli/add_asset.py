@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(_main, argv)
 
 
-def _parser():  # type: ignore[no-untyped-def]
+def _parser() -> argparse.ArgumentParser:
     p = base_parser(
         "eomatch-add-asset",
         "Add a dated analysis result ({prefix}:YYYY-MM-DD) to a catalogue item and move "

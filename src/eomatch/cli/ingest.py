@@ -8,11 +8,6 @@ from collections.abc import Sequence
 
 from eomatch.cli import base_parser, run, settings_from_args
 
-# Exit codes for schedulers and monitoring.
-EXIT_INGESTED = 0
-EXIT_NOTHING_TO_DO = 0
-EXIT_FAILED = 2
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run(_main, argv)
@@ -21,10 +16,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     p = base_parser("eomatch-ingest", "Push a local matchup catalogue into pgSTAC (upsert; safe to re-run).")
     p.add_argument("--catalogue", help="catalog.json or its folder (default: matchup_catalogue.path)")
-    p.add_argument("--db-host")
-    p.add_argument("--db-port", type=int)
-    p.add_argument("--db-name")
-    p.add_argument("--db-user")
+    p.add_argument("--db-host", help="database host (default: ingest.db_host, else the local stack)")
+    p.add_argument("--db-port", type=int, help="database port (default: ingest.db_port)")
+    p.add_argument("--db-name", help="database name (default: ingest.db_name)")
+    p.add_argument("--db-user", help="database user (default: ingest.db_user); password from PGPASSWORD")
     p.add_argument("--assets-base-url", help="serve files under the catalogue root from this http(s) base")
     p.add_argument("--since", choices=["last"], help="only files changed since the last successful ingest")
     p.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
@@ -45,6 +40,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 "db_name": args.db_name,
                 "db_user": args.db_user,
                 "db_password": os.environ.get("PGPASSWORD"),
+                "assets_base_url": args.assets_base_url,
             },
             "stack": {"state_dir": args.state_dir},
         },
@@ -54,14 +50,15 @@ def _main(argv: Sequence[str] | None) -> int:
     summary = ingest(
         settings,
         catalogue=args.catalogue,
-        assets_base_url=args.assets_base_url,
         since=args.since,
         dry_run=args.dry_run,
         quiet=args.quiet,
     )
     print(summary.line(), file=sys.stdout)
     if args.exit_codes == "monitoring":
-        if summary.locked:
-            return 4
-        return 0 if summary.changed else 3
+        return summary.exit_code()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

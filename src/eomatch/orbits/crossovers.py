@@ -38,6 +38,7 @@ from eomatch.orbits.propagate import (
     from_unix_s,
     great_circle_km,
     ground_track,
+    nadir_unit,
     to_unix_s,
     unit_to_latlon,
 )
@@ -49,7 +50,7 @@ from eomatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_BLOCK = 512
+_BLOCK = 128
 """A times compared per block in the refinement."""
 _REGION_PIECE_S = 600.0
 _REGION_RUN_GAP_S = 60.0
@@ -254,7 +255,9 @@ def _row_runs(ok: np.ndarray, dot: np.ndarray) -> tuple[np.ndarray, ...]:
     mr, c0 = np.nonzero(edges == 1)
     _, c1 = np.nonzero(edges == -1)
     c1 = c1 - 1
-    best_m = np.array([masked[multi[r], a : b + 1].max() for r, a, b in zip(mr, c0, c1, strict=True)])
+    best_m = np.array(
+        [masked[multi[r], a : b + 1].max() for r, a, b in zip(mr, c0, c1, strict=True)]
+    )
     keep = np.flatnonzero(single)
     return (
         np.concatenate((rows[keep], rows[multi[mr]])),
@@ -287,9 +290,7 @@ class _PairSearch:
         self.cos_d = math.cos(min(self.d_km / EARTH_RADIUS_KM, math.pi))
         self.gap_f = params.merge_gap_fraction * min(tles_a.period_s, tles_b.period_s) / self.fs
         self.cluster_gap_f = self.gap_f + 2 * self.m
-        self.long_f = (
-            params.long_event_fraction * min(tles_a.period_s, tles_b.period_s) / self.fs
-        )
+        self.long_f = params.long_event_fraction * min(tles_a.period_s, tles_b.period_s) / self.fs
         self.pad_km = 0.5 * float(params.space_diff_threshold_km) + 1.0
         self.margin_km = 0.0
         self.bbox = bbox_geometry(params.min_lat, params.max_lat, params.min_lon, params.max_lon)
@@ -303,14 +304,16 @@ class _PairSearch:
 
     def fine_track(self, tles: TleSet, fine_idx: np.ndarray) -> np.ndarray:
         """Nadir unit vectors on the fine grid, interpolated between coarse-grid SGP4 nodes."""
-        step = self.m * self.fs
-        track = ground_track(tles, self.times(fine_idx), interp_step_s=step, origin_s=self.start_s)
-        return track.unit
+        return nadir_unit(tles, self.times(fine_idx), self.m * self.fs, self.start_s)
 
     # coarse pass ---------------------------------------------------------------------
 
-    def coarse_candidates(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-        """Fine indices (a, b) of coarse sample pairs that may hide a hit nearby."""
+    def coarse_candidates(self, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fine indices (a, b) of coarse sample pairs that may hide a hit nearby.
+
+        The third array flags pairs near the site box (all True without one): a
+        cluster is refined only if one of its pairs is, so events are never clipped.
+        """
         m = self.m
         k0 = chunk * self.chunk_c
         ka = np.arange(k0, min(k0 + self.chunk_c, self.n_coarse))
@@ -321,7 +324,7 @@ class _PairSearch:
         vb = np.isfinite(gb.unit).all(axis=1)
         empty = np.empty(0, dtype=np.int64)
         if va.sum() == 0 or vb.sum() == 0:
-            return empty, empty
+            return empty, empty, np.empty(0, dtype=bool)
         step_a = np.nanmax(great_circle_km(ga.unit[1:], ga.unit[:-1])) if ka.size > 1 else 0.0
         step_b = np.nanmax(great_circle_km(gb.unit[1:], gb.unit[:-1])) if kb.size > 1 else 0.0
         self.margin_km = 0.5 * (step_a + step_b) * 1.05 + 1.0
@@ -339,11 +342,14 @@ class _PairSearch:
         j = ib_all[pairs["j"]]
         chord = np.linalg.norm(ga.unit[i] - gb.unit[j], axis=1)
         keep = (chord <= r_chord) & (np.abs(kb[j] - ka[i]) * m * self.fs <= dt_tol)
+        i, j = i[keep], j[keep]
         if self.bbox is not None:
-            keep &= self._near_bbox(ga.lat_deg[i], ga.lon_deg[i]) | self._near_bbox(
+            near = self._near_bbox(ga.lat_deg[i], ga.lon_deg[i]) | self._near_bbox(
                 gb.lat_deg[j], gb.lon_deg[j]
             )
-        return ka[i[keep]] * m, kb[j[keep]] * m
+        else:
+            near = np.ones(i.size, dtype=bool)
+        return ka[i] * m, kb[j] * m, near
 
     def _near_bbox(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
         """Coarse points close enough to the site box for the region to reach it."""
@@ -414,12 +420,14 @@ class _PairSearch:
             dot = ua @ ub.T
             ka = np.arange(r0, r1 + 1)
             kb = np.arange(b0, b1 + 1)
-            ok = (dot >= self.cos_d) & (np.abs(kb[None, :] - ka[:, None]) <= t_lim)
+            ok = dot >= self.cos_d
+            if b0 < r1 - t_lim or b1 > r0 + t_lim:  # some pairs too far apart in time
+                ok &= np.abs(kb[None, :] - ka[:, None]) <= t_lim
             if not ok.any():
                 continue
             rows, c0, c1, best = _row_runs(ok, dot)
             runs.setdefault(ci, []).append((ka[rows], kb[c0], kb[c1], best))
-        events: list[Crossover] = []
+        skeletons = []
         for parts in runs.values():
             ka, kb0, kb1, best = (np.concatenate([p[i] for p in parts]) for i in range(4))
             z_a = track_a[np.searchsorted(idx_a, ka), 2]
@@ -431,9 +439,31 @@ class _PairSearch:
                 seg_b = track_b[pb0 : pb0 + int(kb1[r] - kb0[r]) + 1]
                 j_off = int(np.argmax(seg_b @ pa))
                 j_best = int(kb0[r]) + j_off
-                event = self._event(ka[g], kb0[g], kb1[g], i_best, j_best, pa, seg_b[j_off])
-                if event is not None:
-                    events.append(event)
+                pieces = self._region_pieces(ka[g], kb0[g], kb1[g])
+                skeletons.append((ka[g], kb0[g], kb1[g], i_best, j_best, pa, seg_b[j_off], pieces))
+        # One interpolation call per satellite for all region outlines of the batch.
+        samples = [
+            (self._samples(p[0], p[1]), self._samples(p[2], p[3]))
+            for sk in skeletons
+            for p in sk[7]
+        ]
+        all_a = np.unique(np.concatenate([sa for sa, _ in samples])) if samples else idx_a[:0]
+        all_b = np.unique(np.concatenate([sb for _, sb in samples])) if samples else idx_b[:0]
+        ua_all = self.fine_track(self.a, all_a)
+        ub_all = self.fine_track(self.b, all_b)
+        events: list[Crossover] = []
+        pos = 0
+        for ka_g, kb0_g, kb1_g, i_best, j_best, pa, pb, pieces in skeletons:
+            segs = []
+            for sa, sb in samples[pos : pos + len(pieces)]:
+                segs.append(
+                    (ua_all[np.searchsorted(all_a, sa)], ub_all[np.searchsorted(all_b, sb)])
+                )
+            pos += len(pieces)
+            region, area_km2 = self._region(segs)
+            event = self._event(ka_g, kb0_g, kb1_g, i_best, j_best, pa, pb, region, area_km2)
+            if event is not None:
+                events.append(event)
         events.sort(key=lambda e: e.start_a)
         return events
 
@@ -462,10 +492,10 @@ class _PairSearch:
         n = min(k1 - k0 + 1, _REGION_POINTS)
         return np.unique(np.linspace(k0, k1, n).round().astype(np.int64))
 
-    def _region(
+    def _region_pieces(
         self, ka: np.ndarray, kb0: np.ndarray, kb1: np.ndarray
-    ) -> tuple[BaseGeometry, float]:
-        """Overlap of the swath strips over the event's intervals.
+    ) -> list[tuple[int, int, int, int]]:
+        """Fine-index ranges (a0, a1, b0, b1) whose swath strips make up the event's region.
 
         Long events are cut into pieces of a's track, each paired with the stretches
         of b's track it meets, so every piece fits one local projection.
@@ -473,33 +503,28 @@ class _PairSearch:
         a_lo, a_hi = int(ka.min()), int(ka.max())
         b_lo, b_hi = int(kb0.min()), int(kb1.max())
         piece_f = max(1, int(_REGION_PIECE_S / self.fs))
-        pieces: list[tuple[int, int, int, int]] = []
         if a_hi - a_lo <= piece_f and b_hi - b_lo <= piece_f:
-            pieces.append((a_lo, a_hi, b_lo, b_hi))
-        else:
-            run_gap = max(1, int(_REGION_RUN_GAP_S / self.fs))
-            order = np.argsort(ka, kind="stable")
-            ka_s, lo_s, hi_s = ka[order], kb0[order], kb1[order]
-            for p0 in range(a_lo, a_hi + 1, piece_f):
-                p1 = min(a_hi, p0 + piece_f)
-                sel = slice(int(np.searchsorted(ka_s, p0)), int(np.searchsorted(ka_s, p1, "right")))
-                if sel.start == sel.stop:
-                    continue
-                for g in _split_groups(lo_s[sel], hi_s[sel], lo_s[sel], hi_s[sel], run_gap):
-                    q0 = max(b_lo, int(lo_s[sel][g].min()) - run_gap)
-                    q1 = min(b_hi, int(hi_s[sel][g].max()) + run_gap)
-                    pieces.append((p0, p1, q0, q1))
-        samples_a = [self._samples(p[0], p[1]) for p in pieces]
-        samples_b = [self._samples(p[2], p[3]) for p in pieces]
-        all_a = np.unique(np.concatenate(samples_a))
-        all_b = np.unique(np.concatenate(samples_b))
-        ua = self.fine_track(self.a, all_a)
-        ub = self.fine_track(self.b, all_b)
+            return [(a_lo, a_hi, b_lo, b_hi)]
+        pieces: list[tuple[int, int, int, int]] = []
+        run_gap = max(1, int(_REGION_RUN_GAP_S / self.fs))
+        order = np.argsort(ka, kind="stable")
+        ka_s, lo_s, hi_s = ka[order], kb0[order], kb1[order]
+        for p0 in range(a_lo, a_hi + 1, piece_f):
+            p1 = min(a_hi, p0 + piece_f)
+            sel = slice(int(np.searchsorted(ka_s, p0)), int(np.searchsorted(ka_s, p1, "right")))
+            if sel.start == sel.stop:
+                continue
+            for g in _split_groups(lo_s[sel], hi_s[sel], lo_s[sel], hi_s[sel], run_gap):
+                q0 = max(b_lo, int(lo_s[sel][g].min()) - run_gap)
+                q1 = min(b_hi, int(hi_s[sel][g].max()) + run_gap)
+                pieces.append((p0, p1, q0, q1))
+        return pieces
+
+    def _region(self, segs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[BaseGeometry, float]:
+        """Union of the strip overlaps of each (a, b) pair of track pieces."""
         geoms: list[BaseGeometry] = []
         area_km2 = 0.0
-        for sa, sb in zip(samples_a, samples_b, strict=True):
-            seg_a = ua[np.searchsorted(all_a, sa)]
-            seg_b = ub[np.searchsorted(all_b, sb)]
+        for seg_a, seg_b in segs:
             seg_a = seg_a[np.isfinite(seg_a).all(axis=1)]
             seg_b = seg_b[np.isfinite(seg_b).all(axis=1)]
             if len(seg_a) < 2 or len(seg_b) < 2:
@@ -529,13 +554,14 @@ class _PairSearch:
         j_best: int,
         pa: np.ndarray,
         pb: np.ndarray,
+        region: BaseGeometry,
+        area_km2: float,
     ) -> Crossover | None:
         p = self.p
         min_km = float(great_circle_km(pa[None], pb[None])[0])
         lat_c, lon_c = unit_to_latlon((pa + pb)[None])
         t_a_best = self.start_s + i_best * self.fs
         t_b_best = self.start_s + j_best * self.fs
-        region, area_km2 = self._region(ka, kb0, kb1)
         anti = crosses_antimeridian(region)
         if p.exclude_antimeridian_events and anti:
             return None
@@ -572,13 +598,15 @@ class _PairSearch:
     def run(self, progress: Progress | None = None) -> Iterator[Crossover]:
         carry_a = np.empty(0, dtype=np.int64)
         carry_b = np.empty(0, dtype=np.int64)
+        carry_near = np.empty(0, dtype=bool)
         n_chunks = self.n_chunks
         if progress is not None and progress.total is None:
             progress.total = n_chunks
         for chunk in range(n_chunks):
-            ca, cb = self.coarse_candidates(chunk)
+            ca, cb, cn = self.coarse_candidates(chunk)
             cand_a = np.concatenate((carry_a, ca))
             cand_b = np.concatenate((carry_b, cb))
+            near = np.concatenate((carry_near, cn))
             clusters = _split_groups(cand_a, cand_a, cand_b, cand_b, self.cluster_gap_f)
             if chunk == n_chunks - 1:
                 ready, held = clusters, []
@@ -589,17 +617,25 @@ class _PairSearch:
                 held = [c for c in clusters if cand_a[c].max() >= limit]
             if held:
                 keep = np.concatenate(held)
-                carry_a, carry_b = cand_a[keep], cand_b[keep]
+                carry_a, carry_b, carry_near = cand_a[keep], cand_b[keep], near[keep]
             else:
                 carry_a = carry_b = np.empty(0, dtype=np.int64)
+                carry_near = np.empty(0, dtype=bool)
+            ready = [c for c in ready if near[c].any()]
             yield from self.refine(cand_a, cand_b, ready)
             if progress is not None:
                 progress.update(1)
 
 
 def _union_of_ranges(ranges: list[tuple[int, int]]) -> np.ndarray:
-    """Sorted unique integers covered by inclusive ranges."""
-    return np.unique(np.concatenate([np.arange(lo, hi + 1) for lo, hi in ranges]))
+    """Sorted unique integers covered by inclusive ranges (merged, no sort of the values)."""
+    merged: list[list[int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return np.concatenate([np.arange(lo, hi + 1) for lo, hi in merged])
 
 
 def search_pair(

@@ -8,6 +8,8 @@ MultiPolygon. A ring that encircles a pole is closed through the pole.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import shapely
 from shapely import affinity
@@ -24,13 +26,20 @@ class LocalPlane:
     """Gnomonic projection about a centre point on the unit sphere."""
 
     def __init__(self, centre_unit: np.ndarray) -> None:
-        c = np.asarray(centre_unit, dtype=np.float64)
-        c = c / np.linalg.norm(c)
-        ref = np.array([0.0, 0.0, 1.0]) if abs(c[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-        east = np.cross(ref, c)
-        east /= np.linalg.norm(east)
-        north = np.cross(c, east)
-        self.centre, self.east, self.north = c, east, north
+        cx, cy, cz = (float(v) for v in centre_unit)
+        norm = math.sqrt(cx * cx + cy * cy + cz * cz)
+        cx, cy, cz = cx / norm, cy / norm, cz / norm
+        # east = ref x c, with ref the pole axis unless the centre is near a pole
+        if abs(cz) < 0.9:
+            ex, ey, ez = -cy, cx, 0.0
+        else:
+            ex, ey, ez = 0.0, -cz, cy
+        en = math.sqrt(ex * ex + ey * ey + ez * ez)
+        ex, ey, ez = ex / en, ey / en, ez / en
+        nx, ny, nz = cy * ez - cz * ey, cz * ex - cx * ez, cx * ey - cy * ex
+        self.centre = np.array([cx, cy, cz])
+        self.east = np.array([ex, ey, ez])
+        self.north = np.array([nx, ny, nz])
 
     def forward(self, u: np.ndarray) -> np.ndarray:
         """Unit vectors (n, 3) -> plane coordinates (n, 2), in Earth radii near the centre."""
@@ -118,9 +127,7 @@ def _polygons_only(geom: BaseGeometry) -> BaseGeometry:
     return parts[0] if len(parts) == 1 else MultiPolygon(parts)
 
 
-def _ring_lonlat(
-    coords: np.ndarray, plane: LocalPlane, pole: int
-) -> np.ndarray:
+def _ring_lonlat(coords: np.ndarray, plane: LocalPlane, pole: int) -> np.ndarray:
     """Plane ring -> (lon unwrapped along the ring, lat); closed through the pole if ``pole``."""
     lat, lon = unit_to_latlon(plane.inverse(coords))
     lon = np.degrees(np.unwrap(np.radians(lon)))
@@ -170,7 +177,9 @@ def split_antimeridian(geom: BaseGeometry) -> list[Polygon]:
     minx, _, maxx, _ = geom.bounds
     if minx >= -180.0 and maxx <= 180.0:
         part = _polygons_only(geom)
-        return [p for p in (part.geoms if isinstance(part, MultiPolygon) else [part]) if not p.is_empty]
+        return [
+            p for p in (part.geoms if isinstance(part, MultiPolygon) else [part]) if not p.is_empty
+        ]
     out: list[Polygon] = []
     k_lo = int(np.floor((minx + 180.0) / 360.0))
     k_hi = int(np.floor((maxx + 180.0) / 360.0))

@@ -59,9 +59,8 @@ class ElementSet:
 def _checksum_ok(line: str) -> bool:
     if len(line) < 69 or not line[68].isdigit():
         return True  # some sources strip checksums; sgp4 still parses the line
-    head = np.frombuffer(line[:68].encode("ascii", "replace"), dtype=np.uint8)
-    digits = head[(head >= 48) & (head <= 57)]
-    total = int(digits.sum()) - 48 * digits.size + int((head == 45).sum())
+    head = line[:68]
+    total = sum(map(int, filter(str.isdigit, head))) + head.count("-")
     return total % 10 == int(line[68])
 
 
@@ -95,7 +94,9 @@ def parse_tle_text(text: str, source: str = "<text>") -> list[ElementSet]:
             i += 2
             continue
         if line.startswith(("1 ", "2 ")):
-            raise TleError(f"malformed TLE in {source} line {i + 1}: line 1 and line 2 must follow each other")
+            raise TleError(
+                f"malformed TLE in {source} line {i + 1}: line 1 and line 2 must follow each other"
+            )
         name = line.strip()
         if name.startswith("0 "):
             name = name[2:].strip()
@@ -114,15 +115,26 @@ def read_tle_file(path: str | Path) -> list[ElementSet]:
 
 
 def iter_tle_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Files named directly, and TLE-looking files inside folders (recursively, sorted)."""
+    """Files named directly, and TLE-looking files inside folders (recursively, sorted).
+
+    A file reached twice (a folder and a file in it, or repeated paths) is read once.
+    """
+    seen: set[Path] = set()
     for raw in paths:
         p = Path(raw).expanduser()
         if p.is_file():
-            yield p
+            candidates = [p]
         elif p.is_dir():
-            for child in sorted(p.rglob("*")):
-                if child.is_file() and child.suffix.lower() in TLE_SUFFIXES:
-                    yield child
+            candidates = [
+                c for c in sorted(p.rglob("*")) if c.is_file() and c.suffix.lower() in TLE_SUFFIXES
+            ]
+        else:
+            candidates = []
+        for c in candidates:
+            key = c.resolve()
+            if key not in seen:
+                seen.add(key)
+                yield c
 
 
 @dataclass
@@ -204,7 +216,14 @@ class TleSet:
             log.warning(
                 "%s (NORAD %d): nearest TLE is %.1f days away for %s..%s "
                 "(epochs around the gap: %s, %s; limit %.1f days)",
-                self.name, self.norad_id, worst_days, t0, t1, before, after, self.max_age_days,
+                self.name,
+                self.norad_id,
+                worst_days,
+                t0,
+                t1,
+                before,
+                after,
+                self.max_age_days,
             )
 
     def covers(self, start_s: float, end_s: float) -> bool:
@@ -249,12 +268,16 @@ def load_tles(
 ) -> dict[str, TleSet]:
     """Read TLE files/folders and group their sets by registry satellite.
 
-    Returns ``{canonical name: TleSet}``. When ``platforms`` is given, each must
-    resolve in the registry and have at least one set, else :class:`ConfigError`.
-    Sets of NORAD ids not in the registry are ignored.
+    Returns ``{canonical name: TleSet}`` for every registry satellite found, or
+    only for ``platforms`` when given; each of those must resolve in the registry
+    and have at least one set, else :class:`ConfigError`. Sets of other NORAD ids
+    are ignored.
     """
     path_list = [Path(p).expanduser() for p in paths]
     by_norad = {s.norad_id: s for s in satellites}
+    wanted = [find_satellite(p, satellites) for p in platforms or ()]
+    if platforms is not None:
+        by_norad = {s.norad_id: s for s in wanted}
     found: dict[int, list[ElementSet]] = {}
     sources: dict[int, list[Path]] = {}
     for f in iter_tle_files(path_list):
@@ -269,8 +292,7 @@ def load_tles(
         by_norad[norad].name: TleSet(by_norad[norad], sets, sources[norad], max_age_days)
         for norad, sets in found.items()
     }
-    for platform in platforms or ():
-        sat = find_satellite(platform, satellites)
+    for sat in wanted:
         if sat.name not in out:
             searched = ", ".join(str(p) for p in path_list) or "(no paths)"
             raise ConfigError(

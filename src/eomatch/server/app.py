@@ -104,6 +104,7 @@ def create_app(
     app.state.eomatch_audience = audience
     app.state.eomatch_health_dsn = credentials.dsn
     add_health_routes(app, settings, audience)
+    _add_db_unavailable_handler(app)
     _add_metrics(app)
     app.add_middleware(Bbox3DMiddleware)
     if not internal:
@@ -111,6 +112,38 @@ def create_app(
         app.add_middleware(ExternalFilterMiddleware, policy=policy)
     app.add_middleware(RequestLogMiddleware)
     return app
+
+
+def _add_db_unavailable_handler(app: FastAPI) -> None:
+    """503 + Retry-After (not a 500 with a traceback) while PostgreSQL is unreachable.
+
+    asyncpg's pool reconnects by itself once the server is back; until then every
+    request that needs a connection fails fast with one warning line.
+    """
+    import logging
+
+    import asyncpg
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+
+    log = logging.getLogger("eomatch.server")
+
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable for %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return JSONResponse(
+            {"code": "ServiceUnavailable", "description": "the catalogue database is unavailable; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
+    for exc_class in (
+        OSError,  # connection refused / reset
+        asyncpg.PostgresConnectionError,
+        asyncpg.exceptions.OperatorInterventionError,  # shutting down, admin shutdown
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+        asyncpg.exceptions.TooManyConnectionsError,
+    ):
+        app.add_exception_handler(exc_class, unavailable)
 
 
 def _add_metrics(app: FastAPI) -> None:
@@ -138,6 +171,7 @@ def _from_env(audience: Audience) -> FastAPI:
         max_bytes=settings.stack.log_max_bytes,
         backups=settings.stack.log_backups,
     )
+    _route_server_logs_to_root()
     creds = None
     if os.environ.get("PGUSER") and os.environ.get("PGPASSWORD"):
         creds = DbCredentials(
@@ -148,6 +182,19 @@ def _from_env(audience: Audience) -> FastAPI:
             password=os.environ["PGPASSWORD"],
         )
     return create_app(settings, audience, creds)
+
+
+def _route_server_logs_to_root() -> None:
+    """uvicorn's own loggers (and Python warnings) go to the app's rotated log file,
+    in its format, rather than to the unrotated stdout capture."""
+    import logging
+
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncpg"):
+        lg = logging.getLogger(name)
+        for handler in list(lg.handlers):
+            lg.removeHandler(handler)
+        lg.propagate = True
+    logging.captureWarnings(True)
 
 
 def internal_app() -> FastAPI:

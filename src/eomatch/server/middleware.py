@@ -113,11 +113,12 @@ class RequestLogMiddleware:
         finally:
             latency_ms = round((time.perf_counter() - t0) * 1000, 2)
             access_log.info(
-                "%s %s %s %.1fms",
+                "%s %s %s %.1fms rid=%s",
                 scope.get("method"),
                 scope.get("path"),
                 status,
                 latency_ms,
+                rid,
                 extra={
                     "method": scope.get("method"),
                     "path": scope.get("path"),

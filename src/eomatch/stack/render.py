@@ -125,7 +125,7 @@ def render_browser_conf(settings: Settings, root: Path | str, mode: Mode = "loca
             port=COMPOSE_BROWSER_PORT,
         )
     return _env().get_template("nginx-browser.conf.j2").render(
-        mode=mode, mime_types="/etc/nginx/mime.types", root=root, **ctx
+        mode=mode, mime_types="/etc/nginx/mime.types", root=root, log_format=st.log_format, **ctx
     )
 
 

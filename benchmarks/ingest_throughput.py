@@ -1,0 +1,265 @@
+"""eomatch-ingest vs ``pypgstac load items``: throughput and memory on a realistic catalogue.
+
+For each size N: write a catalogue of N items (events, matchups, products with
+links and assets) with ``_synth.py``; pre-serialise the same items, transformed
+exactly as ingest sends them, to ndjson; then, each into its own fresh pgSTAC
+database (collections already loaded), time ``eomatch.ingest.ingest`` (quiet)
+and ``pypgstac``'s ``Loader.load_items(ndjson, insert_mode=upsert)``, each in a
+fresh child process that also reports its peak RSS. The last line is
+``ratio=<eomatch items/s / pypgstac items/s>`` at the largest size.
+
+    .venv/bin/python benchmarks/ingest_throughput.py --sizes 10000,100000
+    .venv/bin/python benchmarks/ingest_throughput.py --items 20000 --state-dir S --db-port P
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _synth  # noqa: E402
+
+from eomatch.settings import Settings, load_settings  # noqa: E402
+from eomatch.stack.db import DbCredentials, setup_database, stack_credentials  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A fast scratch folder: tmpfs when there is one (creating files on this VM's disk
+    costs ~1 ms each, which would make generating 100k items take minutes)."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+
+@contextmanager
+def local_stack(state_dir: str | None = None, db_port: int | None = None) -> Iterator[Settings]:
+    """The settings of a running stack: the given one, else a new one started (and stopped) here."""
+    if state_dir:
+        overrides: dict[str, Any] = {"stack": {"state_dir": state_dir}}
+        if db_port:
+            overrides["stack"]["db"] = {"port": db_port}
+        yield load_settings(overrides=overrides, environ={})
+        return
+    sys.path.insert(0, str(REPO / "tests"))
+    from conftest import make_state_dir, stack_settings  # type: ignore[import-not-found]
+
+    from eomatch.stack import Stack
+
+    folder = make_state_dir("eomatch-bench-")
+    settings = stack_settings(folder)
+    stack = Stack(settings, quiet=True)
+    try:
+        stack.up()
+        yield settings
+    finally:
+        stack.down()
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def fresh_database(settings: Settings, name: str) -> DbCredentials:
+    """Drop and recreate database ``name`` with pgSTAC; credentials of the stack's ingest role."""
+    import psycopg
+    from psycopg import sql
+
+    admin = stack_credentials(settings, "admin")
+    ingest = stack_credentials(settings, "ingest")
+    maint = DbCredentials(admin.host, admin.port, "postgres", admin.user, admin.password)
+    with psycopg.connect(maint.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    setup_database(admin, name, {ingest.user: ingest.password}, {})
+    return DbCredentials(ingest.host, ingest.port, name, ingest.user, ingest.password)
+
+
+def drop_database(settings: Settings, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    admin = stack_credentials(settings, "admin")
+    maint = DbCredentials(admin.host, admin.port, "postgres", admin.user, admin.password)
+    with psycopg.connect(maint.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def item_counts(creds: DbCredentials) -> dict[str, int]:
+    import psycopg
+
+    with psycopg.connect(creds.dsn) as conn:
+        rows = conn.execute("SELECT collection, count(*) FROM pgstac.items GROUP BY collection").fetchall()
+    return {c: int(n) for c, n in rows}
+
+
+def run_child(code: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter; it reads ``ARGS`` and sets ``RESULT`` (a dict).
+
+    The child adds its own peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``), so each
+    figure belongs to one run only.
+    """
+    wrapper = (
+        "import json, resource, sys\n"
+        "ARGS = json.loads(sys.argv[1])\n"
+        "RESULT = {}\n"
+        f"{code}\n"
+        "RESULT['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "print('RESULT=' + json.dumps(RESULT))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", wrapper, json.dumps(args)], capture_output=True, text=True, cwd=REPO
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT="):
+            return dict(json.loads(line[len("RESULT=") :]))
+    raise RuntimeError(f"child printed no result: {proc.stdout[-500:]}")
+
+
+EOMATCH_CHILD = """
+import time
+from eomatch.ingest import ingest
+from eomatch.settings import load_settings
+settings = load_settings(environ={})
+t = time.perf_counter()
+summary = ingest(settings, catalogue=ARGS["catalogue"], db_host=ARGS["host"], db_port=ARGS["port"],
+                 db_name=ARGS["dbname"], db_user=ARGS["user"], db_password=ARGS["password"],
+                 quiet=True, batch_size=ARGS["batch"], since=ARGS.get("since"))
+RESULT.update(seconds=time.perf_counter() - t, new=summary.new, updated=summary.updated,
+              unchanged=summary.unchanged, scanned=summary.scanned, line=summary.line())
+"""
+
+PYPGSTAC_CHILD = """
+import time
+from pypgstac.db import PgstacDB
+from pypgstac.load import Loader, Methods
+t = time.perf_counter()
+with PgstacDB(dsn=ARGS["dsn"]) as db:
+    Loader(db=db).load_items(ARGS["ndjson"], insert_mode=Methods.upsert)
+RESULT.update(seconds=time.perf_counter() - t)
+"""
+
+
+def write_db_form(root: Path, items_path: Path) -> list[dict[str, Any]]:
+    """The items as ingest sends them (same transform), one JSON per line; returns collections."""
+    from eomatch.catalogue import MatchupCatalogue
+    from eomatch.ingest import HrefRewriter, _read_items, transform_collection
+
+    cat = MatchupCatalogue.open(root)
+    rewriter = HrefRewriter(cat.root, None)
+    with open(items_path, "wb") as fh:
+        for fi in _read_items(cat.iter_item_paths(), rewriter, b"bench"):
+            fh.write(orjson.dumps(fi.item) + b"\n")
+    return [transform_collection(c, cat.root / c["id"], rewriter) for c in cat.iter_collections()]
+
+
+def load_collections(creds: DbCredentials, collections: list[dict[str, Any]]) -> None:
+    from pypgstac.db import PgstacDB
+    from pypgstac.load import Loader, Methods
+
+    with PgstacDB(dsn=creds.dsn) as db:
+        Loader(db=db).load_collections(iter(collections), insert_mode=Methods.upsert)
+
+
+def eomatch_child(creds: DbCredentials, catalogue: Path, batch: int | None, since: str | None = None) -> dict[str, Any]:
+    return run_child(
+        EOMATCH_CHILD,
+        {"catalogue": str(catalogue), "host": creds.host, "port": creds.port, "dbname": creds.dbname,
+         "user": creds.user, "password": creds.password, "batch": batch, "since": since},
+    )  # fmt: skip
+
+
+def measure(settings: Settings, n_items: int, work: Path, batch: int | None, seed: int) -> dict[str, Any]:
+    """One size: generate, pre-serialise, load both ways into fresh databases, compare."""
+    root = work / f"catalogue-{n_items}"
+    synth = _synth.generate(root, n_items, seed=seed)
+    print(f"[{n_items}] wrote {synth.items} items in {synth.seconds:.1f}s", file=sys.stderr)
+    if synth.items <= 20000:
+        _synth.verify(synth)
+    ndjson = work / f"items-{n_items}.ndjson"
+    collections = write_db_form(root, ndjson)
+    db_e = fresh_database(settings, f"bench_eomatch_{n_items}")
+    db_p = fresh_database(settings, f"bench_pypgstac_{n_items}")
+    try:
+        load_collections(db_e, collections)
+        load_collections(db_p, collections)
+        eo = eomatch_child(db_e, root, batch)
+        print(f"[{n_items}] eomatch: {eo['line']}", file=sys.stderr)
+        pg = run_child(PYPGSTAC_CHILD, {"dsn": db_p.dsn, "ndjson": str(ndjson)})
+        counts_e, counts_p = item_counts(db_e), item_counts(db_p)
+        if counts_e != counts_p or sum(counts_e.values()) != synth.items:
+            raise SystemExit(f"databases differ: eomatch {counts_e} pypgstac {counts_p} expected {synth.items}")
+    finally:
+        drop_database(settings, db_e.dbname)
+        drop_database(settings, db_p.dbname)
+        shutil.rmtree(root, ignore_errors=True)
+        ndjson.unlink(missing_ok=True)
+    out = {
+        "items": synth.items,
+        "eomatch_s": eo["seconds"],
+        "eomatch_rss_mib": eo["peak_rss_mib"],
+        "pypgstac_s": pg["seconds"],
+        "pypgstac_rss_mib": pg["peak_rss_mib"],
+    }
+    out["eomatch_items_s"] = synth.items / out["eomatch_s"]
+    out["pypgstac_items_s"] = synth.items / out["pypgstac_s"]
+    out["ratio"] = out["eomatch_items_s"] / out["pypgstac_items_s"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=100_000, help="catalogue size (default 100000)")
+    ap.add_argument("--sizes", help="comma-separated sizes, e.g. 10000,100000 (overrides --items)")
+    ap.add_argument("--batch-size", type=int, default=None, help="ingest batch size (default: settings)")
+    ap.add_argument("--state-dir", help="use this running stack instead of starting one")
+    ap.add_argument("--db-port", type=int, help="its database port")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.items]
+    work = scratch_dir("eomatch-ingest-bench-")
+    results = []
+    try:
+        with local_stack(args.state_dir, args.db_port) as settings:
+            for n in sizes:
+                r = measure(settings, n, work, args.batch_size, args.seed)
+                results.append(r)
+                print(
+                    f"N={r['items']}: eomatch {r['eomatch_s']:.1f}s ({r['eomatch_items_s']:,.0f} items/s, "
+                    f"peak RSS {r['eomatch_rss_mib']:.0f} MiB) | pypgstac {r['pypgstac_s']:.1f}s "
+                    f"({r['pypgstac_items_s']:,.0f} items/s, peak RSS {r['pypgstac_rss_mib']:.0f} MiB) "
+                    f"| ratio {r['ratio']:.2f}",
+                    flush=True,
+                )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if len(results) > 1:
+        first, last = results[0], results[-1]
+        per_first = first["eomatch_s"] / first["items"] * 1e6
+        per_last = last["eomatch_s"] / last["items"] * 1e6
+        print(
+            f"growth: eomatch {per_first:.0f} us/item at {first['items']} vs {per_last:.0f} us/item at "
+            f"{last['items']} (x{per_last / per_first:.2f} per item for x{last['items'] / first['items']:.0f} items); "
+            f"peak RSS {first['eomatch_rss_mib']:.0f} -> {last['eomatch_rss_mib']:.0f} MiB"
+        )
+    final = results[-1]
+    print(f"peak_rss_mib={final['eomatch_rss_mib']:.0f} (target <= 1024)")
+    print(f"ratio={final['ratio']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

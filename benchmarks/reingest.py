@@ -1,0 +1,72 @@
+"""First ingest vs an unchanged re-run with ``--since last`` (the scheduled-ingest case).
+
+Writes a catalogue of N items with ``_synth.py``, ingests it into a fresh pgSTAC
+database, then runs again with ``since="last"`` (nothing changed: only the
+directory walk and a few queries are left) and, for information, a full
+unchanged re-run without ``since`` (every file read and hashed, none parsed).
+Each run is timed inside its own child process. The last line is
+``ratio=<first run s / re-run s>`` (target >= 20).
+
+    .venv/bin/python benchmarks/reingest.py --items 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _synth  # noqa: E402
+from ingest_throughput import (  # noqa: E402
+    drop_database,
+    eomatch_child,
+    fresh_database,
+    item_counts,
+    local_stack,
+    scratch_dir,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=100_000, help="catalogue size (default 100000)")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--state-dir", help="use this running stack instead of starting one")
+    ap.add_argument("--db-port", type=int, help="its database port")
+    ap.add_argument("--seed", type=int, default=2)
+    args = ap.parse_args(argv)
+    work = scratch_dir("eomatch-reingest-bench-")
+    try:
+        root = work / "catalogue"
+        synth = _synth.generate(root, args.items, seed=args.seed)
+        print(f"wrote {synth.items} items in {synth.seconds:.1f}s", file=sys.stderr)
+        with local_stack(args.state_dir, args.db_port) as settings:
+            creds = fresh_database(settings, f"bench_reingest_{synth.items}")
+            try:
+                first = eomatch_child(creds, root, args.batch_size)
+                rerun = eomatch_child(creds, root, args.batch_size, since="last")
+                full = eomatch_child(creds, root, args.batch_size)
+                counts = item_counts(creds)
+            finally:
+                drop_database(settings, creds.dbname)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if first["new"] != synth.items or sum(counts.values()) != synth.items:
+        raise SystemExit(f"first run loaded {first['new']} items, database holds {counts}; expected {synth.items}")
+    if rerun["new"] + rerun["updated"]:
+        raise SystemExit(f"the --since last re-run changed items: {rerun['line']}")
+    if full["new"] + full["updated"] or full["unchanged"] != synth.items:
+        raise SystemExit(f"the full re-run was not a no-op: {full['line']}")
+    print(f"first ingest:           {first['seconds']:.2f}s  {first['line']}")
+    print(f"re-run --since last:    {rerun['seconds']:.2f}s  {rerun['line']}")
+    print(f"re-run, full unchanged: {full['seconds']:.2f}s  {full['line']}")
+    print(f"full unchanged re-run is {first['seconds'] / full['seconds']:.1f}x faster than the first ingest")
+    print(f"ratio={first['seconds'] / rerun['seconds']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

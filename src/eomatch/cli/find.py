@@ -1,0 +1,66 @@
+"""``eomatch-find``: matchup events, matchups and their products into the local catalogue."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from eomatch.cli import base_parser, run, settings_from_args
+from eomatch.errors import ConfigError
+
+EXIT_FAILURES = 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(_main, argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    p = base_parser(
+        "eomatch-find",
+        "Find satellite crossovers, search provider products in them, and write matchups to the local catalogue.",
+    )
+    p.add_argument(
+        "--tle", action="append", default=[], metavar="PATH",
+        help="TLE file or folder (repeatable; searched before tle_paths of the config)",
+    )
+    p.add_argument("--events-only", action="store_true", help="stop after the orbit step: events only, no product search")
+    p.add_argument(
+        "--format", choices=["csv", "json"],
+        help="with --events-only: print the events instead of writing a catalogue",
+    )
+    p.add_argument("--catalogue", help="local catalogue folder (default: matchup_catalogue.path)")
+    args = p.parse_args(argv)
+    if args.format and not args.events_only:
+        raise ConfigError("--format needs --events-only")
+    settings = settings_from_args(args)
+    if args.tle:
+        missing = [t for t in args.tle if not Path(t).expanduser().exists()]
+        if missing:
+            raise ConfigError(f"--tle path not found: {missing[0]}")
+        settings = settings.model_copy(update={"tle_paths": [Path(t) for t in args.tle] + list(settings.tle_paths)})
+
+    from eomatch.find import find, find_events
+
+    if args.format:
+        from eomatch.orbits import EVENT_COLUMNS, events_to_rows
+
+        if args.format == "csv":
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(EVENT_COLUMNS))
+            writer.writeheader()
+            for row in events_to_rows(find_events(settings), geometry="wkt"):
+                writer.writerow(row)
+        else:
+            rows = list(events_to_rows(find_events(settings), geometry="geojson"))
+            sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+
+    summary = find(settings, events_only=args.events_only, quiet=args.quiet, catalogue=args.catalogue)
+    for failure in summary.failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    print(summary.line())
+    return 0 if summary.ok else EXIT_FAILURES

@@ -1,0 +1,434 @@
+"""The ``eomatch-find`` pipeline: orbits -> events -> products -> matchups -> local catalogue.
+
+1. For every platform pair, :func:`eomatch.orbits.find_crossovers` gives the
+   crossover events (where and when both satellites see the same ground).
+2. For each event, one product search per platform on its provider: the event
+   region (clipped to the site box), that platform's time window widened by
+   ``search_margin_s``.
+3. Every product of one platform is paired with every product of the other
+   whose footprint overlaps it by at least ``min_overlap_km2`` and
+   ``min_overlap_fraction`` (an STRtree keeps this from being quadratic); each
+   pair is a :class:`~eomatch.model.Matchup`.
+4. Events, matchups and products are upserted into the local catalogue. Ids are
+   deterministic, so a second run with the same config adds nothing.
+
+A provider failing for one event (after retries) is recorded in the summary and
+the run goes on; ``FindSummary.failures`` then makes the command exit non-zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import shapely
+import shapely.errors
+from shapely.geometry import Point, box
+from shapely.geometry.base import BaseGeometry
+from shapely.strtree import STRtree
+
+from eomatch.errors import ConfigError
+from eomatch.model import (
+    Matchup,
+    MatchupError,
+    MatchupEvent,
+    Product,
+    format_datetime,
+    normalize_geometry,
+    to_utc,
+)
+from eomatch.orbits import Crossover, find_crossovers, find_satellite, load_tles_for
+from eomatch.orbits.propagate import EARTH_RADIUS_KM
+from eomatch.progress import Progress
+from eomatch.providers import (
+    ApiProvider,
+    Provider,
+    ProviderError,
+    open_provider,
+    search_with_retries,
+)
+from eomatch.settings import SatelliteSpec, Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One half of a pair: a satellite and the product collection searched for it."""
+
+    satellite: SatelliteSpec
+    collection: str
+
+    @property
+    def name(self) -> str:
+        return self.satellite.name
+
+    @property
+    def key(self) -> str:
+        """``{collection}-{token}``: the canonical sort key of a pair's halves."""
+        return f"{self.collection}-{self.satellite.token}"
+
+
+@dataclass
+class FindSummary:
+    """What one ``eomatch-find`` run did; ``line()`` is the one-line summary."""
+
+    catalogue: str = ""
+    events: int = 0
+    events_written: int = 0
+    searches: int = 0
+    products: int = 0
+    matchups: int = 0
+    new_items: int = 0
+    events_only: bool = False
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def line(self) -> str:
+        if self.events_only:
+            what = f"{self.events} events ({self.new_items} new)"
+        else:
+            what = (
+                f"{self.events} events ({self.events_written} written), {self.searches} searches, "
+                f"{self.products} products, {self.matchups} matchups, {self.new_items} new items"
+            )
+        failed = f"; {len(self.failures)} events FAILED" if self.failures else ""
+        return f"find: {what} in {self.catalogue} ({self.seconds:.1f}s){failed}"
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def _sides_of(sat: SatelliteSpec, settings: Settings) -> list[Side]:
+    wanted = [c for c in sat.collections if not settings.collections or c in settings.collections]
+    if not wanted:
+        where = " within 'collections'" if settings.collections else ""
+        raise ConfigError(f"platform {sat.name} has no product collection{where} (satellites[].collections)")
+    return [Side(sat, c) for c in wanted]
+
+
+def resolve_pairs(settings: Settings) -> list[tuple[SatelliteSpec, SatelliteSpec]]:
+    """Satellite pairs to search, names canonicalised through the registry.
+
+    ``pairs`` if given, else every pair of ``platforms`` (at least two).
+    """
+    sats = settings.satellites
+    if settings.pairs:
+        out: list[tuple[SatelliteSpec, SatelliteSpec]] = []
+        for entry in settings.pairs:
+            if len(entry) != 2:
+                raise ConfigError(f"pairs: each entry needs two platforms, got {entry!r}")
+            a, b = (find_satellite(name, sats) for name in entry)
+            if a.name == b.name:
+                raise ConfigError(f"pairs: {entry!r} names {a.name} twice")
+            if all({a.name, b.name} != {x.name, y.name} for x, y in out):
+                out.append((a, b))
+        return out
+    names: list[SatelliteSpec] = []
+    for name in settings.platforms:
+        sat = find_satellite(name, sats)
+        if all(s.name != sat.name for s in names):
+            names.append(sat)
+    if len(names) < 2:
+        raise ConfigError(
+            f"platforms: need at least two platforms to search (got {', '.join(settings.platforms) or 'none'})"
+        )
+    return list(itertools.combinations(names, 2))
+
+
+def _check_window(settings: Settings) -> tuple[datetime, datetime]:
+    if settings.start_time is None or settings.end_time is None:
+        missing = "start_time" if settings.start_time is None else "end_time"
+        raise ConfigError(f"{missing} is not set (the search period needs start_time and end_time)")
+    start, end = to_utc(settings.start_time), to_utc(settings.end_time)
+    if end <= start:
+        raise ConfigError(f"end_time {format_datetime(end)} is not after start_time {format_datetime(start)}")
+    return start, end
+
+
+def _site_box(settings: Settings) -> BaseGeometry | None:
+    """The site bbox (``min_lat``...``max_lon``) as lon/lat geometry, None when unbounded."""
+    if all(v is None for v in (settings.min_lat, settings.max_lat, settings.min_lon, settings.max_lon)):
+        return None
+    s = -90.0 if settings.min_lat is None else settings.min_lat
+    n = 90.0 if settings.max_lat is None else settings.max_lat
+    w = -180.0 if settings.min_lon is None else settings.min_lon
+    e = 180.0 if settings.max_lon is None else settings.max_lon
+    if w <= e:
+        return box(w, s, e, n)
+    return box(w, s, 180.0, n).union(box(-180.0, s, e, n))
+
+
+def find_events(settings: Settings, progress: Progress | None = None) -> Iterator[Crossover]:
+    """Crossover events of every platform pair in the period (orbit step only, no provider)."""
+    pairs = resolve_pairs(settings)
+    start, end = _check_window(settings)
+    names = sorted({s.name for pair in pairs for s in pair})
+    tles = load_tles_for(settings, names)
+    for sat_a, sat_b in pairs:
+        for event in find_crossovers(settings, sat_a.name, sat_b.name, start, end, tles=tles):
+            if progress is not None:
+                progress.update(1)
+            yield event
+
+
+# --------------------------------------------------------------------------- events and matchups
+
+
+def _event_region(xo: Crossover, settings: Settings) -> BaseGeometry:
+    region = xo.region
+    if not region.is_empty:
+        try:
+            region = normalize_geometry(shapely.make_valid(region))
+        except shapely.errors.GEOSException:
+            # A region wider than 180 degrees around a pole is not an antimeridian jump;
+            # orbits already splits regions at +-180: cut it along lon 0 (a 1 cm gap keeps
+            # the halves apart through later unions) so no piece looks like a jump.
+            valid = shapely.make_valid(xo.region)
+            gap = 1e-7
+            halves = [
+                valid.intersection(box(-180.0, -90.0, -gap, 90.0)),
+                valid.intersection(box(gap, -90.0, 180.0, 90.0)),
+            ]
+            region = normalize_geometry(shapely.MultiPolygon(
+                [p for h in halves for p in getattr(h, "geoms", [h]) if isinstance(p, shapely.Polygon) and p.area > 0]
+            ))
+    if region.is_empty:
+        # The strips never met (e.g. swath mode): mark the closest approach instead.
+        radius_deg = max(settings.space_diff_threshold, 1.0) / EARTH_RADIUS_KM * 57.29577951308232
+        region = normalize_geometry(Point(xo.centre_lon_deg, xo.centre_lat_deg).buffer(radius_deg))
+    return region
+
+
+def make_event(xo: Crossover, side_a: Side, side_b: Side, settings: Settings) -> MatchupEvent:
+    """The MatchupEvent of a crossover, for the collections of ``side_a``/``side_b``."""
+    time_diff = xo.time_diff_s
+    windows = [[xo.start_a, xo.end_a], [xo.start_b, xo.end_b]]
+    if side_a.name != xo.platform_a:
+        side_a, side_b = side_b, side_a
+    if side_a.key > side_b.key:  # the event stores the pair in canonical order
+        time_diff = -time_diff
+        windows.reverse()
+    props: dict[str, Any] = {
+        "matchup:region_area_km2": float(xo.region_area_km2),
+        "matchup:time_windows": [[format_datetime(t0), format_datetime(t1)] for t0, t1 in windows],
+        "matchup:crosses_antimeridian": bool(xo.crosses_antimeridian),
+    }
+    return MatchupEvent.create(
+        platform_a=side_a.name,
+        collection_a=side_a.collection,
+        platform_b=side_b.name,
+        collection_b=side_b.collection,
+        start=min(xo.start_a, xo.start_b),
+        end=max(xo.end_a, xo.end_b),
+        region=_event_region(xo, settings),
+        min_distance_km=xo.min_distance_km,
+        time_diff_s=time_diff,
+        solar_elevation_deg=xo.solar_elevation_deg,
+        properties=props,
+        satellites=settings.satellites,
+    )
+
+
+def pair_products(
+    event: MatchupEvent,
+    products_a: Sequence[dict[str, Any]],
+    products_b: Sequence[dict[str, Any]],
+    settings: Settings,
+) -> list[Matchup]:
+    """Matchups of every overlapping (a, b) pair that passes the overlap and time thresholds."""
+    if not products_a or not products_b:
+        return []
+    geoms_b = [normalize_geometry(p["geometry"]) for p in products_b]
+    tree = STRtree(geoms_b)
+    out: list[Matchup] = []
+    for pa in products_a:
+        geom_a = normalize_geometry(pa["geometry"])
+        for j in tree.query(geom_a, predicate="intersects").tolist():
+            try:
+                matchup = Matchup.create(None, pa, products_b[j], satellites=settings.satellites)
+            except MatchupError:
+                continue  # touching footprints: no area in common
+            props = matchup.properties
+            if props["matchup:overlap_km2"] <= 0.0 or props["matchup:overlap_km2"] < settings.min_overlap_km2:
+                continue
+            if props["matchup:overlap_fraction"] < settings.min_overlap_fraction:
+                continue
+            if props["matchup:abs_time_diff_s"] > settings.time_diff_threshold:
+                continue
+            out.append(matchup)
+    out.sort(key=lambda m: m.id)
+    # Built without the event so that rejected pairs never touch it; attach the kept ones now.
+    for m in out:
+        event.add_matchup(m)
+    return out
+
+
+def _search_window(start: datetime, end: datetime, margin_s: float) -> tuple[datetime, datetime]:
+    margin = timedelta(seconds=margin_s)
+    return start - margin, end + margin
+
+
+def _side_window(event: MatchupEvent, side: Side) -> tuple[datetime, datetime]:
+    platforms = event.platforms
+    windows = event.properties.get("matchup:time_windows") or []
+    if side.name in platforms and len(windows) == 2:
+        t0, t1 = windows[platforms.index(side.name)]
+        return to_utc(t0), to_utc(t1)
+    return event.start, event.end
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class _Writer:
+    """Writes events and what was found in them, counting new items."""
+
+    def __init__(self, catalogue: Any, summary: FindSummary) -> None:
+        self.cat = catalogue
+        self.summary = summary
+        self._titled: set[str] = set()
+
+    def _titles(self, event: MatchupEvent) -> None:
+        key = event.pair_key
+        if key in self._titled:
+            return
+        a, b = event.platforms
+        self.cat.ensure_collection(key, kind="matchup", title=f"Matchups {a} × {b}")
+        self.cat.ensure_collection(event.collection_id, kind="event", title=f"Matchup events {a} × {b}")
+        for coll in event.collections:
+            self.cat.ensure_collection(coll, kind="product", title=coll)
+        self._titled.add(key)
+
+    def _add(self, item: dict[str, Any]) -> None:
+        if not self.cat.has_item(str(item["id"]), str(item["collection"])):
+            self.summary.new_items += 1
+        self.cat.add_item(item)
+
+    def write(self, event: MatchupEvent) -> None:
+        from eomatch.schema import validate_item
+
+        self._titles(event)
+        products: dict[str, dict[str, Any]] = {}
+        for m in event.matchup_set:
+            for p in m.products():
+                products.setdefault(f"{p['collection']}/{p['id']}", p)
+        for p in products.values():
+            self._add(Product.from_item(p).to_dict())
+        for m in event.matchup_set:
+            validate_item(m.to_dict())
+            self._add(m.to_dict())
+        validate_item(event.to_dict())
+        self._add(event.to_dict())
+        self.summary.events_written += 1
+
+
+def find(
+    settings: Settings,
+    events_only: bool = False,
+    quiet: bool = False,
+    catalogue: str | Path | None = None,
+) -> FindSummary:
+    """Run the whole pipeline into the local catalogue (``matchup_catalogue.path``).
+
+    ``events_only`` stops after the orbit step and writes only the events.
+    Configuration errors raise :class:`ConfigError` before anything is written;
+    a provider failing for one event is recorded in ``summary.failures``.
+    """
+    from eomatch.catalogue import MatchupCatalogue
+
+    t0 = time.monotonic()
+    pairs = resolve_pairs(settings)
+    start, end = _check_window(settings)
+    cat_path = catalogue or settings.matchup_catalogue.path
+    if cat_path is None:
+        raise ConfigError("matchup_catalogue.path is not set (where the local catalogue goes)")
+    combos: dict[tuple[str, str], list[tuple[Side, Side]]] = {}
+    for sat_a, sat_b in pairs:
+        combos[(sat_a.name, sat_b.name)] = [
+            (a, b) for a in _sides_of(sat_a, settings) for b in _sides_of(sat_b, settings)
+        ]
+    names = sorted({s.name for pair in pairs for s in pair})
+    tles = load_tles_for(settings, names)
+    providers: dict[str, Provider] = {}
+    summary = FindSummary(catalogue=str(cat_path), events_only=events_only)
+    site = _site_box(settings)
+    try:
+        if not events_only:
+            for sides in combos.values():
+                for side in (s for pair in sides for s in pair):
+                    if side.collection not in providers:
+                        providers[side.collection] = open_provider(side.collection, settings)
+        cat = MatchupCatalogue.create(cat_path, title=settings.matchup_catalogue.title)
+        summary.catalogue = str(cat.root)
+        writer = _Writer(cat, summary)
+        bulk = getattr(cat, "bulk", None)
+        with contextlib.ExitStack() as stack:
+            if callable(bulk):
+                stack.enter_context(bulk())
+            progress = stack.enter_context(Progress("find", unit="events", quiet=quiet))
+            for sat_a, sat_b in pairs:
+                for xo in find_crossovers(settings, sat_a.name, sat_b.name, start, end, tles=tles):
+                    summary.events += 1
+                    for side_a, side_b in combos[(sat_a.name, sat_b.name)]:
+                        event = make_event(xo, side_a, side_b, settings)
+                        if events_only:
+                            writer._titles(event)
+                            writer._add(event.to_dict())
+                            summary.events_written += 1
+                            continue
+                        _process_event(event, (side_a, side_b), providers, site, settings, writer, summary)
+                    progress.update(1)
+        cat.save()
+        cat.close()
+    finally:
+        for provider in providers.values():
+            provider.close()
+    summary.seconds = time.monotonic() - t0
+    return summary
+
+
+def _process_event(
+    event: MatchupEvent,
+    sides: tuple[Side, Side],
+    providers: dict[str, Provider],
+    site: BaseGeometry | None,
+    settings: Settings,
+    writer: _Writer,
+    summary: FindSummary,
+) -> None:
+    region = normalize_geometry(event.geometry)
+    if site is not None:
+        region = normalize_geometry(region.intersection(site))
+    found: dict[str, list[dict[str, Any]]] = {}
+    if not region.is_empty:
+        for side in sides:
+            provider = providers[side.collection]
+            t0, t1 = _search_window(*_side_window(event, side), settings.search_margin_s)
+            retries = 0 if isinstance(provider, ApiProvider) else 1
+            summary.searches += 1
+            try:
+                found[side.name] = search_with_retries(
+                    provider, region, t0, t1, side.name, retries, settings.provider_backoff_s
+                )
+            except ProviderError as exc:
+                summary.failures.append(f"event {event.id}: {exc}")
+                log.warning("event %s: %s", event.id, exc)
+                return
+    a_name, b_name = event.platforms
+    matchups = pair_products(event, found.get(a_name, []), found.get(b_name, []), settings)
+    summary.matchups += len(matchups)
+    summary.products += len({pid for m in matchups for pid in m.product_ids})
+    if matchups or settings.keep_empty_events:
+        writer.write(event)

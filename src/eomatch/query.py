@@ -1,0 +1,620 @@
+"""Pull items from a STAC API into a local matchup catalogue (``eomatch-query``).
+
+The search is paged with httpx (one page ahead in a background thread, so the
+network and the disk work at the same time) and each page is written to disk as
+it arrives, never holding the whole result. The closure the toolchain needs is
+pulled too: matchups bring their event (``related``, role ``event``) and their
+two products (``derived_from``); events bring their matchups and those
+matchups' products. Collections come along, so the output opens with
+:meth:`MatchupCatalogue.open` and ``get_events()`` / ``event.matchup_set`` /
+``matchup.products()`` work offline.
+
+Item links arrive as absolute API URLs and are rewritten to the local layout
+(``{collection}/{YYYY}/{MM}/{DD}/{id}.json``). Re-running into the same output
+upserts by id (no duplicates); ``since="last"`` asks only for items whose
+``updated`` is newer than the previous sync of that output and API.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urljoin, urlparse
+
+import httpx
+import orjson
+
+from eomatch import jsonio
+from eomatch.errors import CatalogueError, ConfigError, QueryError
+from eomatch.model import (
+    MatchupError,
+    default_relpath,
+    format_datetime,
+    infer_item_type,
+    relative_href,
+    to_utc,
+)
+from eomatch.progress import Progress
+from eomatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_STRUCTURAL = {"self", "root", "parent", "collection", "items", "item", "child", "next", "prev", "previous"}
+_ITEM_LINK_RELS = ("derived_from", "related")
+_API_ITEM = re.compile(r"/collections/([^/?#]+)/items/([^/?#]+)/?$")
+STATE_FILE = "query-state.json"
+_COLLECTION_FIELDS_SKIPPED = {"links", "id", "type", "stac_version"}
+
+
+@dataclass
+class QuerySummary:
+    """What one run did; ``line()`` is the summary the command prints."""
+
+    api_url: str
+    output: str
+    searched: int = 0
+    closure: int = 0
+    written: int = 0
+    collections: int = 0
+    relinked: int = 0
+    seconds: float = 0.0
+    since: str | None = None
+
+    def line(self) -> str:
+        rate = (self.searched + self.closure) / self.seconds if self.seconds > 0 else 0.0
+        since = f" updated since {self.since}" if self.since else ""
+        return (
+            f"queried {self.api_url}{since}: {self.searched} items matched, {self.closure} linked items added; "
+            f"{self.written} written to {self.output} ({self.collections} collections) "
+            f"in {self.seconds:.1f}s ({rate:,.0f} items/s)"
+        )
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _csv(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+def _parse_time(value: datetime | str | None, name: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return to_utc(value)
+    except MatchupError:
+        raise ConfigError(f"{name}: not an ISO 8601 date or datetime: {value!r}") from None
+
+
+def parse_bbox(bbox: Sequence[float | str] | str | None) -> list[float] | None:
+    """[west, south, east, north] in degrees (west > east crosses the antimeridian)."""
+    if bbox is None:
+        return None
+    parts = bbox.replace(",", " ").split() if isinstance(bbox, str) else list(bbox)
+    if len(parts) != 4:
+        raise ConfigError(f"bbox needs 4 numbers (west south east north), got {len(parts)}")
+    try:
+        west, south, east, north = (float(v) for v in parts)
+    except (TypeError, ValueError):
+        raise ConfigError(f"bbox values must be numbers, got {' '.join(str(p) for p in parts)}") from None
+    if not (-180.0 <= west <= 180.0 and -180.0 <= east <= 180.0):
+        raise ConfigError(f"bbox longitudes must be within [-180, 180], got west={west} east={east}")
+    if not (-90.0 <= south <= 90.0 and -90.0 <= north <= 90.0):
+        raise ConfigError(f"bbox latitudes must be within [-90, 90], got south={south} north={north}")
+    if south > north:
+        raise ConfigError(f"bbox south ({south}) is north of north ({north})")
+    return [west, south, east, north]
+
+
+def _check_api_url(api_url: str) -> str:
+    parsed = urlparse(api_url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"--api-url must be an http(s) URL, got {api_url!r}")
+    return api_url.rstrip("/") + "/"
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class StacClient:
+    """GETs JSON from one STAC API with retries (timeouts, 5xx, 429) and backoff."""
+
+    def __init__(self, api_url: str, settings: Settings) -> None:
+        self.api_url = api_url
+        self.cfg = settings.query
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(self.cfg.timeout_s, connect=min(10.0, self.cfg.timeout_s)),
+            follow_redirects=True,
+            headers={"Accept": "application/geo+json, application/json"},
+        )
+        self.reached = False
+        """Once the landing page answered, connection errors are retried too."""
+
+    def close(self) -> None:
+        self.client.close()
+
+    def get(self, url: str, params: dict[str, Any] | None = None) -> Any:
+        return self.request("GET", url, params=params)
+
+    def request(self, method: str, url: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        attempts = max(1, self.cfg.retries + 1)
+        delay = self.cfg.backoff_s
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                resp = self.client.request(method, url, params=params, json=body)
+            except httpx.TimeoutException:
+                if last:
+                    raise QueryError(f"{url}: timed out after {attempts} attempts") from None
+            except httpx.TransportError as exc:
+                if not self.reached or last:
+                    raise QueryError(f"cannot reach {url}: {_reason(exc)}") from None
+            else:
+                if resp.status_code < 400:
+                    return self._json(resp)
+                if resp.status_code != 429 and resp.status_code < 500:
+                    raise QueryError(f"{resp.request.url} -> HTTP {resp.status_code}: {_server_message(resp)}")
+                if last:
+                    raise QueryError(
+                        f"{resp.request.url} -> HTTP {resp.status_code} after {attempts} attempts: {_server_message(resp)}"
+                    )
+                retry_after = resp.headers.get("Retry-After", "")
+                if retry_after.isdigit():
+                    delay = max(delay, float(retry_after))
+            log.debug("retrying %s in %.1fs", url, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _json(resp: httpx.Response) -> Any:
+        try:
+            return orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            kind = resp.headers.get("content-type", "unknown content type")
+            raise QueryError(f"{resp.request.url} did not answer JSON ({kind}): not a STAC API?") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if "Connection refused" in text or "connect" in type(exc).__name__.lower():
+        return "connection refused" if "refused" in text.lower() else (text.splitlines()[0] if text else "connection failed")
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _server_message(resp: httpx.Response) -> str:
+    try:
+        doc = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        return (resp.text.strip().splitlines() or ["(no message)"])[0][:200]
+    if isinstance(doc, dict):
+        msg = doc.get("description") or doc.get("detail") or doc.get("message") or doc.get("code")
+        if msg:
+            return str(msg).strip().splitlines()[0][:300]
+    return str(doc)[:200]
+
+
+def _landing(client: StacClient) -> dict[str, Any]:
+    doc = client.get(client.api_url)
+    if not isinstance(doc, dict) or not isinstance(doc.get("links"), list) or (
+        "stac_version" not in doc and "conformsTo" not in doc
+    ):
+        raise QueryError(f"{client.api_url} is not a STAC API (its landing page has no stac_version/links)")
+    client.reached = True
+    return doc
+
+
+def _search_url(landing: dict[str, Any], api_url: str) -> str:
+    for link in landing.get("links") or []:
+        if link.get("rel") == "search" and link.get("method", "GET").upper() == "GET" and link.get("href"):
+            return urljoin(api_url, str(link["href"]))
+    conforms = " ".join(landing.get("conformsTo") or [])
+    if "item-search" not in conforms:
+        raise QueryError(f"{api_url} has no item search (no 'search' link): not a STAC API with /search")
+    return urljoin(api_url, "search")
+
+
+def _pages(client: StacClient, url: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    """Feature lists page by page, following ``next`` links (GET or POST)."""
+    method, body, req_params = "GET", None, dict(params)
+    seen_urls: set[str] = set()
+    while True:
+        doc = client.request(method, url, params=req_params, body=body)
+        if not isinstance(doc, dict) or not isinstance(doc.get("features"), list):
+            raise QueryError(f"{url}: the search answered something that is not a FeatureCollection")
+        features = doc["features"]
+        if features:
+            yield features
+        nxt = next((lk for lk in doc.get("links") or [] if lk.get("rel") == "next" and lk.get("href")), None)
+        if nxt is None or not features:
+            return
+        url = urljoin(url, str(nxt["href"]))
+        method = str(nxt.get("method") or "GET").upper()
+        if method == "POST":
+            body = {**(body or params), **(nxt.get("body") or {})} if nxt.get("merge") else nxt.get("body")
+            req_params = None
+        else:
+            body, req_params = None, None
+        key = f"{method} {url} {orjson.dumps(body).decode() if body else ''}"
+        if key in seen_urls:
+            raise QueryError(f"{url}: the API's next link repeats itself")
+        seen_urls.add(key)
+
+
+class _Prefetch:
+    """Runs a page iterator one page ahead in a thread; errors surface in the caller."""
+
+    _DONE = object()
+
+    def __init__(self, pages: Iterator[list[dict[str, Any]]], depth: int = 2) -> None:
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(pages,), daemon=True)
+        self._thread.start()
+
+    def _run(self, pages: Iterator[list[dict[str, Any]]]) -> None:
+        try:
+            for page in pages:
+                while not self._stop.is_set():
+                    try:
+                        self._q.put(page, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._q.put(self._DONE)
+        except BaseException as exc:  # handed to the consumer
+            self._q.put(exc)
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        try:
+            while True:
+                got = self._q.get()
+                if got is self._DONE:
+                    return
+                if isinstance(got, BaseException):
+                    raise got
+                yield got
+        finally:
+            self._stop.set()
+
+
+# --------------------------------------------------------------------------- links
+
+
+def api_item_target(href: str) -> tuple[str, str] | None:
+    """(collection, id) of an API item URL ``.../collections/{c}/items/{i}``."""
+    m = _API_ITEM.search(href.split("?", 1)[0])
+    if not m:
+        return None
+    return unquote(m.group(1)), unquote(m.group(2))
+
+
+@dataclass
+class _ForwardRef:
+    """A link written before its target was on disk: checked once everything is."""
+
+    source: tuple[str, str]
+    target: tuple[str, str]
+    guessed_relpath: str
+    api_href: str
+    source_relpath: str
+
+
+def _localize(item: dict[str, Any], api_url: str) -> tuple[dict[str, Any], list[tuple[tuple[str, str], str, str]]]:
+    """API item -> catalogue item: drop API links, make item links layout-relative.
+
+    Returns the item and its item links as (target, absolute API href, guessed
+    target path): the href points at the target's guessed place (the source's
+    date folder); the catalogue's relink fixes it when the target already exists.
+    """
+    src_rel = default_relpath(item)
+    src_folder = src_rel.rsplit("/", 1)[0]
+    date_part = src_folder.split("/", 1)[1] if "/" in src_folder else ""
+    links: list[dict[str, Any]] = []
+    refs: list[tuple[tuple[str, str], str, str]] = []
+    for link in item.get("links") or []:
+        rel = link.get("rel")
+        if rel in _STRUCTURAL:
+            continue
+        href = link.get("href")
+        if rel in _ITEM_LINK_RELS and isinstance(href, str):
+            absolute = urljoin(api_url, href)
+            target = api_item_target(absolute)
+            if target is not None:
+                guess = f"{target[0]}/{date_part}/{target[1]}.json" if date_part else f"{target[0]}/{target[1]}.json"
+                links.append({**link, "href": relative_href(src_rel, guess)})
+                refs.append((target, absolute, guess))
+                continue
+        links.append(link)
+    item["links"] = links
+    return item, refs
+
+
+# --------------------------------------------------------------------------- state
+
+
+def _state_path(root: Path) -> Path:
+    return root / ".eomatch" / STATE_FILE
+
+
+def last_sync(output: str | Path, api_url: str) -> str | None:
+    """When ``output`` was last synced from ``api_url`` (RFC 3339), or None."""
+    from eomatch.catalogue import MatchupCatalogue
+
+    path = _state_path(MatchupCatalogue._root_of(output))
+    if not path.is_file():
+        return None
+    state = jsonio.read_json(path)
+    entry = (state.get("apis") or {}).get(_check_api_url(api_url)) if isinstance(state, dict) else None
+    return entry.get("last_sync") if isinstance(entry, dict) else None
+
+
+def _record_sync(root: Path, api_url: str, started: datetime, summary: QuerySummary) -> None:
+    path = _state_path(root)
+    state: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            loaded = jsonio.read_json(path)
+            state = loaded if isinstance(loaded, dict) else {}
+        except CatalogueError:
+            state = {}
+    state.setdefault("apis", {})[api_url] = {
+        "last_sync": format_datetime(started.replace(microsecond=0)),
+        "items": summary.searched + summary.closure,
+    }
+    jsonio.write_json_atomic(path, state)
+
+
+# --------------------------------------------------------------------------- query
+
+
+def query(
+    settings: Settings,
+    api_url: str,
+    output: str | Path,
+    start_time: datetime | str | None = None,
+    end_time: datetime | str | None = None,
+    bbox: Sequence[float | str] | str | None = None,
+    collections: str | Sequence[str] | None = None,
+    filter: str | None = None,
+    ids: str | Sequence[str] | None = None,
+    since: str | None = None,
+    quiet: bool = False,
+) -> QuerySummary:
+    """Pull the items matching the search (and what they link to) into ``output``.
+
+    Inputs and the API's landing page are checked, and the first page fetched,
+    before anything is written; every file write is atomic, so a failure leaves
+    the previous output as it was (plus whole items already fetched).
+    """
+    from eomatch.catalogue import MatchupCatalogue
+
+    api = _check_api_url(api_url)
+    t_start = _parse_time(start_time, "start time")
+    t_end = _parse_time(end_time, "end time")
+    if t_start and t_end and t_end < t_start:
+        raise ConfigError(f"end time {format_datetime(t_end)} is before start time {format_datetime(t_start)}")
+    box = parse_bbox(bbox)
+    wanted_collections = _csv(collections)
+    wanted_ids = _csv(ids)
+    if since not in (None, "last"):
+        raise ConfigError(f"--since takes 'last', not {since!r}")
+    out_path = Path(output).expanduser()
+    if out_path.exists() and not out_path.is_dir():
+        raise ConfigError(f"--output {out_path} exists and is not a folder")
+    if out_path.is_dir() and any(out_path.iterdir()) and not (out_path / "catalog.json").is_file():
+        raise ConfigError(f"--output {out_path} is a non-empty folder without a catalog.json")
+    cfg = settings.query
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+
+    since_iso: str | None = None
+    if since == "last":
+        previous = last_sync(out_path, api) if (out_path / "catalog.json").is_file() else None
+        if previous:
+            since_iso = format_datetime(to_utc(previous) - timedelta(seconds=cfg.since_overlap_s))
+
+    client = StacClient(api, settings)
+    try:
+        landing = _landing(client)
+        search = _search_url(landing, api)
+        collection_docs = {c: _get_collection(client, api, c) for c in wanted_collections}
+        params: dict[str, Any] = {"limit": cfg.page_size}
+        if t_start or t_end:
+            params["datetime"] = f"{format_datetime(t_start) if t_start else '..'}/{format_datetime(t_end) if t_end else '..'}"
+        if box:
+            params["bbox"] = ",".join(repr(v) for v in box)
+        if wanted_collections:
+            params["collections"] = ",".join(wanted_collections)
+        if wanted_ids:
+            params["ids"] = ",".join(wanted_ids)
+        filters = [f"({filter.strip()})"] if filter and filter.strip() else []
+        if since_iso:
+            # pgSTAC compares `updated` as text here (TIMESTAMP() on it fails); RFC 3339 UTC
+            # strings with a Z order like the instants they name.
+            filters.append(f"updated >= '{since_iso}'")
+        if filters:
+            params["filter"] = " AND ".join(filters)
+            params["filter-lang"] = "cql2-text"
+
+        pages = iter(_Prefetch(_pages(client, search, params)))
+        first = next(pages, None)  # a bad filter or datetime fails here, before any write
+
+        cat = MatchupCatalogue.create(out_path)
+        summary = QuerySummary(api_url=api, output=str(cat.root), since=since_iso)
+        writer = _Writer(cat, client, api, summary, since_iso is not None)
+        for cid, doc in collection_docs.items():
+            writer.collection(cid, doc)
+        progress = Progress("query", quiet=quiet)
+        try:
+            with cat.bulk():
+                if first is not None:
+                    writer.page(first, progress, searched=True)
+                    for page in pages:
+                        writer.page(page, progress, searched=True)
+                writer.closure(progress, cfg.ids_per_request, search)
+                writer.fix_forward_refs()
+            cat.save()
+        finally:
+            progress.close()
+            cat.close()
+        _record_sync(cat.root, api, started, summary)
+    finally:
+        client.close()
+    summary.seconds = time.monotonic() - t0
+    return summary
+
+
+def _get_collection(client: StacClient, api: str, collection_id: str) -> dict[str, Any]:
+    try:
+        doc = client.get(urljoin(api, f"collections/{collection_id}"))
+    except QueryError as exc:
+        if "HTTP 404" in str(exc):
+            raise QueryError(f"collection {collection_id!r} does not exist at {api}") from None
+        raise
+    if not isinstance(doc, dict) or doc.get("type") != "Collection":
+        raise QueryError(f"{api}collections/{collection_id} is not a STAC Collection")
+    return doc
+
+
+class _Writer:
+    """Writes pages into the catalogue and remembers what links still need."""
+
+    def __init__(self, cat: Any, client: StacClient, api: str, summary: QuerySummary, skip_local: bool) -> None:
+        self.cat = cat
+        self.client = client
+        self.api = api
+        self.summary = summary
+        self.skip_local = skip_local
+        self.seen: set[tuple[str, str]] = set()
+        self.wanted: dict[tuple[str, str], None] = {}
+        self.forward: list[_ForwardRef] = []
+        self.collections_done: set[str] = set()
+
+    # -- collections
+
+    def collection(self, collection_id: str, doc: dict[str, Any] | None = None) -> None:
+        if collection_id in self.collections_done:
+            return
+        if doc is None:
+            try:
+                doc = _get_collection(self.client, self.api, collection_id)
+            except QueryError as exc:
+                log.warning("collection %s not fetched: %s", collection_id, exc)
+                doc = {}
+        kind = doc.get("matchup:type") if doc.get("matchup:type") in ("product", "event", "matchup") else None
+        self.cat.ensure_collection(
+            collection_id, kind=kind, title=doc.get("title"), description=doc.get("description")
+        )
+        if doc:
+            path = self.cat.root / collection_id / "collection.json"
+            with self.cat._catalog_lock():
+                local = jsonio.read_json(path)
+                for key, value in doc.items():
+                    if key not in _COLLECTION_FIELDS_SKIPPED and key != "extent":
+                        local[key] = value
+                jsonio.write_json_atomic(path, local)
+            extent = doc.get("extent") or {}
+            bbox = ((extent.get("spatial") or {}).get("bbox") or [None])[0]
+            interval = ((extent.get("temporal") or {}).get("interval") or [[None, None]])[0]
+            if bbox or any(interval or []):
+                self.cat.ensure_collection(collection_id, bbox=bbox, interval=tuple(interval or (None, None)))
+        self.collections_done.add(collection_id)
+        self.summary.collections += 1
+
+    # -- items
+
+    def page(self, features: list[dict[str, Any]], progress: Progress, searched: bool) -> None:
+        for item in features:
+            if not isinstance(item, dict) or item.get("type") != "Feature" or not item.get("id"):
+                continue
+            coll = str(item.get("collection") or "")
+            if not coll:
+                raise QueryError(f"item {item.get('id')!r} from {self.api} has no collection")
+            key = (coll, str(item["id"]))
+            if searched:
+                self.summary.searched += 1
+            else:
+                self.summary.closure += 1
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            self.wanted.pop(key, None)
+            self.collection(coll)
+            self._write(item, coll)
+        progress.update(len(features))
+
+    def _write(self, item: dict[str, Any], coll: str) -> None:
+        try:
+            src_rel = default_relpath(item)
+        except MatchupError as exc:
+            raise QueryError(f"{self.api}: {exc}") from None
+        item, refs = _localize(item, self.api)
+        props = item.setdefault("properties", {})
+        if "matchup:type" not in props:
+            props["matchup:type"] = infer_item_type(item, coll)
+        self.cat.add_item(item, coll)
+        source = (coll, str(item["id"]))
+        for target, api_href, guess in refs:
+            if target in self.seen:
+                continue  # on disk already: the catalogue's relink pointed the link at it
+            if self.skip_local and self.cat.has_item(target[1], target[0]):
+                continue
+            self.wanted[target] = None
+            self.forward.append(_ForwardRef(source, target, guess, api_href, src_rel))
+
+    def closure(self, progress: Progress, per_request: int, search: str) -> None:
+        """Fetch linked items not seen yet, round after round (events -> matchups -> products)."""
+        while self.wanted:
+            batch = list(self.wanted)
+            self.wanted.clear()
+            by_collection: dict[str, list[str]] = {}
+            for coll, item_id in batch:
+                if (coll, item_id) not in self.seen:
+                    by_collection.setdefault(coll, []).append(item_id)
+            for coll, item_ids in sorted(by_collection.items()):
+                for i in range(0, len(item_ids), per_request):
+                    chunk = item_ids[i : i + per_request]
+                    params = {"collections": coll, "ids": ",".join(chunk), "limit": len(chunk)}
+                    for page in _pages(self.client, search, params):
+                        self.page(page, progress, searched=False)
+
+    def fix_forward_refs(self) -> None:
+        """Rewrite the few items whose link guessed its target's folder wrong."""
+        to_fix: dict[tuple[str, str], list[_ForwardRef]] = {}
+        for ref in self.forward:
+            found = self.cat._lookup(ref.target[1], ref.target[0])
+            if found is None or found[2] != ref.guessed_relpath:
+                to_fix.setdefault(ref.source, []).append(ref)
+                continue
+            src = self.cat._lookup(ref.source[1], ref.source[0])
+            if src is not None and src[2] != ref.source_relpath:
+                to_fix.setdefault(ref.source, []).append(ref)
+        for (coll, item_id), refs in to_fix.items():
+            dangling = {r.target[1]: r.api_href for r in refs if not self.cat.has_item(r.target[1], r.target[0])}
+
+            def edit(item: dict[str, Any], dangling: dict[str, str] = dangling) -> None:
+                for link in item.get("links") or []:
+                    href = link.get("href", "")
+                    if link.get("rel") in _ITEM_LINK_RELS and href.endswith(".json"):
+                        target = href.rsplit("/", 1)[-1][: -len(".json")]
+                        if target in dangling:
+                            link["href"] = dangling[target]  # not on the server: keep its URL
+
+            self.cat.update_item(item_id, edit, collection=coll)
+            self.summary.relinked += 1
+        self.summary.written = len(self.seen)

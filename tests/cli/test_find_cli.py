@@ -1,0 +1,118 @@
+"""``eomatch-find`` as users run it: config file, flags, output, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from eomatch.cli.find import main
+from eomatch.orbits import EVENT_COLUMNS
+from eomatch.simulate import simulate_archive
+
+START = "2022-05-21T14:00:00Z"
+END = "2022-05-21T20:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return simulate_archive(tmp_path_factory.mktemp("sim"), ["S2A", "L9"], START, END, bbox=(-125, 30, -70, 45))
+
+
+def write_config(tmp_path: Path, archive: Path | None = None, **over: Any) -> Path:
+    cfg: dict[str, Any] = {
+        "platforms": ["S2A", "LS9"],
+        "start_time": START,
+        "end_time": END,
+        "min_lat": 30.0, "max_lat": 45.0, "min_lon": -125.0, "max_lon": -70.0,
+        "matchup_catalogue": {"path": str(tmp_path / "cat")},
+        "stack": {"state_dir": str(tmp_path / "state")},
+        "provider_retries": 0,
+    }
+    if archive is not None:
+        cfg["providers"] = {
+            "LANDSAT_C2L1": {"url": str(archive.parent), "collection": "landsat-c2l1",
+                             "platform_values": {"landsat_9": "Landsat-9"}},
+            "S2_MSI_L1C": {"url": str(archive), "collection": "sentinel-2-l1c",
+                           "platform_values": {"sentinel-2a": "Sentinel-2A"}},
+        }
+    cfg.update(over)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_events_only_csv_parses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(write_config(tmp_path)), "--events-only", "--format", "csv", "-q"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows and list(rows[0]) == list(EVENT_COLUMNS)
+    for row in rows:
+        assert {row["platform_a"], row["platform_b"]} == {"Sentinel-2A", "Landsat-9"}  # aliases canonicalised
+        assert START <= row["start_a"] <= row["end_a"] <= END
+        assert row["region"].startswith(("POLYGON", "MULTIPOLYGON"))
+    assert not (tmp_path / "cat").exists()  # printing writes no catalogue
+
+
+def test_events_only_json_parses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(write_config(tmp_path)), "--events-only", "--format", "json", "-q"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and all(r["region"]["type"] in ("Polygon", "MultiPolygon") for r in rows)
+    assert all(float(r["min_distance_km"]) <= 100.0 for r in rows)
+
+
+def test_full_run_then_rerun_adds_nothing(tmp_path: Path, archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(write_config(tmp_path, archive))
+    assert main(["--config", cfg, "-q"]) == 0
+    first = capsys.readouterr().out.strip()
+    assert first.startswith("find: ") and " 0 new items" not in first and "matchups" in first
+    assert (tmp_path / "cat" / "catalog.json").is_file()
+    assert main(["--config", cfg, "-q"]) == 0
+    assert " 0 new items" in capsys.readouterr().out
+
+
+def test_tle_flag_takes_files_and_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from eomatch.orbits.tle import PACKAGED_TLE_DIR
+
+    cfg = str(write_config(tmp_path))
+    args = ["--config", cfg, "--events-only", "--format", "csv", "-q"]
+    assert main([*args, "--tle", str(PACKAGED_TLE_DIR / "landsat-9-2022.tle"), "--tle", str(PACKAGED_TLE_DIR)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) > 1
+    assert main([*args, "--tle", str(tmp_path / "missing.tle")]) != 0
+    assert "missing.tle" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("over", "expected"),
+    [
+        ({"platforms": ["S2A", "FOO-7"]}, "unknown platform 'FOO-7'"),
+        ({"platforms": ["S2A", "Sentinel-3A"]}, "no TLE for platform Sentinel-3A"),
+        ({"start_time": END, "end_time": START}, "end_time"),
+        ({"platforms": ["S2A"]}, "platforms"),
+    ],
+)
+def test_bad_config_is_one_line_and_nonzero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], over: dict[str, Any], expected: str
+) -> None:
+    assert main(["--config", str(write_config(tmp_path, **over)), "-q"]) != 0
+    assert expected in one_line_error(capsys)
+    assert not (tmp_path / "cat").exists()
+
+
+def test_unreachable_provider_is_one_line_naming_the_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from eomatch.stack.process import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    cfg = write_config(tmp_path, providers={"S2_MSI_L1C": {"url": url, "collection": "sentinel-2-l1c"}})
+    assert main(["--config", str(cfg), "-q"]) != 0
+    assert url in one_line_error(capsys)

@@ -1,0 +1,139 @@
+"""``eomatch-query`` as a user runs it: exit codes and one-line errors, no traceback."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from helpers_http import RangeServer
+
+from eomatch.cli.query import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(err: str, *needles: str) -> None:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture()
+def fake_stac(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A static STAC API: landing page, one collection, a one-item search."""
+    root = tmp_path / "site"
+    (root / "collections" / "P").mkdir(parents=True)
+    landing = {"type": "Catalog", "id": "fake", "stac_version": "1.0.0", "description": "d",
+               "conformsTo": ["https://api.stacspec.org/v1.0.0/item-search"],
+               "links": [{"rel": "search", "href": "search", "method": "GET"}]}  # fmt: skip
+    (root / "index.json").write_text(json.dumps(landing))
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "p1", "collection": "P",
+            "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]},
+            "bbox": [0, 0, 1, 1], "properties": {"datetime": "2022-01-01T00:00:00Z"}, "links": [], "assets": {}}  # fmt: skip
+    (root / "search").write_text(json.dumps({"type": "FeatureCollection", "features": [item], "links": []}))
+    (root / "collections" / "P" / "index.json").write_text(json.dumps(
+        {"type": "Collection", "id": "P", "stac_version": "1.0.0", "description": "p", "license": "x",
+         "extent": {"spatial": {"bbox": [[0, 0, 1, 1]]}, "temporal": {"interval": [[None, None]]}}, "links": []}))  # fmt: skip
+    (root / "html").mkdir()
+    (root / "html" / "index.json").write_text("<html>not json</html>")
+    (root / "plain").mkdir()
+    (root / "plain" / "index.json").write_text(json.dumps({"hello": "world"}))
+    with RangeServer(root) as server:
+        yield server
+
+
+def test_success_prints_summary_and_writes_catalogue(capsys, fake_stac, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    code, stdout, err = _run(capsys, "--api-url", fake_stac.base_url + "/", "--output", str(out), "-q")
+    assert code == 0, err
+    assert "1 items matched" in stdout
+    assert (out / "P" / "2022" / "01" / "01" / "p1.json").is_file()
+
+
+def test_retries_5xx_then_succeeds(capsys, fake_stac, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fake_stac.fail_first["/search"] = 2
+    code, stdout, err = _run(capsys, "--api-url", fake_stac.base_url, "--output", str(tmp_path / "o"), "-q")
+    assert code == 0, err
+    assert sum(1 for path, _ in fake_stac.requests if path.startswith("/search")) == 3
+
+
+def test_persistent_5xx_is_one_line(capsys, fake_stac, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fake_stac.fail_first["/search"] = 100
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("query:\n  retries: 1\n  backoff_s: 0.01\n")
+    code, _, err = _run(capsys, "--config", str(cfg), "--api-url", fake_stac.base_url, "--output", str(tmp_path / "o"), "-q")
+    assert code != 0
+    _one_line_error(err, "HTTP 503", "after 2 attempts")
+    assert not (tmp_path / "o").exists()
+
+
+def test_unreachable_url(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"http://127.0.0.1:{_closed_port()}/api/"
+    code, _, err = _run(capsys, "--api-url", url, "--output", str(tmp_path / "o"))
+    assert code != 0
+    _one_line_error(err, "cannot reach", url)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("sub", ["html/", "plain/"])
+def test_not_a_stac_server(capsys, fake_stac, tmp_path, sub) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = _run(capsys, "--api-url", fake_stac.url(sub), "--output", str(tmp_path / "o"))
+    assert code != 0
+    _one_line_error(err, "not a STAC API")
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_collection_is_a_4xx_error(capsys, fake_stac, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = _run(capsys, "--api-url", fake_stac.base_url, "--output", str(tmp_path / "o"), "--collections", "NOPE")
+    assert code != 0
+    _one_line_error(err, "collection 'NOPE' does not exist")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--start-time", "2022-13-45"], "start time"),
+        (["--end-time", "yesterday"], "end time"),
+        (["--start-time", "2022-06-01", "--end-time", "2022-05-01"], "before start time"),
+        (["--bbox", "10", "50", "20", "40"], "south"),
+        (["--bbox", "200", "0", "10", "10"], "longitudes"),
+        (["--bbox", "a", "0", "10", "10"], "numbers"),
+        (["--api-url", "ftp://x/"], "http(s) URL"),
+    ],
+)
+def test_bad_inputs_fail_before_any_request(capsys, fake_stac, tmp_path, args, needle) -> None:  # type: ignore[no-untyped-def]
+    argv = ["--api-url", fake_stac.base_url, "--output", str(tmp_path / "o"), *args]
+    code, _, err = _run(capsys, *argv)
+    assert code != 0
+    _one_line_error(err, needle)
+    assert fake_stac.requests == []
+    assert not (tmp_path / "o").exists()
+
+
+def test_error_leaves_previous_output_intact(capsys, fake_stac, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "o"
+    assert _run(capsys, "--api-url", fake_stac.base_url, "--output", str(out), "-q")[0] == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".eomatch" not in p.parts}
+    fake_stac.fail_first["/search"] = 100
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("query:\n  retries: 0\n")
+    code, _, err = _run(capsys, "--config", str(cfg), "--api-url", fake_stac.base_url, "--output", str(out), "-q")
+    assert code != 0
+    _one_line_error(err, "HTTP 503")
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".eomatch" not in p.parts}
+    assert after == before

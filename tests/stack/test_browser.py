@@ -1,0 +1,78 @@
+"""STAC Browser through the proxy, in headless Chromium: the landing page lists our
+collection by title, and an item page renders. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import RunningStack
+from helpers import Writer, make_collection, make_item, unique_id
+
+pytestmark = [pytest.mark.stack, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+TITLE = "Browser Demo Matchups Landsat-9 x Sentinel-2A"
+
+
+@pytest.fixture(scope="module")
+def demo(running_stack: RunningStack) -> Iterator[tuple[str, str]]:
+    cid, iid = unique_id("browser"), "LC09_S2A_20220601_matchup"
+    with Writer(running_stack) as w:
+        w.collection(make_collection(cid, title=TITLE, bbox=[100, 0, 105, 1]))
+        w.item(make_item(cid, iid, 101, 0.2, size_deg=0.5, assets={
+            "data": {"href": "https://data.example.org/a.tif", "type": "image/tiff", "roles": ["data"], "title": "Band stack"},
+            "local": {"href": "/npl-data/a.tif", "type": "image/tiff", "roles": ["data"], "title": "Local copy"},
+        }))
+    yield cid, iid
+    with Writer(running_stack) as w:
+        w.client.delete(f"{running_stack.internal}/collections/{cid}")
+
+
+@pytest.fixture(scope="module")
+def page(running_stack: RunningStack):  # type: ignore[no-untyped-def]
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield browser.new_page(viewport={"width": 1280, "height": 900})
+        finally:
+            browser.close()
+
+
+def test_landing_and_item_pages_render(
+    running_stack: RunningStack, demo: tuple[str, str], page, artifacts_dir: Path  # type: ignore[no-untyped-def]
+) -> None:
+    cid, iid = demo
+    requested: list[str] = []
+    page.on("request", lambda req: requested.append(req.url))
+
+    page.goto(running_stack.base_url + "/")
+    card = page.get_by_text(TITLE).first
+    card.wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts_dir / "browser-landing.png"))
+
+    card.click()
+    page.wait_for_url(f"**/collections/{cid}*", timeout=30_000)
+    page.get_by_text(iid).first.wait_for(timeout=30_000)
+    page.get_by_text(iid).first.click()
+    page.wait_for_url(f"**/collections/{cid}/items/{iid}*", timeout=30_000)
+    page.get_by_role("heading", name=iid).wait_for(timeout=30_000)
+    page.get_by_text("Band stack").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts_dir / "browser-item.png"))
+
+    content = page.content()
+    assert "Local copy" not in content, "the browser shows an asset the external API must hide"
+    assert "/npl-data" not in content
+    ours = [u for u in requested if u.startswith(running_stack.base_url)]
+    assert any(u.startswith(running_stack.external + "/") for u in ours)
+    assert not [u for u in ours if u.startswith(running_stack.internal + "/")], "browser used the internal API"
+    for name in ("browser-landing.png", "browser-item.png"):
+        assert (artifacts_dir / name).stat().st_size > 10_000

@@ -1,0 +1,140 @@
+"""eomatch.query against the real stack: closure, link rewriting, merges, --since last."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from helpers_http import build_scene
+
+from eomatch.catalogue import MatchupCatalogue
+from eomatch.ingest import ingest
+from eomatch.model import link_target_id
+from eomatch.query import api_item_target, last_sync, parse_bbox, query
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def scene(running_stack, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Three days of matchups, ingested into the stack."""
+    base = tmp_path_factory.mktemp("query-scene")
+    scene = build_scene(base / "central", base / "data", days=("2022-05-21", "2022-06-02", "2022-07-14"))
+    ingest(running_stack.settings, catalogue=scene.root, quiet=True)
+    return scene
+
+
+def _all_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.json") if ".eomatch" not in p.parts)
+
+
+def test_query_matchup_collection_pulls_events_and_products(running_stack, scene, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "mine"
+    summary = query(running_stack.settings, running_stack.internal, out, collections=scene.matchup_collection, quiet=True)
+    assert summary.searched == 3  # the three matchups matched
+    assert summary.closure == 3 + 6  # their events and products came along
+    cat = MatchupCatalogue.open(out / "catalog.json")
+    events = list(cat.get_events())
+    assert sorted(e.id for e in events) == sorted(scene.event_ids)
+    for event in events:
+        assert len(event.matchup_set) == 1
+        a, b = event.matchup_set[0].products()
+        assert {a["properties"]["platform"], b["properties"]["platform"]} == {"Sentinel-2A", "Landsat-9"}
+        # internal API: the shared-drive file:// data assets are kept
+        assert a["assets"]["data"]["href"].startswith("file://")
+    # every item link is a relative path to a file that exists, named by its target id
+    for path in _all_files(out):
+        item = cat.get_item(path.stem) if path.name not in ("catalog.json", "collection.json") else None
+        for link in (item or {}).get("links", []):
+            if link["rel"] in ("derived_from", "related"):
+                assert "://" not in link["href"]
+                target = (path.parent / link["href"]).resolve()
+                assert target.is_file(), link
+                assert target.stem == link_target_id(link)
+    # collections were fetched, with the server's metadata
+    assert {c["id"] for c in cat.iter_collections()} == {
+        scene.matchup_collection, f"matchup-events-{scene.matchup_collection}", scene.s2_collection, scene.ls_collection,
+    }  # fmt: skip
+
+
+def test_query_events_pull_matchups_and_products_and_pystac_reads_it(running_stack, scene, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pystac
+
+    out = tmp_path / "ev"
+    query(running_stack.settings, running_stack.internal, out, collections=f"matchup-events-{scene.matchup_collection}",
+          start_time="2022-06-01", end_time="2022-06-30", quiet=True)  # fmt: skip
+    cat = MatchupCatalogue.open(out)
+    assert cat.count("event") == 1 and cat.count("matchup") == 1 and cat.count("product") == 2
+    (event,) = list(cat.get_events())
+    assert event.id == scene.event_ids[1]
+    # pystac walks the same files (links are self-contained)
+    root = pystac.Catalog.from_file(str(out / "catalog.json"))
+    ids = {item.id for item in root.get_items(recursive=True)}
+    assert ids == {scene.event_ids[1], scene.matchup_ids[1], *(p for p in scene.product_files if p.endswith("_1"))}
+
+
+def test_query_external_has_no_file_hrefs(running_stack, scene, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "ext"
+    summary = query(running_stack.settings, running_stack.external, out, collections=scene.matchup_collection, quiet=True)
+    assert summary.written == 12
+    for path in _all_files(out):
+        assert b"file://" not in path.read_bytes(), path
+    cat = MatchupCatalogue.open(out)
+    a, _ = cat.get_matchup(scene.matchup_ids[0]).products()
+    assert "data" not in a["assets"]
+
+
+def test_requery_merges_keeps_local_additions_and_no_duplicates(running_stack, scene, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "merge"
+    query(running_stack.settings, running_stack.internal, out, collections=scene.matchup_collection, quiet=True)
+    before = _all_files(out)
+    cat = MatchupCatalogue.open(out)
+    cat.update_item(scene.matchup_ids[0], lambda it: it["assets"].update(
+        {"comparison:latest": {"href": "file:///npl-data/analysis/x.nc"}}))  # fmt: skip
+    summary = query(running_stack.settings, running_stack.internal, out, collections=scene.matchup_collection, quiet=True)
+    assert summary.written == 12
+    assert _all_files(out) == before
+    cat = MatchupCatalogue.open(out)
+    assert cat.count() == 12
+    assert "comparison:latest" in cat.get_item(scene.matchup_ids[0])["assets"]
+
+
+def test_since_last_fetches_only_newer_items(running_stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = running_stack.settings.model_copy(deep=True)
+    settings.query.since_overlap_s = 0.0
+    first = build_scene(tmp_path / "c1", tmp_path / "d1", days=("2022-08-01",))
+    ingest(settings, catalogue=first.root, quiet=True)
+    time.sleep(1.1)
+    out = tmp_path / "sync"
+    full = query(settings, running_stack.internal, out, since="last", collections=first.matchup_collection, quiet=True)
+    assert full.since is None and full.written == 4  # no previous sync: everything
+    assert last_sync(out, running_stack.internal) is not None
+    time.sleep(1.1)
+    # a new matchup of the same sensor pair arrives on the server
+    second = build_scene(tmp_path / "c1", tmp_path / "d2", days=("2022-08-03",))
+    ingest(settings, catalogue=second.root, quiet=True)
+    newer = query(settings, running_stack.internal, out, since="last",
+                  collections=f"{first.matchup_collection},{second.matchup_collection}", quiet=True)  # fmt: skip
+    assert newer.since is not None
+    assert newer.searched == 1  # only the new matchup matched the search
+    cat = MatchupCatalogue.open(out)
+    assert cat.count("matchup") == 2 and cat.count("event") == 2 and cat.count("product") == 4
+
+
+def test_failure_mid_way_leaves_previous_output_intact(running_stack, scene, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from eomatch.errors import QueryError
+
+    out = tmp_path / "keep"
+    query(running_stack.settings, running_stack.internal, out, collections=scene.matchup_collection, quiet=True)
+    snapshot = {p: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in _all_files(out)}
+    with pytest.raises(QueryError, match="HTTP 400"):
+        query(running_stack.settings, running_stack.internal, out, filter="this is not cql2 ((", quiet=True)
+    assert {p: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in _all_files(out)} == snapshot
+
+
+def test_helpers_parse_targets_and_bboxes() -> None:
+    assert api_item_target("http://h/api/collections/S2%20X/items/a%2Fb") == ("S2 X", "a/b")
+    assert api_item_target("http://h/api/collections/S2") is None
+    assert parse_bbox("170 -10 -170 10") == [170.0, -10.0, -170.0, 10.0]
