@@ -468,7 +468,7 @@ def _walk(dirs: dict[str, Path], since_ns: int | None) -> Iterator[tuple[str, st
 def _read_items(
     paths: Iterable[tuple[str, str | Path]], rewriter: HrefRewriter, salt: bytes
 ) -> Iterator[_FileItem]:
-    """Read, hash and transform item files (the hash is of the file bytes: cheap, stable)."""
+    """Read, hash and transform item files (the hash is of path and bytes: cheap, stable)."""
     for batch in _read_batches(paths, rewriter, salt, 1, None, None):
         yield from batch
 
@@ -499,7 +499,10 @@ def _read_batches(
                 for item_id, digest in known_hashes(coll, ids).items():
                     previous[(coll, item_id)] = digest
         for coll, path, data, mtime_s in raw:
-            digest = hashlib.blake2b(data, digest_size=16, key=salt).hexdigest()
+            # The path is hashed too: relative hrefs become absolute from where the file is.
+            h = hashlib.blake2b(path.encode(), digest_size=16, key=salt)
+            h.update(data)
+            digest = h.hexdigest()
             stem = os.path.basename(path)[: -len(".json")]
             if previous.get((coll, stem)) == digest:
                 out.append(_FileItem(coll, stem, digest, path, None))
