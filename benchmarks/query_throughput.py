@@ -115,6 +115,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--base-url", help="reuse a running stack at this proxy URL (needs --state-dir)")
     parser.add_argument("--state-dir", help="state folder of the running stack (for its ingest credentials)")
+    parser.add_argument("--db-port", type=int, help="database port of the running stack (stack.db.port)")
     parser.add_argument("--workdir", help="where the output catalogues go (default: a temp folder)")
     args = parser.parse_args()
 
@@ -127,7 +128,10 @@ def main() -> int:
     if args.base_url:
         if not args.state_dir:
             parser.error("--base-url needs --state-dir")
-        settings = load_settings(overrides={"stack": {"state_dir": args.state_dir}}, environ={})
+        stack_over: dict[str, Any] = {"state_dir": args.state_dir}
+        if args.db_port:
+            stack_over["db"] = {"port": args.db_port}
+        settings = load_settings(overrides={"stack": stack_over}, environ={})
         base = args.base_url.rstrip("/")
     else:
         from eomatch.stack import Stack

@@ -15,6 +15,7 @@ from typing import Literal
 
 from fastapi import FastAPI
 
+from eomatch import __version__
 from eomatch.settings import Settings, load_settings
 from eomatch.stack.db import DbCredentials, stack_credentials
 
@@ -63,12 +64,13 @@ def create_app(
         credentials = stack_credentials(settings, "ingest" if audience == "internal" else "read")
     internal = audience == "internal"
     root_path = api_cfg.internal_root_path if internal else api_cfg.external_root_path
-    title = api_cfg.title if internal else f"{api_cfg.title} (external)"
+    title = f"{api_cfg.title} (internal)" if internal else api_cfg.title
     api_settings = PgstacApiSettings(
         root_path=root_path,
         stac_fastapi_title=title,
         stac_fastapi_description=api_cfg.description,
         stac_fastapi_landing_id=f"eomatch-{audience}",
+        stac_fastapi_version=__version__,
         enable_transactions_extensions=internal,
         enabled_extensions=None,
         # Not "/api": under the internal root path "/api" Starlette would route
