@@ -189,21 +189,7 @@ def find_events(settings: Settings, progress: Progress | None = None) -> Iterato
 def _event_region(xo: Crossover, settings: Settings) -> BaseGeometry:
     region = xo.region
     if not region.is_empty:
-        try:
-            region = normalize_geometry(shapely.make_valid(region))
-        except shapely.errors.GEOSException:
-            # A region wider than 180 degrees around a pole is not an antimeridian jump;
-            # orbits already splits regions at +-180: cut it along lon 0 (a 1 cm gap keeps
-            # the halves apart through later unions) so no piece looks like a jump.
-            valid = shapely.make_valid(xo.region)
-            gap = 1e-7
-            halves = [
-                valid.intersection(box(-180.0, -90.0, -gap, 90.0)),
-                valid.intersection(box(gap, -90.0, 180.0, 90.0)),
-            ]
-            region = normalize_geometry(shapely.MultiPolygon(
-                [p for h in halves for p in getattr(h, "geoms", [h]) if isinstance(p, shapely.Polygon) and p.area > 0]
-            ))
+        region = normalize_geometry(shapely.make_valid(region))
     if region.is_empty:
         # The strips never met (e.g. swath mode): mark the closest approach instead.
         radius_deg = max(settings.space_diff_threshold, 1.0) / EARTH_RADIUS_KM * 57.29577951308232

@@ -188,8 +188,9 @@ def _polygons(geom: BaseGeometry) -> list[Polygon]:
 def _split_part(poly: Polygon) -> list[Polygon]:
     """Cut one polygon that wraps across ±180° into pieces inside [-180, 180]."""
     minx, _, maxx, _ = poly.bounds
-    if maxx - minx > 180.0:
+    if maxx - minx > 180.0 and _has_jump(poly):
         # Written with a jump at the antimeridian (179 -> -179): unwrap to 0..360.
+        # (A wide region that never jumps, e.g. around a pole, is left as it is.)
         poly = shapely.transform(poly, lambda xy: _shift_negative(xy))
         minx, _, maxx, _ = poly.bounds
     if minx >= -180.0 and maxx <= 180.0:
@@ -199,6 +200,17 @@ def _split_part(poly: Polygon) -> list[Polygon]:
     west = poly.intersection(_WORLD)
     east = _translate(poly.intersection(_EAST_OF_180), -360.0)
     return _polygons(west) + _polygons(east)
+
+
+def _has_jump(poly: Polygon) -> bool:
+    """Consecutive vertices more than 180 degrees of longitude apart."""
+    import numpy as np
+
+    for ring in (poly.exterior, *poly.interiors):
+        x = np.asarray(ring.coords)[:, 0]
+        if x.size > 1 and bool(np.any(np.abs(np.diff(x)) > 180.0)):
+            return True
+    return False
 
 
 def _shift_negative(xy: Any) -> Any:

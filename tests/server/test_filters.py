@@ -140,3 +140,30 @@ def test_scrub_property(assets: dict[str, Any], hrefs: list[str]) -> None:
     assert out["features"][0]["assets"] == expected
     assert out["collections"][0]["assets"] == expected
     assert out["features"][0]["links"] == []
+
+
+def test_body_is_clean_fast_path() -> None:
+    clean = orjson.dumps(_item({"a": {"href": "https://example.com/a.tif"}},
+                               [{"rel": "self", "href": "http://h/external/x"}], note="profile:/ok"))
+    assert POLICY.body_is_clean(clean)
+    for dirty in (
+        _item({"a": {"href": "rel/a.tif"}}),
+        _item({"a": {"href": "s3://b/a.tif"}}),
+        _item({"a": {"href": None}}),
+        _item({}, [{"rel": "via", "href": "../x.json"}]),
+        _item({}, note="see File:///x"),
+        _item({}, note="/npl-data/x"),
+    ):
+        assert not POLICY.body_is_clean(orjson.dumps(dirty)), dirty
+    assert POLICY.body_is_clean(b'{"a": {"href" : "HTTPS://example.com/x"}}')
+
+
+@settings(max_examples=100, deadline=None)
+@given(assets=st.dictionaries(_safe_text, _asset, max_size=6), hrefs=st.lists(_internal_href, max_size=2))
+def test_clean_bodies_are_exactly_what_scrub_keeps(assets: dict[str, Any], hrefs: list[str]) -> None:
+    doc = _item(assets, [{"rel": "related", "href": h} for h in hrefs])
+    body = orjson.dumps(doc)
+    if POLICY.body_is_clean(body):
+        assert scrub(doc, POLICY) == doc
+    mw = ExternalFilterMiddleware(app=None, policy=POLICY)  # type: ignore[arg-type]
+    assert orjson.loads(mw._filter(body)) == scrub(doc, POLICY)

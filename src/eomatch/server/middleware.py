@@ -74,7 +74,7 @@ class ExternalFilterMiddleware:
         await self.app(scope, receive, capture)
 
     def _filter(self, body: bytes) -> bytes:
-        if not body:
+        if not body or self.policy.body_is_clean(body):
             return body
         try:
             doc = orjson.loads(body)
