@@ -220,3 +220,17 @@ def test_return_matchup_dataset_delegates_to_the_dataset_module(monkeypatch) -> 
     m = Matchup.create(None, _s2(), _l9())
     assert m.return_matchup_dataset(bands=["red"]) == "dataset"
     assert calls == [(m, {"bands": ["red"]})]
+
+
+def test_wide_region_without_a_jump_is_not_split() -> None:
+    """A half-orbit region 194 degrees wide (around a pole) is not an antimeridian jump."""
+    import numpy as np
+    from shapely.geometry import Polygon
+
+    from eomatch.model import normalize_geometry
+
+    lons = np.linspace(-100.0, 94.0, 50)
+    ring = [(x, 70.0) for x in lons] + [(x, 60.0) for x in lons[::-1]]
+    out = normalize_geometry(Polygon(ring))
+    assert out.geom_type == "Polygon"
+    assert out.bounds == (-100.0, 60.0, 94.0, 70.0)
