@@ -6,7 +6,8 @@ and ``/external/`` through nginx, interleaved in one run.
         --config /var/lib/eomatch/conf/settings.yaml            # a running stack
 
 Loads ``--items`` items over two collections with pypgstac (the ingest role), each
-with public and internal assets, so the filter has real work. Prints p50/p95 per
+with public and internal assets, so the filter has real work (``--public-only``:
+public assets only, the filter's fast path). Prints p50/p95 per
 API and request kind, and last ``ratio=<external p50 / internal p50>`` (target <= 1.10).
 A stack reused with ``--base-url`` must allow the request rate (stack.proxy.external_rate_per_s).
 """
@@ -73,8 +74,8 @@ def collection(cid: str) -> dict[str, Any]:
     }
 
 
-def items(cid: str, n: int, rng: random.Random) -> Iterator[dict[str, Any]]:
-    """Matchup-like items: a footprint, ~12 assets of which half are internal."""
+def items(cid: str, n: int, rng: random.Random, internal_assets: bool = True) -> Iterator[dict[str, Any]]:
+    """Matchup-like items: a footprint, 6 public assets and (by default) 6 internal ones."""
     for i in range(n):
         lon, lat = rng.uniform(-170, 169), rng.uniform(-59, 59)
         w, s, e, n_ = lon, lat, lon + 0.9, lat + 0.9
@@ -87,6 +88,8 @@ def items(cid: str, n: int, rng: random.Random) -> Iterator[dict[str, Any]]:
                 "roles": ["data"],
                 "title": f"{band} band",
             }
+            if not internal_assets:
+                continue
             assets[f"{band}_local"] = {
                 "href": f"file:///npl-data/products/{cid}/{iid}/{band}.tif",
                 "type": "image/tiff; application=geotiff",
@@ -110,7 +113,7 @@ def items(cid: str, n: int, rng: random.Random) -> Iterator[dict[str, Any]]:
         }
 
 
-def load(dsn: str, n_items: int, seed: int) -> dict[str, list[str]]:
+def load(dsn: str, n_items: int, seed: int, internal_assets: bool = True) -> dict[str, list[str]]:
     from pypgstac.db import PgstacDB
     from pypgstac.load import Loader, Methods
 
@@ -120,7 +123,8 @@ def load(dsn: str, n_items: int, seed: int) -> dict[str, list[str]]:
         loader = Loader(db=db)
         loader.load_collections(iter([collection(c) for c in COLLECTIONS]), insert_mode=Methods.upsert)
         for k, cid in enumerate(COLLECTIONS):
-            docs = list(items(cid, n_items // len(COLLECTIONS) + (k < n_items % len(COLLECTIONS)), rng))
+            count = n_items // len(COLLECTIONS) + (k < n_items % len(COLLECTIONS))
+            docs = list(items(cid, count, rng, internal_assets))
             loader.load_items(iter(docs), insert_mode=Methods.upsert)
             ids[cid] = [d["id"] for d in docs]
     return ids
@@ -182,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--items", type=int, default=2000)
     p.add_argument("--requests", type=int, default=500, help="requests per API")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--public-only", action="store_true",
+                   help="items without internal assets (the filter's fast path: nothing to remove)")
     args = p.parse_args(argv)
 
     from eomatch.stack import Stack
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             base_url = stack.urls.base
             print(f"stack up in {time.perf_counter() - t0:.1f}s at {base_url}", flush=True)
         t0 = time.perf_counter()
-        ids = load(stack_credentials(settings, "ingest").dsn, args.items, args.seed)
+        ids = load(stack_credentials(settings, "ingest").dsn, args.items, args.seed, not args.public_only)
         print(f"loaded {sum(map(len, ids.values()))} items in {time.perf_counter() - t0:.1f}s", flush=True)
         t0 = time.perf_counter()
         times = run(base_url, ids, args.requests, args.seed)

@@ -83,6 +83,11 @@ def ingested(running_stack: RunningStack, tmp_path: Path) -> Iterator[tuple[Matc
     prefix = f"/npl-data-{uuid.uuid4().hex[:8]}"
     start = datetime(2021, 1 + uuid.uuid4().int % 12, 1 + uuid.uuid4().int % 27, 9, 0, tzinfo=UTC)
     cat = build_catalogue(tmp_path / "cat", n_events=2, internal_prefix=prefix, start=start)
+    # A collection-level asset under the prefix too (collections' assets move as well).
+    col_file = cat.root / "S2_MSI_L1C" / "collection.json"
+    col = jsonio.read_json(col_file)
+    col["assets"] = {"overview": {"href": f"{prefix}/overview.png", "type": "image/png", "roles": ["overview"]}}
+    jsonio.write_json_atomic(col_file, col)
     ingest(running_stack.settings, catalogue=cat.root, quiet=True)
     yield cat, prefix
 
@@ -138,7 +143,8 @@ def test_moved_hrefs_appear_on_the_external_api(running_stack: RunningStack, ing
         assert proc.returncode == 0, proc.stderr
         assert "would move" in proc.stdout
         assert f"{n_assets} assets in {n_items} items" in proc.stdout
-        assert f"{n_assets} assets in {n_items} of" in proc.stdout
+        assert "1 assets in 1 collections" in proc.stdout
+        assert f"{n_assets + 1} assets in {n_items + 1} of" in proc.stdout
         assert _assets_of(client, products) == before
         item_file = cat.path_of(products[0][1])
         assert f'"{prefix}/products/' in item_file.read_text()
@@ -147,7 +153,8 @@ def test_moved_hrefs_appear_on_the_external_api(running_stack: RunningStack, ing
             running_stack.settings, f"file://{prefix}", new_prefix, catalogue=cat.root, quiet=True
         )
         assert (summary.db_items, summary.db_item_assets) == (n_items, n_assets)
-        assert (summary.files, summary.file_assets) == (n_items, n_assets)
+        assert (summary.db_collections, summary.db_collection_assets) == (1, 1)
+        assert (summary.files, summary.file_assets) == (n_items + 1, n_assets + 1)
         after = _assets_of(client, products)
     for item_id, assets in after.items():
         assert assets["nfs"].startswith(new_prefix + "/products/"), assets
@@ -159,5 +166,9 @@ def test_moved_hrefs_appear_on_the_external_api(running_stack: RunningStack, ing
     # The internal API serves the new hrefs too, and a re-run finds nothing left.
     r = httpx.get(f"{running_stack.internal}/collections/{products[0][0]}/items/{products[0][1]}", timeout=10)
     assert r.json()["assets"]["nfs"]["href"].startswith(new_prefix)
+    col_doc = jsonio.read_json(cat.root / "S2_MSI_L1C" / "collection.json")
+    assert col_doc["assets"]["overview"]["href"] == f"{new_prefix}/overview.png"
+    r = httpx.get(f"{running_stack.internal}/collections/S2_MSI_L1C", timeout=10)
+    assert r.json()["assets"]["overview"]["href"] == f"{new_prefix}/overview.png"
     again = migrate_hrefs(running_stack.settings, f"file://{prefix}", new_prefix, catalogue=cat.root, quiet=True)
     assert (again.db_item_assets, again.file_assets) == (0, 0)

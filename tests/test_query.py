@@ -138,3 +138,35 @@ def test_helpers_parse_targets_and_bboxes() -> None:
     assert api_item_target("http://h/api/collections/S2%20X/items/a%2Fb") == ("S2 X", "a/b")
     assert api_item_target("http://h/api/collections/S2") is None
     assert parse_bbox("170 -10 -170 10") == [170.0, -10.0, -170.0, 10.0]
+
+
+def test_links_across_midnight_point_at_the_right_files(running_stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The event's date folder differs from its matchup's: the link guess is corrected."""
+    import uuid
+
+    from shapely.geometry import box as sbox
+
+    from eomatch.model import Matchup, MatchupEvent, Product
+
+    tag = uuid.uuid4().hex[:6]
+    a = Product.create(id=f"A{tag}", collection=f"CA{tag}", platform="Sentinel-2A", geometry=sbox(0, 0, 1, 1),
+                       start="2022-03-01T23:50:00Z")  # fmt: skip
+    b = Product.create(id=f"B{tag}", collection=f"CB{tag}", platform="Landsat-9", geometry=sbox(0.5, 0.5, 1.5, 1.5),
+                       start="2022-03-01T23:56:00Z")  # fmt: skip
+    event = MatchupEvent.create(platform_a="Sentinel-2A", collection_a=f"CA{tag}", platform_b="Landsat-9",
+                                collection_b=f"CB{tag}", start="2022-03-01T23:40:00Z", end="2022-03-02T00:40:00Z",
+                                region=sbox(-1, -1, 2, 2))  # fmt: skip
+    matchup = Matchup.create(event, a.to_dict(), b.to_dict())
+    with MatchupCatalogue.create(tmp_path / "central") as cat:
+        cat.add_event(event)
+    ingest(running_stack.settings, catalogue=tmp_path / "central", quiet=True)
+    out = tmp_path / "mine"
+    summary = query(running_stack.settings, running_stack.internal, out, collections=matchup.collection_id, quiet=True)
+    assert summary.relinked == 1
+    local = MatchupCatalogue.open(out)
+    path = local.path_of(matchup.id)
+    assert "/2022/03/01/" in path.as_posix() and "/2022/03/02/" in local.path_of(event.id).as_posix()
+    (link,) = [lk for lk in local.get_item(matchup.id)["links"] if lk.get("matchup:role") == "event"]
+    assert (path.parent / link["href"]).resolve() == local.path_of(event.id).resolve()
+    (ev,) = list(local.get_events())
+    assert [m.id for m in ev.matchup_set] == [matchup.id]

@@ -62,7 +62,8 @@ def _ensure_local(
     from eomatch.download import download
     from eomatch.settings import load_settings
 
-    summary = download(settings or load_settings(environ={}), path=cat.root, product_ids=[str(pid)], quiet=True)
+    # Python callers are an entry point too: without settings, read the config/env once here.
+    summary = download(settings or load_settings(), path=cat.root, product_ids=[str(pid)], quiet=True)
     if summary.failures:
         raise DatasetError(f"product {pid}: download failed: {summary.failures[0].reason}")
     product = cat.get_product(str(pid))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
-import httpx
+import urllib3
 
 from eomatch.errors import ConfigError, DownloadError
 from eomatch.progress import Progress
@@ -207,30 +207,41 @@ def _tasks_of(item: dict[str, Any], coll: str, root: Path, keys: list[str]) -> l
 
 
 class _Fetcher:
-    """Opens byte streams for http(s) and s3 hrefs, resuming at an offset."""
+    """Opens byte streams for http(s) and s3 hrefs, resuming at an offset.
+
+    HTTP goes through urllib3: its ``http.client`` reads stream files about twice
+    as fast as httpx's pure-Python parser, which is what keeps pace with curl.
+    """
 
     def __init__(self, cfg: DownloadSettings) -> None:
+        import urllib3
+
         self.cfg = cfg
-        auth: httpx.Auth | None = None
-        headers = {}
+        self._headers: dict[str, str] = {"User-Agent": "eomatch-download"}
         if cfg.bearer_token:
-            headers["Authorization"] = f"Bearer {cfg.bearer_token}"
+            self._headers["Authorization"] = f"Bearer {cfg.bearer_token}"
         elif cfg.username and cfg.password is not None:
-            auth = httpx.BasicAuth(cfg.username, cfg.password)
-        elif cfg.use_netrc and Path(os.environ.get("NETRC", Path.home() / ".netrc")).is_file():
-            auth = httpx.NetRCAuth(os.environ.get("NETRC"))
-        self.http = httpx.Client(
-            timeout=httpx.Timeout(cfg.timeout_s, connect=min(10.0, cfg.timeout_s)),
-            follow_redirects=True,
-            headers=headers,
-            auth=auth,
-            limits=httpx.Limits(max_connections=max(4, cfg.parallel * 2)),
+            self._headers.update(urllib3.make_headers(basic_auth=f"{cfg.username}:{cfg.password}"))
+        self._netrc: Any = None
+        netrc_path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+        if cfg.use_netrc and "Authorization" not in self._headers and netrc_path.is_file():
+            import netrc
+
+            try:
+                self._netrc = netrc.netrc(str(netrc_path))
+            except (netrc.NetrcParseError, OSError) as exc:
+                raise ConfigError(f"cannot read {netrc_path}: {exc}") from None
+        self.http = urllib3.PoolManager(
+            num_pools=16,
+            maxsize=max(4, cfg.parallel),
+            timeout=urllib3.Timeout(connect=min(10.0, cfg.timeout_s), read=cfg.timeout_s),
+            retries=urllib3.Retry(total=10, connect=0, read=0, status=0, other=0, redirect=10),
         )
         self._s3: Any = None
         self._s3_lock = threading.Lock()
 
     def close(self) -> None:
-        self.http.close()
+        self.http.clear()
 
     def s3(self) -> Any:
         with self._s3_lock:
@@ -257,19 +268,32 @@ class _Fetcher:
             return self._fetch_s3(href, offset, write)
         raise DownloadError(f"unsupported href scheme {scheme or '(none)'!r}")
 
+    def _headers_for(self, href: str) -> dict[str, str]:
+        headers = dict(self._headers)
+        if self._netrc is not None:
+            found = self._netrc.authenticators(urlparse(href).hostname or "")
+            if found and found[2] is not None:
+                import urllib3
+
+                headers.update(urllib3.make_headers(basic_auth=f"{found[0]}:{found[2]}"))
+        return headers
+
     def _fetch_http(self, href: str, offset: int, write: Callable[[bytes], None]) -> tuple[int, int | None]:
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
-        with self.http.stream("GET", href, headers=headers) as resp:
-            if resp.status_code == 416 and offset:
+        headers = self._headers_for(href)
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        resp = self.http.request("GET", href, headers=headers, preload_content=False)
+        try:
+            if resp.status == 416 and offset:
                 total = _total_from_content_range(resp.headers.get("Content-Range"))
                 if total == offset:
                     return offset, total
                 raise _Retry(f"HTTP 416 at offset {offset}")
-            if resp.status_code >= 500 or resp.status_code == 429:
-                raise _Retry(f"HTTP {resp.status_code}")
-            if resp.status_code >= 400:
-                raise DownloadError(f"HTTP {resp.status_code}")
-            if resp.status_code == 206:
+            if resp.status >= 500 or resp.status == 429:
+                raise _Retry(f"HTTP {resp.status}")
+            if resp.status >= 400:
+                raise DownloadError(f"HTTP {resp.status}")
+            if resp.status == 206:
                 start = _start_from_content_range(resp.headers.get("Content-Range"))
                 total = _total_from_content_range(resp.headers.get("Content-Range"))
             else:
@@ -279,9 +303,13 @@ class _Fetcher:
                 raise _Retry(f"server resumed at {start}, not {offset}")
             if start == 0 and offset:
                 raise _Restart()
-            for chunk in resp.iter_bytes(self.cfg.chunk_bytes):
+            for chunk in resp.stream(self.cfg.chunk_bytes):
                 write(chunk)
-            return start, total
+        except BaseException:
+            resp.close()  # never hand a half-read connection back to the pool
+            raise
+        resp.release_conn()
+        return start, total
 
     def _fetch_s3(self, href: str, offset: int, write: Callable[[bytes], None]) -> tuple[int, int | None]:
         fs = self.s3()
@@ -371,7 +399,7 @@ def fetch_file(task: DownloadTask, fetcher: _Fetcher, retries: int, on_bytes: Ca
         except _Restart:
             part.unlink(missing_ok=True)
             continue
-        except (_Retry, httpx.TransportError, OSError) as exc:
+        except (_Retry, urllib3.exceptions.HTTPError, OSError) as exc:
             if isinstance(exc, FileNotFoundError | PermissionError):
                 raise DownloadError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
             if attempt == retries:

@@ -22,6 +22,7 @@ loads, so the Python work overlaps the time the database spends upserting.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import queue
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 _STRUCTURAL = {"self", "root", "parent", "collection", "item", "child", "items"}
 _ITEM_LINK_RELS = {"derived_from", "related", "via", "source", "predecessor-version", "successor-version"}
+_MAX_LISTED = 200_000
+"""With ``since``, up to this many changed paths are listed in memory (one walk), beyond it streamed."""
 _STATE_VERSION = "2"
 """Bump when transforms change: item hashes of older versions then no longer match."""
 
@@ -712,9 +715,10 @@ def _run(
     reader = sqlite3.connect(state.path, timeout=30, check_same_thread=False)
     prefetch: _Prefetch | None = None
     try:
-        if collections and not dry_run:
+        changed_cols = [c for c in collections if c != _db_collection(conn, c["id"])]
+        if changed_cols and not dry_run:
             try:
-                loader.load_collections(iter(collections), insert_mode=Methods.upsert)
+                loader.load_collections(iter(changed_cols), insert_mode=Methods.upsert)
             except Exception as exc:
                 raise IngestError(f"loading collections failed: {_first_line(exc)}") from None
 
@@ -730,10 +734,23 @@ def _run(
 
         # Item hashes cover the file and what the transform depends on.
         salt = hashlib.blake2b(f"{_STATE_VERSION}|{rewriter.root}|{rewriter.base or ''}".encode(), digest_size=32).digest()
+        # Which files: with ``since``, one walk (a stat per file) lists the changed
+        # ones, usually few; a full run streams the walk and counts it (for the
+        # ETA) with a second, stat-free walk that overlaps the first reads.
+        paths: Iterable[tuple[str, str]]
+        total: int | None = None
+        if since_ns is not None:
+            changed = list(itertools.islice(_walk(dirs, since_ns), _MAX_LISTED))
+            if len(changed) < _MAX_LISTED:
+                paths, total = changed, len(changed)
+            else:
+                paths = _walk(dirs, since_ns)
+        else:
+            paths = _walk(dirs, None)
         # Reading, parsing, rewriting and formatting run in a thread ahead of the loads.
-        prefetch = _Prefetch(_read_batches(_walk(dirs, since_ns), rewriter, salt, batch, known_hashes, formatter))
-        # Counting the files (for the ETA) overlaps the first reads.
-        total = sum(1 for _ in _walk(dirs, since_ns))
+        prefetch = _Prefetch(_read_batches(paths, rewriter, salt, batch, known_hashes, formatter))
+        if total is None:
+            total = sum(1 for _ in _walk(dirs, since_ns))
         progress = Progress("ingest", total=total, quiet=quiet)
         for pending in prefetch:
             summary.scanned += len(pending)
@@ -748,6 +765,11 @@ def _run(
         pg.close()
     if not dry_run:
         state.set("last_success_epoch", repr(started_epoch))
+
+
+def _db_collection(conn: Any, collection_id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT content FROM pgstac.collections WHERE id = %s", (collection_id,)).fetchone()
+    return dict(row[0]) if row else None
 
 
 def _hashes(conn: sqlite3.Connection, collection: str, ids: list[str]) -> dict[str, str]:

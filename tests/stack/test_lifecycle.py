@@ -157,3 +157,19 @@ def test_port_in_use_is_a_one_line_error(
         assert cli_err.count("\n") == 0 and str(port) in cli_err and setting in cli_err
     life.up()
     assert all(row["healthy"] for row in life.status())
+
+
+def test_keys_cli_with_only_state_dir_keeps_the_proxy_working(
+    life: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eomatch.stack.proxy import Proxy
+
+    life.up()
+    try:
+        assert main(["--state-dir", str(life.paths.root), "keys", "add", "state-dir-only"]) == 0
+        key = capsys.readouterr().out.strip().splitlines()[-1]
+        r = httpx.post(life.urls.internal + "collections", json=make_collection("via-state-dir"),
+                       headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert r.status_code == 201
+    finally:
+        Proxy(life.settings).reload()  # put the proxy back as the stack runs it

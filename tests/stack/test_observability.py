@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,14 @@ def _metric(text: str, name: str, **labels: str) -> float:
         if all(have.get(k) == v for k, v in labels.items()):
             total += float(m.group(2))
     return total
+
+
+def _wait_for_log(path: Path, needle: str, timeout_s: float = 5.0) -> str:
+    """The log's text once it holds ``needle``: nginx logs a request after answering it."""
+    from eomatch.stack.process import wait_until
+
+    wait_until(lambda: path.exists() and needle in path.read_text(errors="replace"), timeout_s, 0.05)
+    return path.read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +92,8 @@ def test_writes_log_the_key_name_and_never_the_key(running_stack: RunningStack) 
         assert client.post(f"{running_stack.internal}/collections", json=make_collection(cid + "x"),
                            headers=bearer(bad)).status_code == 401
     logs = running_stack.paths.logs
+    _wait_for_log(logs / "proxy-access.log", f"key={name}")
+    time.sleep(0.2)  # let the last (rejected) write be logged too
     files = [p for p in logs.rglob("*") if p.is_file()]
     assert any(p.name == "proxy-access.log" for p in files)
     leaking = [str(p) for p in files if key.encode() in p.read_bytes() or bad.encode() in p.read_bytes()]
@@ -97,7 +108,7 @@ def test_api_request_logs_carry_method_path_status_latency_and_request_id(runnin
     assert r.status_code == 200
     rid = r.headers["x-request-id"].split(",")[0].strip()
     app_log = running_stack.paths.logs / "api-internal.app.log"
-    lines = [ln for ln in app_log.read_text().splitlines() if f"rid={rid}" in ln]
+    lines = [ln for ln in _wait_for_log(app_log, f"rid={rid}").splitlines() if f"rid={rid}" in ln]
     assert len(lines) == 1, app_log.read_text()[-1500:]
     assert re.search(r"eomatch\.access: GET /collections 200 \d+\.\dms rid=", lines[0])
 
@@ -114,7 +125,7 @@ def test_proxy_json_logs_one_object_per_line(side_proxy: tuple[Settings, str]) -
     # A write through this proxy: rejected by the app (unknown collection) but logged by name.
     w = httpx.post(f"{base}/api/collections/{unique_id('none')}/items", json={}, headers=bearer(key), timeout=10)
     assert w.status_code not in (401, 403)
-    lines = (paths.logs / "proxy-access.log").read_text().splitlines()
+    lines = _wait_for_log(paths.logs / "proxy-access.log", name).splitlines()
     records = [json.loads(ln) for ln in lines]  # every line is one JSON object
     assert all({"time", "level", "service", "message", "request_id", "status"} <= rec.keys() for rec in records)
     mine = [rec for rec in records if rec["request_id"] == rid]
@@ -166,7 +177,9 @@ def test_rotate_logs_renames_and_nginx_reopens(side_proxy: tuple[Settings, str])
     paths = StatePaths(settings.stack.state_dir)
     access = paths.logs / "proxy-access.log"
     for _ in range(3):
-        assert httpx.get(f"{base}/external/", timeout=10).status_code == 200
+        r = httpx.get(f"{base}/external/", timeout=10)
+        assert r.status_code == 200
+    _wait_for_log(access, r.headers["x-request-id"].split(",")[0].strip())
     old_size = access.stat().st_size
     assert old_size > 0
     nothing = rotate_nginx_logs(Stack(settings, quiet=True))  # 10 MB limit: nothing is that big
@@ -177,7 +190,7 @@ def test_rotate_logs_renames_and_nginx_reopens(side_proxy: tuple[Settings, str])
     assert rotated.stat().st_size == old_size
     r = httpx.get(f"{base}/external/collections", timeout=10)
     rid = r.headers["x-request-id"].split(",")[0].strip()
-    assert rid in access.read_text()  # nginx writes to the new file (reopened on USR1)
+    assert rid in _wait_for_log(access, rid)  # nginx writes to the new file (reopened on USR1)
     assert rid not in rotated.read_text() and rotated.stat().st_size == old_size
     # A second rotation shifts .1 to .2.
     rotate_nginx_logs(Stack(settings, quiet=True), max_bytes=1)
@@ -267,3 +280,66 @@ def test_status_command_prints_services_and_catalogue(running_stack: RunningStac
                         capture_output=True, text=True, timeout=60)
     assert js.returncode == 0
     assert json.loads(js.stdout)["health"]["status"] == "ok"
+
+
+# --- scheduled ingest (deploy/systemd, deploy/cron.example) --------------------------
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def _unit(name: str) -> Any:
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # systemd keys are case-sensitive
+    parser.read_string((DEPLOY / "systemd" / name).read_text())
+    return parser
+
+
+def test_ingest_units_run_the_console_script_on_a_timer() -> None:
+    import shlex
+    import tomllib
+
+    service = _unit("eomatch-ingest.service")
+    assert service["Service"]["Type"] == "oneshot"
+    argv = shlex.split(service["Service"]["ExecStart"])
+    scripts = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    assert Path(argv[0]).name == "eomatch-ingest" and scripts["eomatch-ingest"] == "eomatch.cli.ingest:main"
+    assert argv[argv.index("--since") + 1] == "last"
+    assert argv[argv.index("--exit-codes") + 1] == "monitoring"
+    assert argv[argv.index("--config") + 1] == "/etc/eomatch/run.yaml"
+    assert set(service["Service"]["SuccessExitStatus"].split()) == {"3", "4"}
+    timer = _unit("eomatch-ingest.timer")
+    assert timer["Timer"]["Unit"] == "eomatch-ingest.service"
+    assert timer["Timer"]["Persistent"] == "true" and timer["Timer"]["OnCalendar"]
+    assert timer["Install"]["WantedBy"] == "timers.target"
+    cron = [ln for ln in (DEPLOY / "cron.example").read_text().splitlines() if "eomatch-ingest " in ln and not ln.startswith("#")]
+    assert cron and all("--since last" in ln for ln in cron)
+
+
+def test_the_units_command_line_runs(running_stack: RunningStack, tmp_path: Path) -> None:
+    """ExecStart's arguments, with this venv's script and a config of the session stack:
+    first run ingests (0), the next finds nothing to do (3, a success for systemd)."""
+    import shlex
+    import uuid
+
+    import yaml
+    from catalogue_factory import build_catalogue
+
+    start = datetime(2020, 1 + uuid.uuid4().int % 12, 1 + uuid.uuid4().int % 27, 8, 0, tzinfo=UTC)
+    cat = build_catalogue(tmp_path / "cat", n_events=1, start=start)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "matchup_catalogue": {"path": str(cat.root)},
+        "stack": {"state_dir": str(running_stack.settings.stack.state_dir),
+                  "db": {"port": running_stack.settings.stack.db.port}},
+    }))
+    argv = shlex.split(_unit("eomatch-ingest.service")["Service"]["ExecStart"])
+    argv[0] = str(BIN / Path(argv[0]).name)
+    argv[argv.index("--config") + 1] = str(config)
+    ok = set(_unit("eomatch-ingest.service")["Service"]["SuccessExitStatus"].split()) | {"0"}
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 3, second.stdout + second.stderr
+    assert str(second.returncode) in ok

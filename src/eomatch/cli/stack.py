@@ -52,6 +52,13 @@ def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     overrides = {"stack": {"state_dir": args.state_dir, "proxy": {"port": args.port}}}
     settings = settings_from_args(args, overrides)
+    if args.command not in ("up", "render-deploy", "db-setup") and args.config is None:
+        # A running stack is described by the settings it was started with (ports,
+        # replicas, ...): commands that act on it use those, not the defaults.
+        started_with = settings.stack.state_dir / "conf" / "settings.yaml"
+        if started_with.is_file():
+            args.config = str(started_with)
+            settings = settings_from_args(args, overrides)
     from eomatch.stack import Stack
     from eomatch.stack.state import StatePaths
 

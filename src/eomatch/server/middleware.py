@@ -81,7 +81,7 @@ class ExternalFilterMiddleware:
         except orjson.JSONDecodeError:
             # Not JSON after all: never pass something we could not inspect.
             return b"" if self.policy.leaks(body.decode(errors="replace")) else body
-        return orjson.dumps(scrub(doc, self.policy))
+        return orjson.dumps(scrub(doc, self.policy, strings=self.policy.body_leaks(body)))
 
 
 class RequestLogMiddleware:

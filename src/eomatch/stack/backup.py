@@ -60,7 +60,7 @@ def _size(nbytes: int) -> str:
 
 def backup(settings: Settings, file: str | Path) -> str:
     """Dump the stack's catalogue database to ``file`` (custom format); one-line summary."""
-    out = Path(file).expanduser()
+    out = Path(file).expanduser().absolute()
     if out.is_dir():
         raise StackError(f"backup target {out} is a folder; give a file name, e.g. {out / 'eomatch.dump'}")
     if not out.parent.is_dir():
@@ -86,7 +86,7 @@ def backup(settings: Settings, file: str | Path) -> str:
 
 def check_dump(file: str | Path) -> Path:
     """The path of a readable custom-format dump, or a one-line error."""
-    path = Path(file).expanduser()
+    path = Path(file).expanduser().absolute()
     if not path.exists():
         raise StackError(f"backup file not found: {path}")
     if not path.is_file():

@@ -2,7 +2,10 @@
 
 Who rotates what:
 
-- PostgreSQL rotates its own log (``logging_collector``, by size and daily).
+- PostgreSQL rotates its own log daily (``logging_collector``, one file per
+  weekday, truncated when the week comes round). Its size-based rotation reuses
+  the same file name and so appends, which bounds nothing within a day: an
+  over-size day file is copied and truncated here (the collector appends).
 - The two APIs log through a ``RotatingFileHandler`` (``EOMATCH_LOG_FILE``).
 - nginx cannot rotate: this module renames an over-size access/error log to
   ``.1`` (shifting older ones, keeping ``stack.log_backups``) and sends the
@@ -69,7 +72,8 @@ def _nginx_logs(instance: NginxInstance) -> list[Path]:
 
 
 def rotate_nginx_logs(stack: Stack, max_bytes: int | None = None) -> str:
-    """Rotate every over-size log nginx writes (and the API stdout captures); one line.
+    """Rotate every over-size log nginx writes (and the API stdout captures and
+    PostgreSQL's day file); one line.
 
     ``max_bytes`` defaults to ``stack.log_max_bytes``; 0 rotates every non-empty log.
     """
@@ -92,6 +96,12 @@ def rotate_nginx_logs(stack: Stack, max_bytes: int | None = None) -> str:
         if _over(api.log_file, limit):
             rotate_by_copy(api.log_file, st.log_backups)
             rotated.append(api.log_file.name)
+    pg_logs = stack.paths.logs / "postgres"
+    if pg_logs.is_dir():
+        for path in sorted(pg_logs.glob("postgres-*.log")):
+            if _over(path, limit):
+                rotate_by_copy(path, 1)
+                rotated.append(f"postgres/{path.name}")
     if not rotated:
         return f"no log over {limit} bytes in {stack.paths.logs}; nothing rotated"
     return f"rotated {len(rotated)} logs in {stack.paths.logs}: {', '.join(rotated)}"

@@ -19,7 +19,7 @@ class Proxy(NginxInstance):
         return self.settings.stack.proxy.port
 
     def health_url(self) -> str:
-        return f"http://{self.settings.stack.proxy.host}:{self.port}/external/"
+        return f"http://{self.settings.stack.proxy.host}:{self.port}/_proxy/ping"
 
     def prepare(self) -> str:
         ensure_keys_conf(self.paths)
