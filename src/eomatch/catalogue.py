@@ -137,6 +137,21 @@ def _props_match(props: Mapping[str, Any], conditions: Mapping[str, Any]) -> boo
     return True
 
 
+def fast_relative_href(from_relpath: str, to_relpath: str) -> str:
+    """:func:`eomatch.model.relative_href` for normalised root-relative paths, without
+    ``posixpath.relpath``'s abspath calls (it runs for every link of every item)."""
+    src = from_relpath.split("/")[:-1]
+    dst = to_relpath.split("/")
+    common = 0
+    for a, b in zip(src, dst[:-1], strict=False):
+        if a != b:
+            break
+        common += 1
+    ups = len(src) - common
+    rest = "/".join(dst[common:])
+    return "../" * ups + rest if ups else f"./{rest}"
+
+
 def _structural_links(rel: str) -> list[dict[str, Any]]:
     """:func:`structural_links`, computed once per folder (relpath is slow on hot paths)."""
     return [dict(lk) for lk in _structural_links_of_dir(rel.rsplit("/", 1)[0] if "/" in rel else "")]
@@ -827,7 +842,7 @@ class MatchupCatalogue:
                 continue
             found = self._lookup(target)
             if found is not None:
-                link["href"] = relative_href(rel, found[2])
+                link["href"] = fast_relative_href(rel, found[2])
         item["links"] = _structural_links(rel) + links
 
     def _write_item(self, item: dict[str, Any], collection: str, existed: bool, rel: str) -> dict[str, Any]:

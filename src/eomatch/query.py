@@ -33,13 +33,13 @@ import httpx
 import orjson
 
 from eomatch import jsonio
+from eomatch.catalogue import fast_relative_href
 from eomatch.errors import CatalogueError, ConfigError, QueryError
 from eomatch.model import (
     MatchupError,
     default_relpath,
     format_datetime,
     infer_item_type,
-    relative_href,
     to_utc,
 )
 from eomatch.progress import Progress
@@ -314,14 +314,15 @@ class _ForwardRef:
     source_relpath: str
 
 
-def _localize(item: dict[str, Any], api_url: str) -> tuple[dict[str, Any], list[tuple[tuple[str, str], str, str]]]:
+def _localize(
+    item: dict[str, Any], api_url: str, src_rel: str
+) -> tuple[dict[str, Any], list[tuple[tuple[str, str], str, str]]]:
     """API item -> catalogue item: drop API links, make item links layout-relative.
 
     Returns the item and its item links as (target, absolute API href, guessed
     target path): the href points at the target's guessed place (the source's
     date folder); the catalogue's relink fixes it when the target already exists.
     """
-    src_rel = default_relpath(item)
     src_folder = src_rel.rsplit("/", 1)[0]
     date_part = src_folder.split("/", 1)[1] if "/" in src_folder else ""
     links: list[dict[str, Any]] = []
@@ -336,7 +337,7 @@ def _localize(item: dict[str, Any], api_url: str) -> tuple[dict[str, Any], list[
             target = api_item_target(absolute)
             if target is not None:
                 guess = f"{target[0]}/{date_part}/{target[1]}.json" if date_part else f"{target[0]}/{target[1]}.json"
-                links.append({**link, "href": relative_href(src_rel, guess)})
+                links.append({**link, "href": fast_relative_href(src_rel, guess)})
                 refs.append((target, absolute, guess))
                 continue
         links.append(link)
@@ -563,7 +564,7 @@ class _Writer:
             src_rel = default_relpath(item)
         except MatchupError as exc:
             raise QueryError(f"{self.api}: {exc}") from None
-        item, refs = _localize(item, self.api)
+        item, refs = _localize(item, self.api, src_rel)
         props = item.setdefault("properties", {})
         if "matchup:type" not in props:
             props["matchup:type"] = infer_item_type(item, coll)
@@ -586,12 +587,16 @@ class _Writer:
             for coll, item_id in batch:
                 if (coll, item_id) not in self.seen:
                     by_collection.setdefault(coll, []).append(item_id)
-            for coll, item_ids in sorted(by_collection.items()):
-                for i in range(0, len(item_ids), per_request):
-                    chunk = item_ids[i : i + per_request]
-                    params = {"collections": coll, "ids": ",".join(chunk), "limit": len(chunk)}
-                    for page in _pages(self.client, search, params):
-                        self.page(page, progress, searched=False)
+
+            def round_pages(by_collection: dict[str, list[str]] = by_collection) -> Iterator[list[dict[str, Any]]]:
+                for coll, item_ids in sorted(by_collection.items()):
+                    for i in range(0, len(item_ids), per_request):
+                        chunk = item_ids[i : i + per_request]
+                        params = {"collections": coll, "ids": ",".join(chunk), "limit": len(chunk)}
+                        yield from _pages(self.client, search, params)
+
+            for page in _Prefetch(round_pages()):  # fetch ahead while this round is written
+                self.page(page, progress, searched=False)
 
     def fix_forward_refs(self) -> None:
         """Rewrite the few items whose link guessed its target's folder wrong."""
