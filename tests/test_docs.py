@@ -59,10 +59,17 @@ def test_guide_commands_run_against_the_stack(guide: str, running_stack, tmp_pat
     proxy = running_stack.base_url.removeprefix("http://")
     script = "\n".join(b.replace("127.0.0.1:8000", proxy) for b in blocks)
     env = dict(os.environ)
+    st = running_stack.settings.stack
     env.update(
         PATH=f"{REPO / '.venv' / 'bin'}:{env.get('PATH', '')}",
         EOMATCH_CONFIG=str(settings_file),
-        EOMATCH_DOCS_TEST="1",
+        # Whatever config file a guide passes, commands find this stack (env beats YAML).
+        EOMATCH_STACK__STATE_DIR=str(st.state_dir),
+        EOMATCH_STACK__DB__PORT=str(st.db.port),
+        EOMATCH_STACK__PROXY__PORT=str(st.proxy.port),
+        EOMATCH_STACK__PROXY__BROWSER_PORT=str(st.proxy.browser_port),
+        EOMATCH_STACK__API__INTERNAL_PORT=str(st.api.internal_port),
+        EOMATCH_STACK__API__EXTERNAL_PORT=str(st.api.external_port),
     )
     for fixture in ("examples",):
         if (REPO / fixture).exists():

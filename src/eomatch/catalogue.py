@@ -888,6 +888,67 @@ class MatchupCatalogue:
                 new = merge_items(jsonio.read_json(path), new)
             return self._write_item(new, str(coll), existed, rel)
 
+    def add_items(self, items: Sequence[Mapping[str, Any]], workers: int = 4) -> list[dict[str, Any]]:
+        """Upsert a batch of item dicts like :meth:`add_item`, writing the files in parallel.
+
+        Creating files is I/O latency (journal, directory updates), so a few
+        threads overlap it; lookups, relinking and index rows stay on the calling
+        thread (one SQLite connection, cheap inside :meth:`bulk`). Each file is
+        still written atomically under its item lock, merged with what is on disk.
+        """
+        prepared: list[tuple[dict[str, Any], str, str]] = []
+        for item in items:
+            if not isinstance(item, Mapping) or item.get("type") != "Feature" or not item.get("id"):
+                raise CatalogueError("not a STAC item: expected a dict with type 'Feature' and an id")
+            coll = item.get("collection")
+            if not coll:
+                raise CatalogueError(f"item {item.get('id')!r} has no collection")
+            new = dict(item)
+            new.setdefault("stac_version", STAC_VERSION)
+            new.setdefault("properties", {})
+            new.setdefault("assets", {})
+            new["links"] = [dict(lk) for lk in item.get("links") or []]
+            self.ensure_collection(str(coll), kind=infer_item_type(new, str(coll)))
+            found = self._lookup(str(new["id"]), str(coll))
+            try:
+                rel = found[2] if found else default_relpath(new)
+            except MatchupError as exc:
+                raise CatalogueError(str(exc)) from None
+            self._relink(new, rel)
+            prepared.append((new, str(coll), rel))
+
+        def write(job: tuple[dict[str, Any], str, str]) -> tuple[dict[str, Any], str, str, bool, int]:
+            new, coll, rel = job
+            with self._item_lock(coll, str(new["id"])):
+                path = self.root / rel
+                existed = path.is_file()
+                if existed:
+                    new = merge_items(jsonio.read_json(path), new)
+                    new["links"] = _structural_links(rel) + new["links"]
+                jsonio.write_json_atomic(path, new)
+                return new, coll, rel, existed, path.stat().st_mtime_ns
+
+        if workers > 1 and len(prepared) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(write, prepared))
+        else:
+            results = [write(job) for job in prepared]
+        conn = self.db
+        for new, coll, rel, existed, mtime_ns in results:
+            self._index_upsert(conn, new, rel, mtime_ns, coll)
+            if self._bulk_depth:
+                self._bulk_tick(conn)
+            try:
+                _, start, end = item_times(new)
+                self._note_extent(coll, new.get("bbox"), start.timestamp(), end.timestamp())
+            except MatchupError:
+                self._note_extent(coll, new.get("bbox"), None, None)
+            if not existed:
+                self._pending_links.setdefault(coll, {})[rel] = None
+        return [r[0] for r in results]
+
     def add_product(self, product: Mapping[str, Any] | Product) -> dict[str, Any]:
         """Upsert a product item (tagged ``matchup:type: product``)."""
         view = product if isinstance(product, Product) else Product.from_item(dict(product))

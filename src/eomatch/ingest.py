@@ -39,6 +39,7 @@ from urllib.parse import quote, unquote, urljoin
 import orjson
 from filelock import FileLock, Timeout
 
+from eomatch import jsonio
 from eomatch.errors import CatalogueError, ConfigError, EomatchError, IngestError
 from eomatch.progress import Progress
 from eomatch.settings import Settings
@@ -679,9 +680,6 @@ def _run(
     quiet: bool,
     batch: int,
 ) -> None:
-    from pypgstac.db import PgstacDB
-    from pypgstac.load import Methods
-
     started_epoch = time.time()
     changed_since: float | None = None
     if since == "last":
@@ -699,26 +697,47 @@ def _run(
     since_ns = int(changed_since * 1e9) if changed_since is not None else None
     dirs = cat._collection_dirs()
 
-    # Collections first.
+    # Collections first. With ``since``, a collection.json not modified since the
+    # last run, of a collection the database still has, is not even read (their
+    # item links make them large).
     collections = []
-    for col in cat.iter_collections():
-        folder = cat.root / col["id"]
+    known = set(in_db)
+    for name, folder in sorted(dirs.items()):
+        col_path = folder / "collection.json"
+        try:
+            col_mtime_ns = col_path.stat().st_mtime_ns
+        except FileNotFoundError:
+            continue
+        if since_ns is not None and name in in_db and col_mtime_ns <= since_ns:
+            summary.collections += 1
+            continue
+        col = jsonio.read_json(col_path)
         collections.append(transform_collection(col, folder, rewriter))
-    summary.collections = len(collections)
-    known = set(in_db) | {c["id"] for c in collections}
+        known.add(str(col["id"]))
+        summary.collections += 1
 
-    loader_cls = _fast_loader_class()
-    pg = PgstacDB(dsn=creds.dsn, commit_on_exit=True)
-    loader = loader_cls(db=pg)
-    fmt_pg = PgstacDB(dsn=creds.dsn, commit_on_exit=True)
-    fmt_loader = loader_cls(db=fmt_pg)
+    # pypgstac is imported and connected only when something is to be loaded (a
+    # scheduled run with nothing to do stays fast): one loader for the loads, one
+    # for formatting items in the reading thread.
+    loaders: dict[str, Any] = {}
+
+    def get_loader(role: str) -> Any:
+        if role not in loaders:
+            from pypgstac.db import PgstacDB
+
+            db = PgstacDB(dsn=creds.dsn, commit_on_exit=True)
+            loaders[role] = (db, _fast_loader_class()(db=db))
+        return loaders[role][1]
+
     reader = sqlite3.connect(state.path, timeout=30, check_same_thread=False)
     prefetch: _Prefetch | None = None
     try:
         changed_cols = [c for c in collections if c != _db_collection(conn, c["id"])]
         if changed_cols and not dry_run:
+            from pypgstac.load import Methods
+
             try:
-                loader.load_collections(iter(changed_cols), insert_mode=Methods.upsert)
+                get_loader("load").load_collections(iter(changed_cols), insert_mode=Methods.upsert)
             except Exception as exc:
                 raise IngestError(f"loading collections failed: {_first_line(exc)}") from None
 
@@ -730,7 +749,7 @@ def _run(
         def formatter(collection: str, item: dict[str, Any]) -> dict[str, Any]:
             if dry_run or collection not in known:
                 return item  # nothing will be loaded (dry run) or the batch fails anyway
-            return fmt_loader.format_item(item)  # type: ignore[no-any-return]
+            return get_loader("format").format_item(item)  # type: ignore[no-any-return]
 
         # Item hashes cover the file and what the transform depends on.
         salt = hashlib.blake2b(f"{_STATE_VERSION}|{rewriter.root}|{rewriter.base or ''}".encode(), digest_size=32).digest()
@@ -754,15 +773,15 @@ def _run(
         progress = Progress("ingest", total=total, quiet=quiet)
         for pending in prefetch:
             summary.scanned += len(pending)
-            _load_batch(pending, conn, state, remembered, in_db, known, loader, Methods.upsert, summary, dry_run)
+            _load_batch(pending, conn, state, remembered, in_db, known, get_loader, summary, dry_run)
             progress.update(len(pending))
         progress.close()
     finally:
         if prefetch is not None:
             prefetch.close()
         reader.close()
-        fmt_pg.close()
-        pg.close()
+        for db, _ in loaders.values():
+            db.close()
     if not dry_run:
         state.set("last_success_epoch", repr(started_epoch))
 
@@ -788,8 +807,7 @@ def _load_batch(
     remembered: dict[str, int],
     in_db: dict[str, int],
     known: set[str],
-    loader: Any,
-    mode: Any,
+    get_loader: Any,
     summary: IngestSummary,
     dry_run: bool,
 ) -> None:
@@ -825,8 +843,10 @@ def _load_batch(
             to_send.append(fi.item)  # type: ignore[arg-type]
             sent_rows.append((fi.id, collection, fi.digest))
     if to_send and not dry_run:
+        from pypgstac.load import Methods
+
         try:
-            loader.load_items(iter(to_send), insert_mode=mode, chunksize=len(to_send))
+            get_loader("load").load_items(iter(to_send), insert_mode=Methods.upsert, chunksize=len(to_send))
         except Exception as exc:
             raise IngestError(f"loading items failed: {_first_line(exc)}") from None
         state.record(sent_rows)

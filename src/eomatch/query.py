@@ -505,6 +505,7 @@ class _Writer:
         self.wanted: dict[tuple[str, str], None] = {}
         self.forward: list[_ForwardRef] = []
         self.collections_done: set[str] = set()
+        self.workers = 4
 
     # -- collections
 
@@ -540,6 +541,9 @@ class _Writer:
     # -- items
 
     def page(self, features: list[dict[str, Any]], progress: Progress, searched: bool) -> None:
+        """Write one page: items converted here, files written in parallel by the catalogue."""
+        batch: list[dict[str, Any]] = []
+        pending_refs: list[tuple[tuple[str, str], list[tuple[tuple[str, str], str, str]], str]] = []
         for item in features:
             if not isinstance(item, dict) or item.get("type") != "Feature" or not item.get("id"):
                 continue
@@ -556,27 +560,30 @@ class _Writer:
             self.seen.add(key)
             self.wanted.pop(key, None)
             self.collection(coll)
-            self._write(item, coll)
+            try:
+                src_rel = default_relpath(item)
+            except MatchupError as exc:
+                raise QueryError(f"{self.api}: {exc}") from None
+            item, refs = _localize(item, self.api, src_rel)
+            props = item.setdefault("properties", {})
+            if "matchup:type" not in props:
+                props["matchup:type"] = infer_item_type(item, coll)
+            batch.append(item)
+            pending_refs.append((key, refs, src_rel))
+        self.cat.add_items(batch, workers=self.workers)
+        in_batch = {key for key, _, _ in pending_refs}
+        for source, refs, src_rel in pending_refs:
+            for target, api_href, guess in refs:
+                if target in in_batch:  # written alongside: its place is checked at the end
+                    self.forward.append(_ForwardRef(source, target, guess, api_href, src_rel))
+                    continue
+                if target in self.seen:
+                    continue  # on disk already: the catalogue's relink pointed the link at it
+                if self.skip_local and self.cat.has_item(target[1], target[0]):
+                    continue
+                self.wanted[target] = None
+                self.forward.append(_ForwardRef(source, target, guess, api_href, src_rel))
         progress.update(len(features))
-
-    def _write(self, item: dict[str, Any], coll: str) -> None:
-        try:
-            src_rel = default_relpath(item)
-        except MatchupError as exc:
-            raise QueryError(f"{self.api}: {exc}") from None
-        item, refs = _localize(item, self.api, src_rel)
-        props = item.setdefault("properties", {})
-        if "matchup:type" not in props:
-            props["matchup:type"] = infer_item_type(item, coll)
-        self.cat.add_item(item, coll)
-        source = (coll, str(item["id"]))
-        for target, api_href, guess in refs:
-            if target in self.seen:
-                continue  # on disk already: the catalogue's relink pointed the link at it
-            if self.skip_local and self.cat.has_item(target[1], target[0]):
-                continue
-            self.wanted[target] = None
-            self.forward.append(_ForwardRef(source, target, guess, api_href, src_rel))
 
     def closure(self, progress: Progress, per_request: int, search: str) -> None:
         """Fetch linked items not seen yet, round after round (events -> matchups -> products)."""
