@@ -170,3 +170,22 @@ def test_links_across_midnight_point_at_the_right_files(running_stack, tmp_path)
     assert (path.parent / link["href"]).resolve() == local.path_of(event.id).resolve()
     (ev,) = list(local.get_events())
     assert [m.id for m in ev.matchup_set] == [matchup.id]
+
+
+def test_bulk_add_items_matches_add_item(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The batched, threaded write path query uses gives the same catalogue as add_item."""
+    a_scene = build_scene(tmp_path / "ref", tmp_path / "data", days=("2022-05-21", "2022-06-02"))
+    ref = MatchupCatalogue.open(a_scene.root)
+    items = list(ref.iter_items())
+    bulk = MatchupCatalogue.create(tmp_path / "bulk")
+    with bulk.bulk(commit_every=3):
+        bulk.add_items(items, workers=4)
+        bulk.add_items(items[:2], workers=4)  # upsert again: merged, not duplicated
+    bulk.save()
+    bulk.close()
+    reopened = MatchupCatalogue.open(tmp_path / "bulk")
+    assert reopened.count() == ref.count() == len(items)
+    for item in items:
+        got = reopened.get_item(item["id"])
+        assert got == item
+    assert [e.id for e in reopened.get_events()] == [e.id for e in ref.get_events()]
