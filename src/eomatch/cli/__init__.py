@@ -23,6 +23,31 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_db_flags(parser: argparse.ArgumentParser) -> None:
+    """The design's database flags (password from PGPASSWORD) and the local stack's folder."""
+    parser.add_argument("--db-host")
+    parser.add_argument("--db-port", type=int)
+    parser.add_argument("--db-name")
+    parser.add_argument("--db-user", help="a role in pgstac_ingest (password: PGPASSWORD)")
+    parser.add_argument("--state-dir", help="local stack state folder (when no database is given)")
+
+
+def db_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings overrides from :func:`add_db_flags`; the one place PGPASSWORD is read."""
+    import os
+
+    return {
+        "ingest": {
+            "db_host": args.db_host,
+            "db_port": args.db_port,
+            "db_name": args.db_name,
+            "db_user": args.db_user,
+            "db_password": os.environ.get("PGPASSWORD"),
+        },
+        "stack": {"state_dir": args.state_dir},
+    }
+
+
 def settings_from_args(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Settings:
     """Load settings from the config file, env and the flags the user gave."""
     over = dict(overrides or {})

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from eomatch.cli import base_parser, run, settings_from_args
+from eomatch.cli import add_db_flags, base_parser, db_overrides, run, settings_from_args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,30 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--push", action="store_true", help="also upsert the item into pgSTAC (safe to repeat)")
     p.add_argument("--api-url", help="push through this internal API (e.g. http://server/api) instead of the database")
     p.add_argument("--api-key", help="API key for --api-url (default: $EOMATCH_API_KEY)")
-    p.add_argument("--db-host")
-    p.add_argument("--db-port", type=int)
-    p.add_argument("--db-name")
-    p.add_argument("--db-user")
-    p.add_argument("--state-dir", help="local stack state folder (when no database is given)")
+    add_db_flags(p)
     return p
 
 
 def _main(argv: Sequence[str] | None) -> int:
     p = _parser()
     args = p.parse_args(argv)
-    settings = settings_from_args(
-        args,
-        {
-            "ingest": {
-                "db_host": args.db_host,
-                "db_port": args.db_port,
-                "db_name": args.db_name,
-                "db_user": args.db_user,
-                "db_password": os.environ.get("PGPASSWORD"),
-            },
-            "stack": {"state_dir": args.state_dir},
-        },
-    )
+    settings = settings_from_args(args, db_overrides(args))
     from eomatch.add_asset import list_analysis_versions, register_analysis
     from eomatch.errors import ConfigError
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
-from eomatch.cli import base_parser, run, settings_from_args
+from eomatch.cli import add_db_flags, base_parser, db_overrides, run, settings_from_args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,26 +21,10 @@ def _main(argv: Sequence[str] | None) -> int:
     p.add_argument("--to", dest="to_prefix", required=True, help="new prefix, e.g. https://data.example.org/npl-data")
     p.add_argument("--catalogue", help="local catalogue to rewrite too (default: matchup_catalogue.path)")
     p.add_argument("--no-db", action="store_true", help="rewrite the files only")
-    p.add_argument("--db-host")
-    p.add_argument("--db-port", type=int)
-    p.add_argument("--db-name")
-    p.add_argument("--db-user", help="a role in pgstac_ingest (password: PGPASSWORD)")
-    p.add_argument("--state-dir", help="local stack state folder (when no database is given)")
+    add_db_flags(p)
     p.add_argument("--dry-run", action="store_true", help="count what would change; write nothing")
     args = p.parse_args(argv)
-    settings = settings_from_args(
-        args,
-        {
-            "ingest": {
-                "db_host": args.db_host,
-                "db_port": args.db_port,
-                "db_name": args.db_name,
-                "db_user": args.db_user,
-                "db_password": os.environ.get("PGPASSWORD"),
-            },
-            "stack": {"state_dir": args.state_dir},
-        },
-    )
+    settings = settings_from_args(args, db_overrides(args))
     from eomatch.migrate_hrefs import migrate_hrefs
 
     summary = migrate_hrefs(
