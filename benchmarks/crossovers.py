@@ -25,6 +25,7 @@ import numpy as np
 
 from eomatch.orbits import CrossoverParams, find_crossovers, load_tles
 from eomatch.orbits.propagate import EARTH_RADIUS_KM, ground_track, to_unix_s
+from eomatch.orbits.reference import group_hits
 from eomatch.orbits.tle import PACKAGED_TLE_DIR
 from eomatch.settings import SatelliteSpec
 
@@ -34,22 +35,6 @@ SATELLITES = [
     SatelliteSpec(name="Sentinel-2A", norad_id=40697, swath_km=290, instrument="MSI"),
     SatelliteSpec(name="Landsat-9", norad_id=49260, swath_km=185, instrument="OLI-2"),
 ]
-
-
-def _split(a: np.ndarray, b: np.ndarray, gap: float) -> list[np.ndarray]:
-    """Projection splitting of hit points (same rule as eomatch, written for points)."""
-    out, stack = [], [np.arange(a.size)]
-    while stack:
-        idx = stack.pop()
-        for key in (a, b):
-            order = idx[np.argsort(key[idx], kind="stable")]
-            cuts = np.flatnonzero(np.diff(key[order]) > gap) + 1
-            if cuts.size:
-                stack.extend(np.split(order, cuts))
-                break
-        else:
-            out.append(idx)
-    return out
 
 
 def baseline_events(tles_a, tles_b, start: datetime, days: float) -> list[tuple[float, ...]]:
@@ -73,17 +58,10 @@ def baseline_events(tles_a, tles_b, start: datetime, days: float) -> list[tuple[
     ia = np.concatenate(hit_a)
     ib = np.concatenate(hit_b)
     period = min(tles_a.period_s, tles_b.period_s)
-    events = []
-    for g in _split(ia, ib, 0.1 * period):
-        pieces = [g]
-        if ia[g].max() - ia[g].min() > 0.25 * period:
-            order = g[np.argsort(ia[g], kind="stable")]
-            north = ua[ia[order], 2] >= 0
-            pieces = []
-            for piece in np.split(order, np.flatnonzero(north[1:] != north[:-1]) + 1):
-                pieces.extend(piece[s] for s in _split(ia[piece], ib[piece], 0.1 * period))
-        for p in pieces:
-            events.append((t[ia[p].min()], t[ia[p].max()], t[ib[p].min()], t[ib[p].max()]))
+    events = [
+        (t[ia[p].min()], t[ia[p].max()], t[ib[p].min()], t[ib[p].max()])
+        for p in group_hits(ia, ib, ua[:, 2] >= 0, period)
+    ]
     return sorted(events)
 
 

@@ -198,10 +198,15 @@ def links_of(doc: Any, rels: Iterable[str]) -> Iterator[dict[str, Any]]:
 
 
 def offline_schemas() -> dict[str, dict[str, Any]]:
-    """URL -> JSON schema for what validators fetch, from copies shipped with pystac."""
+    """URL -> JSON schema for what validators fetch: STAC 1.1.0 and GeoJSON from the
+    copies pystac ships, and eomatch's own matchup schema from the package."""
     from pystac.validation.local_validator import get_local_schema_cache
 
-    return dict(get_local_schema_cache())
+    from eomatch.schema import SCHEMA_URL, load_schema
+
+    schemas = dict(get_local_schema_cache())
+    schemas[SCHEMA_URL] = load_schema()
+    return schemas
 
 
 @contextlib.contextmanager

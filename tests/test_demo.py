@@ -5,17 +5,25 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from eomatch.demo import load_demo
+from eomatch.catalogue import MatchupCatalogue
+from eomatch.demo import demo_dir, load_demo
 
 pytestmark = pytest.mark.stack
 
 MATCHUPS = "LANDSAT_C2L1-Landsat-9-vs-S2_MSI_L1C-S2A"
+PRODUCTS = ["LANDSAT_C2L1", "S2_MSI_L1C"]
 
 
-def _items(base: str, collection: str) -> list[dict]:
-    r = httpx.get(f"{base}/collections/{collection}/items", params={"limit": 1000}, timeout=30)
-    r.raise_for_status()
-    return list(r.json()["features"])
+def _by_ids(base: str, ids: set[str], collections: list[str]) -> dict[str, dict]:
+    """Items with these ids (other tests share the collections, so never list them all)."""
+    out: dict[str, dict] = {}
+    todo = sorted(ids)
+    for i in range(0, len(todo), 200):
+        body = {"ids": todo[i : i + 200], "collections": collections, "limit": 200}
+        r = httpx.post(f"{base}/search", json=body, timeout=30)
+        r.raise_for_status()
+        out.update({f["id"]: f for f in r.json()["features"]})
+    return out
 
 
 def test_demo_loads_into_the_stack_and_twice_adds_nothing(running_stack) -> None:  # type: ignore[no-untyped-def]
@@ -28,18 +36,25 @@ def test_demo_loads_into_the_stack_and_twice_adds_nothing(running_stack) -> None
     assert collections[MATCHUPS]["title"] == "Matchups Landsat-9 × Sentinel-2A"
     assert f"matchup-events-{MATCHUPS}" in collections
 
-    matchups = _items(running_stack.external, MATCHUPS)
-    assert 10 <= len(matchups) <= 300
-    assert all(m["properties"]["matchup:type"] == "matchup" for m in matchups)
+    # The pipeline's own output (find's catalogue) is what the API serves.
+    cat = MatchupCatalogue.open(demo_dir(running_stack.settings) / "catalogue")
+    demo_matchups = {it["id"] for it in cat.iter_items(MATCHUPS)}
+    assert 10 <= len(demo_matchups) <= 300
+    matchups = _by_ids(running_stack.external, demo_matchups, [MATCHUPS])
+    assert set(matchups) == demo_matchups
+    assert all(m["properties"]["matchup:type"] == "matchup" for m in matchups.values())
 
     # products keep their provider assets: file:// ones only on the internal API
-    internal = _items(running_stack.internal, "LANDSAT_C2L1") + _items(running_stack.internal, "S2_MSI_L1C")
-    external = _items(running_stack.external, "LANDSAT_C2L1") + _items(running_stack.external, "S2_MSI_L1C")
+    demo_products = {pid for m in matchups.values() for pid in m["properties"]["matchup:products"]}
+    internal = list(_by_ids(running_stack.internal, demo_products, PRODUCTS).values())
+    external = list(_by_ids(running_stack.external, demo_products, PRODUCTS).values())
+    assert len(internal) == len(external) == len(demo_products)
     hrefs_in = {a["href"].split("://")[0] for p in internal for a in p["assets"].values()}
     hrefs_out = {a["href"].split("://")[0] for p in external for a in p["assets"].values()}
     assert {"file", "https"} <= hrefs_in and "file" not in hrefs_out
-    assert all(p["properties"]["eomatch:simulated"] is True for p in internal)
+    unlabelled = [p["id"] for p in internal if p["properties"].get("eomatch:simulated") is not True]
+    assert not unlabelled, f"demo products not labelled simulated: {unlabelled[:3]}"
 
     again = load_demo(running_stack.settings, quiet=True)
     assert " 0 new items" in again and "nothing to do" in again
-    assert len(_items(running_stack.external, MATCHUPS)) == len(matchups)
+    assert set(_by_ids(running_stack.external, demo_matchups, [MATCHUPS])) == demo_matchups

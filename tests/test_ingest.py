@@ -91,6 +91,17 @@ def test_transform_makes_relative_hrefs_absolute_and_links_api_relative(tmp_path
     assert not any(lk["rel"] in ("root", "parent", "collection", "self") for lk in s2["links"])
     assert s2["properties"]["updated"] == "2026-01-01T00:00:00Z"
 
+    # A provider's older 'updated' gives way to the file's time (the file changed);
+    # a later one is kept.
+    old = {**jsonio.read_json(s2_path)}
+    old["properties"] = {**old["properties"], "updated": "2022-05-21T10:00:00Z"}
+    got = transform_item(old, s2_path, HrefRewriter(root, None), "2026-01-01T00:00:00Z")
+    assert got["properties"]["updated"] == "2026-01-01T00:00:00Z"
+    later = {**jsonio.read_json(s2_path)}
+    later["properties"] = {**later["properties"], "updated": "2026-03-01T00:00:00+00:00"}
+    got = transform_item(later, s2_path, HrefRewriter(root, None), "2026-01-01T00:00:00Z")
+    assert got["properties"]["updated"] == "2026-03-01T00:00:00+00:00"
+
     base = "https://stac.example.org/files"
     s2b = transform_item(jsonio.read_json(s2_path), s2_path, HrefRewriter(root, base + "/"), "x")
     rel_dir = s2_path.parent.relative_to(root.resolve()).as_posix()

@@ -149,9 +149,26 @@ def test_moved_hrefs_appear_on_the_external_api(running_stack: RunningStack, ing
         item_file = cat.path_of(products[0][1])
         assert f'"{prefix}/products/' in item_file.read_text()
 
+        def updated_times() -> dict[str, str]:
+            out = {}
+            for it in cat.iter_items():
+                r = httpx.get(f"{running_stack.internal}/collections/{it['collection']}/items/{it['id']}", timeout=10)
+                out[it["id"]] = r.json()["properties"]["updated"]
+            return out
+
+        updated_before = updated_times()
+        started = datetime.now(UTC).replace(microsecond=0)
         summary = migrate_hrefs(
             running_stack.settings, f"file://{prefix}", new_prefix, catalogue=cat.root, quiet=True
         )
+        # Moved items count as updated (so 'eomatch-query --since last' fetches them); others do not.
+        updated_after = updated_times()
+        moved = {i for i, _ in under}
+        for item_id, stamp in updated_after.items():
+            if item_id in moved:
+                assert datetime.fromisoformat(stamp.replace("Z", "+00:00")) >= started, (item_id, stamp)
+            else:
+                assert stamp == updated_before[item_id]
         assert (summary.db_items, summary.db_item_assets) == (n_items, n_assets)
         assert (summary.db_collections, summary.db_collection_assets) == (1, 1)
         assert (summary.files, summary.file_assets) == (n_items + 1, n_assets + 1)

@@ -864,6 +864,17 @@ class MatchupCatalogue:
 
     def add_item(self, item: Mapping[str, Any], collection: str | None = None) -> dict[str, Any]:
         """Upsert one item dict by id (merging with what is on disk); returns what was written."""
+        new, coll, rel = self._prepare_item(item, collection)
+        with self._item_lock(coll, str(new["id"])):
+            path = self.root / rel
+            existed = path.is_file()
+            if existed:
+                new = merge_items(jsonio.read_json(path), new)
+            return self._write_item(new, coll, existed, rel)
+
+    def _prepare_item(self, item: Mapping[str, Any], collection: str | None = None) -> tuple[dict[str, Any], str, str]:
+        """Check an incoming item, fill STAC defaults, ensure its collection and find its
+        relative path (where it already is, else the default layout)."""
         if not isinstance(item, Mapping) or item.get("type") != "Feature" or not item.get("id"):
             raise CatalogueError("not a STAC item: expected a dict with type 'Feature' and an id")
         coll = collection or item.get("collection")
@@ -881,12 +892,7 @@ class MatchupCatalogue:
             rel = found[2] if found else default_relpath(new)
         except MatchupError as exc:
             raise CatalogueError(str(exc)) from None
-        with self._item_lock(str(coll), str(new["id"])):
-            path = self.root / rel
-            existed = path.is_file()
-            if existed:
-                new = merge_items(jsonio.read_json(path), new)
-            return self._write_item(new, str(coll), existed, rel)
+        return new, str(coll), rel
 
     def add_items(self, items: Sequence[Mapping[str, Any]], workers: int = 4) -> list[dict[str, Any]]:
         """Upsert a batch of item dicts like :meth:`add_item`, writing the files in parallel.
@@ -898,24 +904,9 @@ class MatchupCatalogue:
         """
         prepared: list[tuple[dict[str, Any], str, str]] = []
         for item in items:
-            if not isinstance(item, Mapping) or item.get("type") != "Feature" or not item.get("id"):
-                raise CatalogueError("not a STAC item: expected a dict with type 'Feature' and an id")
-            coll = item.get("collection")
-            if not coll:
-                raise CatalogueError(f"item {item.get('id')!r} has no collection")
-            new = dict(item)
-            new.setdefault("stac_version", STAC_VERSION)
-            new.setdefault("properties", {})
-            new.setdefault("assets", {})
-            new["links"] = [dict(lk) for lk in item.get("links") or []]
-            self.ensure_collection(str(coll), kind=infer_item_type(new, str(coll)))
-            found = self._lookup(str(new["id"]), str(coll))
-            try:
-                rel = found[2] if found else default_relpath(new)
-            except MatchupError as exc:
-                raise CatalogueError(str(exc)) from None
+            new, coll, rel = self._prepare_item(item)
             self._relink(new, rel)
-            prepared.append((new, str(coll), rel))
+            prepared.append((new, coll, rel))
 
         def write(job: tuple[dict[str, Any], str, str]) -> tuple[dict[str, Any], str, str, bool, int]:
             new, coll, rel = job

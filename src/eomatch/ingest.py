@@ -42,6 +42,7 @@ from filelock import FileLock, Timeout
 from eomatch import jsonio
 from eomatch.catalogue import MatchupCatalogue
 from eomatch.errors import CatalogueError, ConfigError, EomatchError, IngestError
+from eomatch.model import MatchupError, to_utc
 from eomatch.progress import Progress
 from eomatch.settings import Settings
 from eomatch.stack.db import DbCredentials
@@ -232,7 +233,10 @@ def api_item_href(collection: str, item_id: str) -> str:
 def transform_item(item: dict[str, Any], path: str | Path, rewriter: HrefRewriter, now_iso: str) -> dict[str, Any]:
     """File item -> database item (drops structural links, rewrites hrefs).
 
-    ``now_iso`` becomes ``properties.updated`` when the item has none.
+    ``now_iso`` (the file's modification time) becomes ``properties.updated``
+    unless the item says it was updated later: the file changing is a metadata
+    update, and ``eomatch-query --since last`` selects on ``updated``. (Keeping an
+    older provider ``updated`` would hide e.g. a newly downloaded ``data`` asset.)
     """
     item_dir = os.path.dirname(os.fspath(path))
     links_out = []
@@ -254,8 +258,19 @@ def transform_item(item: dict[str, Any], path: str | Path, rewriter: HrefRewrite
         if isinstance(asset, dict) and isinstance(asset.get("href"), str):
             asset["href"] = rewriter.asset_href(asset["href"], item_dir)
     props = item.setdefault("properties", {})
-    props.setdefault("updated", now_iso)
+    if not _later(props.get("updated"), now_iso):
+        props["updated"] = now_iso
     return item
+
+
+def _later(value: Any, than_iso: str) -> bool:
+    """Whether ``value`` is a datetime string after ``than_iso`` (False if unreadable)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return to_utc(value) > to_utc(than_iso)
+    except (ValueError, MatchupError):
+        return False
 
 
 def _target_from_path(item_dir: str | Path, href: str) -> tuple[str, str] | None:

@@ -151,13 +151,22 @@ def migrate_table(conn: Any, table: str, key: str, forms: list[str], to_prefix: 
     rows, assets = int(row[0]), int(row[1])
     if dry_run or rows == 0:
         return rows, assets
-    update = sql.SQL(
-        "UPDATE {tbl} t SET content = jsonb_set(t.content, '{{assets}}', ("
+    content = sql.SQL(
+        "jsonb_set(t.content, '{{assets}}', ("
         " SELECT jsonb_object_agg(a.k, CASE WHEN {is_href} AND ({match})"
         "   THEN jsonb_set(a.v, '{{href}}', to_jsonb({replace})) ELSE a.v END)"
         " FROM jsonb_each({assets}) a(k, v)))"
+    ).format(is_href=_IS_HREF, match=match, replace=_replace_sql(_HREF, forms, to_prefix), assets=_ASSETS)
+    if table == "items":
+        # A moved href is a metadata update: 'eomatch-query --since last' must see it.
+        now_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        content = sql.SQL("jsonb_set({c}, '{{properties,updated}}', to_jsonb({now}::text))").format(
+            c=content, now=sql.Literal(now_iso)
+        )
+    update = sql.SQL(
+        "UPDATE {tbl} t SET content = {content}"
         " WHERE EXISTS (SELECT 1 FROM jsonb_each({assets}) a(k, v) WHERE {is_href} AND ({match}))"
-    ).format(tbl=tbl, is_href=_IS_HREF, match=match, replace=_replace_sql(_HREF, forms, to_prefix), assets=_ASSETS)
+    ).format(tbl=tbl, content=content, is_href=_IS_HREF, match=match, assets=_ASSETS)
     updated = conn.execute(update).rowcount
     if updated != rows:
         raise IngestError(f"pgstac.{table}: expected to update {rows} rows, updated {updated}; rolled back")

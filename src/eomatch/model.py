@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from eomatch.catalogue import MatchupCatalogue
     from eomatch.settings import SatelliteSpec
 
-STAC_VERSION = "1.0.0"
+STAC_VERSION = "1.1.0"
+"""STAC version eomatch writes: the current spec (pystac, STAC Browser 4 and pgSTAC all read it)."""
 EVENTS_PREFIX = "matchup-events"
 JSON_MEDIA_TYPE = "application/json"
 ITEM_TYPES = ("product", "event", "matchup")

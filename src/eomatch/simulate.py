@@ -36,7 +36,14 @@ from shapely.geometry.base import BaseGeometry
 
 from eomatch import jsonio
 from eomatch.errors import ConfigError
-from eomatch.model import format_datetime, geojson, normalize_geometry, relative_href, to_utc
+from eomatch.model import (
+    STAC_VERSION,
+    format_datetime,
+    geojson,
+    normalize_geometry,
+    relative_href,
+    to_utc,
+)
 from eomatch.orbits.propagate import (
     EARTH_RADIUS_KM,
     from_unix_s,
@@ -290,7 +297,7 @@ def make_item(
     geom = frame.footprint
     return {
         "type": "Feature",
-        "stac_version": "1.0.0",
+        "stac_version": STAC_VERSION,
         "stac_extensions": [],
         "id": item_id,
         "collection": spec.collection,
@@ -412,7 +419,7 @@ def _write_collection(root: Path, coll: str, items: list[tuple[str, dict[str, An
     doc = {
         "type": "Collection",
         "id": coll,
-        "stac_version": "1.0.0",
+        "stac_version": STAC_VERSION,
         "stac_extensions": [],
         "title": f"{coll} (simulated)",
         "description": f"Simulated products of {coll} along real 2022 ground tracks (eomatch.simulate).",
@@ -438,7 +445,7 @@ def _write_catalog(root: Path, collections: Sequence[str]) -> None:
     doc = {
         "type": "Catalog",
         "id": "eomatch-simulated-archive",
-        "stac_version": "1.0.0",
+        "stac_version": STAC_VERSION,
         "title": "Simulated product archive",
         "description": "Products simulated along real ground tracks, for eomatch demos and tests.",
         "links": [

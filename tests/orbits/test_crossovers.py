@@ -22,6 +22,7 @@ from eomatch.orbits import (
     load_tles,
 )
 from eomatch.orbits.propagate import EARTH_RADIUS_KM, ground_track, latlon_to_unit, to_unix_s
+from eomatch.orbits.reference import group_hits
 from eomatch.orbits.region import bbox_geometry, overlap_region
 from eomatch.orbits.tle import PACKAGED_TLE_DIR
 from eomatch.settings import load_settings
@@ -41,21 +42,6 @@ def tles():
 @pytest.fixture(scope="module")
 def day_events(tles):
     return list(find_crossovers(PARAMS, "S2A", "L9", DAY, DAY + timedelta(days=1), tles=tles))
-
-
-def _split(a: np.ndarray, b: np.ndarray, gap: float) -> list[np.ndarray]:
-    groups, todo = [], [np.arange(a.size)]
-    while todo:
-        idx = todo.pop()
-        for key in (a, b):
-            order = idx[np.argsort(key[idx], kind="stable")]
-            cuts = np.flatnonzero(np.diff(key[order]) > gap) + 1
-            if cuts.size:
-                todo.extend(np.split(order, cuts))
-                break
-        else:
-            groups.append(idx)
-    return groups
 
 
 @pytest.fixture(scope="module")
@@ -81,29 +67,21 @@ def reference(tles):
     ia, ib, dots = np.concatenate(hit_a), np.concatenate(hit_b), np.concatenate(hit_dot)
     period = min(a.period_s, b.period_s)
     events = []
-    for g in _split(ia, ib, 0.1 * period):
-        pieces = [g]
-        if ia[g].max() - ia[g].min() > 0.25 * period:  # long: cut where a crosses the equator
-            order = g[np.argsort(ia[g], kind="stable")]
-            north = ua[ia[order], 2] >= 0
-            pieces = []
-            for p in np.split(order, np.flatnonzero(north[1:] != north[:-1]) + 1):
-                pieces.extend(p[s] for s in _split(ia[p], ib[p], 0.1 * period))
-        for p in pieces:
-            best = p[np.argmax(dots[p])]
-            mid = ua[ia[best]] + ub[ib[best]]
-            events.append(
-                {
-                    "start_a": t[ia[p].min()],
-                    "end_a": t[ia[p].max()],
-                    "start_b": t[ib[p].min()],
-                    "end_b": t[ib[p].max()],
-                    "min_km": EARTH_RADIUS_KM * np.arccos(min(1.0, dots[best])),
-                    "time_diff_s": float(ib[best] - ia[best]),
-                    "mid_lat": np.degrees(np.arcsin(mid[2] / np.linalg.norm(mid))),
-                    "mid_lon": np.degrees(np.arctan2(mid[1], mid[0])),
-                }
-            )
+    for p in group_hits(ia, ib, ua[:, 2] >= 0, period):
+        best = p[np.argmax(dots[p])]
+        mid = ua[ia[best]] + ub[ib[best]]
+        events.append(
+            {
+                "start_a": t[ia[p].min()],
+                "end_a": t[ia[p].max()],
+                "start_b": t[ib[p].min()],
+                "end_b": t[ib[p].max()],
+                "min_km": EARTH_RADIUS_KM * np.arccos(min(1.0, dots[best])),
+                "time_diff_s": float(ib[best] - ia[best]),
+                "mid_lat": np.degrees(np.arcsin(mid[2] / np.linalg.norm(mid))),
+                "mid_lon": np.degrees(np.arctan2(mid[1], mid[0])),
+            }
+        )
     return sorted(events, key=lambda e: e["start_a"])
 
 

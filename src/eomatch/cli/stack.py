@@ -12,11 +12,30 @@ from eomatch.cli import base_parser, run, settings_from_args
 from eomatch.errors import StackError
 
 
+def _with_common(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """Make every parser ``sub`` creates accept the ``common`` flags."""
+    plain = sub.add_parser
+
+    def add_parser(name: str, **kwargs: object) -> argparse.ArgumentParser:
+        return plain(name, parents=[common], **kwargs)  # type: ignore[arg-type]
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
+    return sub
+
+
 def _parser() -> argparse.ArgumentParser:
     p = base_parser("eomatch-stack", "Run PostgreSQL+pgSTAC, both STAC APIs, STAC Browser and nginx locally.")
     p.add_argument("--state-dir", help="folder that holds all stack state (stack.state_dir)")
     p.add_argument("--port", type=int, help="proxy port (stack.proxy.port, default 8000)")
-    sub = p.add_subparsers(dest="command", required=True)
+    # The same flags after the subcommand too ("eomatch-stack up -q"); SUPPRESS keeps
+    # a value given before the subcommand when it is not repeated after it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--log-format", choices=["text", "json"], default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--port", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sub = _with_common(p.add_subparsers(dest="command", required=True), common)
     up = sub.add_parser("up", help="start every service (idempotent) and print the URLs")
     up.add_argument("--demo", action="store_true", help="load the demo matchup catalogue")
     sub.add_parser("down", help="stop the services this stack started")
@@ -27,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     lg.add_argument("-n", "--lines", type=int, default=50)
     lg.add_argument("-f", "--follow", action="store_true")
     keys = sub.add_parser("keys", help="API keys for writes through /api/")
-    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    ksub = _with_common(keys.add_subparsers(dest="keys_command", required=True), common)
     ka = ksub.add_parser("add")
     ka.add_argument("name")
     kr = ksub.add_parser("revoke")
