@@ -125,6 +125,11 @@ def test_get_events_is_a_stream_filtered_by_the_index(cat: MatchupCatalogue) -> 
 
     assert ids(platforms=["Landsat-8"]) == ["Sentinel-2A/Landsat-8"]
     assert len(ids(platforms=["Landsat-8", "Sentinel-2B"])) == 2
+    # registry aliases, any case; '_' and '%' are not wildcards
+    assert ids(platforms=["LS8"]) == ids(platforms=["landsat_8"]) == ["Sentinel-2A/Landsat-8"]
+    assert len(ids(platforms=["s2b", "L8"])) == 2
+    assert ids(platforms=["Landsat_8"]) == ids(platforms=["Landsat-8"])
+    assert ids(platforms=["Landsat%8"]) == [] and ids(platforms=["Landsat-_"]) == []
     assert ids(collections=[PAIR]) == ["Sentinel-2A/Landsat-9"]
     assert ids(collections=[f"matchup-events-{PAIR}"]) == ["Sentinel-2A/Landsat-9"]
     assert len(ids(collections=["S2_MSI_L1C", "LANDSAT_C2L1"])) == 3
@@ -135,6 +140,8 @@ def test_get_events_is_a_stream_filtered_by_the_index(cat: MatchupCatalogue) -> 
     assert ids(bbox=[-70, -20, -50, 0]) == ["Sentinel-2A/Landsat-8"]
     assert ids(bbox=[0, 0, 10, 10]) == []
     assert ids(bbox=[175, 55, -170, 70]) == ["Sentinel-2B/Landsat-9"]  # across the antimeridian
+    assert ids(bbox=[0, 55, 10, 70]) == []  # the antimeridian event is not at Greenwich
+    assert ids(bbox=[-179, 55, -178, 70]) == ["Sentinel-2B/Landsat-9"]
 
 
 def test_get_events_property_filters(cat: MatchupCatalogue) -> None:

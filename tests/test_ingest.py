@@ -218,6 +218,14 @@ def test_rerun_counts_modify_since_and_dry_run(running_stack: Any, new_db: Any, 
     since = run(settings, creds, root, since="last")
     assert since.scanned == 1 and since.changed == 0 and since.unchanged == 1
     assert run(settings, creds, root, since="last").scanned == 0
+    # A file that arrives with an old modification time (rsync -a, cp -p) is still seen.
+    copied = jsonio.read_json(paths[3])
+    copied["properties"]["eomatch:note"] = "copied in"
+    jsonio.write_json_atomic(paths[3], copied)
+    os.utime(paths[3], (1_600_000_000, 1_600_000_000))
+    arrived = run(settings, creds, root, since="last")
+    assert arrived.scanned == 1 and arrived.updated == 1
+    assert db_items(creds)[(copied["collection"], copied["id"])]["properties"]["eomatch:note"] == "copied in"
 
     # Dry run: reports, writes nothing, and remembers nothing.
     other = jsonio.read_json(paths[2])

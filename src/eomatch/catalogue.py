@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from filelock import FileLock
@@ -51,10 +51,14 @@ from eomatch.model import (
     item_relpath,
     item_times,
     link_target_id,
+    platform_spellings,
     relative_href,
     structural_links,
     to_utc,
 )
+
+if TYPE_CHECKING:
+    from eomatch.settings import SatelliteSpec
 
 INDEX_DIR = ".eomatch"
 INDEX_FILE = "index.sqlite"
@@ -287,6 +291,9 @@ class MatchupCatalogue:
         self._bulk_pending = 0
         self._bulk_collections: set[str] = set()
         self._bulk_conn: sqlite3.Connection | None = None
+        self.satellites: Sequence[SatelliteSpec] | None = None
+        """Platform registry for ``get_events(platforms=)`` aliases (default: the packaged one;
+        set ``settings.satellites`` here for a custom registry)."""
 
     # ------------------------------------------------------------------ open / create
 
@@ -750,6 +757,8 @@ class MatchupCatalogue:
         if bbox and len(bbox) in (4, 6):
             half = len(bbox) // 2
             vals = [bbox[0], bbox[1], bbox[half], bbox[half + 1]]
+            if vals[0] > vals[2]:  # across the antimeridian: the extent spans all longitudes
+                vals[0], vals[2] = -180.0, 180.0
             for i, fn in ((0, min), (1, min), (2, max), (3, max)):
                 cur[i] = vals[i] if cur[i] is None else fn(cur[i], vals[i])  # type: ignore[type-var]
         for i, value, fn in ((4, start, min), (5, end, max)):
@@ -1013,10 +1022,18 @@ class MatchupCatalogue:
 
     def _event_matchups(self, conn: sqlite3.Connection, event: MatchupEvent) -> Iterator[Matchup]:
         ids = event.matchup_ids
-        placeholders = ",".join("?" * len(ids))
-        sql = "SELECT id, path FROM items WHERE type='matchup' AND (event_id=?"
-        sql += f" OR id IN ({placeholders}))" if ids else ")"
-        rows = conn.execute(sql + " ORDER BY id", [event.id, *ids]).fetchall()
+        # Two index lookups (event_id, then id), never one OR that SQLite would answer
+        # by reading every matchup row: per event this stays O(its matchups).
+        rows = conn.execute(
+            "SELECT id, path FROM items INDEXED BY items_event WHERE event_id=? AND type='matchup'", (event.id,)
+        ).fetchall()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows += conn.execute(
+                f"SELECT id, path FROM items INDEXED BY items_id WHERE id IN ({','.join('?' * len(chunk))})"
+                " AND type='matchup'",
+                chunk,
+            ).fetchall()
         order = {mid: i for i, mid in enumerate(ids)}
         rows.sort(key=lambda r: (order.get(r[0], len(order)), r[0]))
         seen: set[str] = set()
@@ -1062,8 +1079,10 @@ class MatchupCatalogue:
             sql += f" AND collection IN ({','.join('?' * len(pair_ids))})"
             params.extend(pair_ids)
         if platforms:
-            sql += " AND (" + " OR ".join("platforms LIKE ?" for _ in platforms) + ")"
-            params.extend(f"%|{p}|%" for p in platforms)
+            spellings = sorted({s.casefold() for p in platforms for s in platform_spellings(p, self.satellites)})
+            # instr, not LIKE: '_' in names such as LANDSAT_9 is no wildcard here.
+            sql += " AND (" + " OR ".join("instr(lower(platforms), ?) > 0" for _ in spellings) + ")"
+            params.extend(f"|{s}|" for s in spellings)
         if start_time is not None:
             sql += " AND end_ts >= ?"
             params.append(_epoch(start_time))
@@ -1076,11 +1095,12 @@ class MatchupCatalogue:
             west, south, east, north = (float(v) for v in bbox)
             sql += " AND miny <= ? AND maxy >= ?"
             params += [north, south]
+            # Either box may cross the antimeridian (west > east, STAC's convention).
             if west <= east:
-                sql += " AND minx <= ? AND maxx >= ?"
-                params += [east, west]
+                sql += " AND ((minx <= maxx AND minx <= ? AND maxx >= ?) OR (minx > maxx AND (minx <= ? OR maxx >= ?)))"
+                params += [east, west, east, west]
             else:
-                sql += " AND (maxx >= ? OR minx <= ?)"
+                sql += " AND (minx > maxx OR maxx >= ? OR minx <= ?)"
                 params += [west, east]
         sql += " ORDER BY start_ts, id"
         _ = self.db  # make sure the index is fresh

@@ -53,14 +53,15 @@ _STRUCTURAL = {"self", "root", "parent", "collection", "item", "child", "items"}
 _ITEM_LINK_RELS = {"derived_from", "related", "via", "source", "predecessor-version", "successor-version"}
 _MAX_LISTED = 200_000
 """With ``since``, up to this many changed paths are listed in memory (one walk), beyond it streamed."""
-_STATE_VERSION = "2"
+_STATE_VERSION = "3"
 """Bump when transforms change: item hashes of older versions then no longer match."""
 
 # Exit codes of ``eomatch-ingest --exit-codes monitoring`` (schedulers, monitoring).
+# A run that finds another one holding the lock did nothing wrong: it exits 0 and says so.
 EXIT_INGESTED = 0
 EXIT_FAILED = 2
 EXIT_NOTHING_TO_DO = 3
-EXIT_LOCKED = 4
+EXIT_LOCKED = 0
 
 
 @dataclass
@@ -484,12 +485,19 @@ def _walk(dirs: dict[str, Path], since_ns: int | None) -> Iterator[tuple[str, st
                         if entry.is_dir(follow_symlinks=False):
                             subdirs.append(f"{current}/{n}")
                         elif n.endswith(".json") and n not in skip:
-                            if since_ns is None or entry.stat().st_mtime_ns > since_ns:
+                            # ctime too: files copied in with their old mtime (rsync -a, cp -p)
+                            # still changed here when they arrived.
+                            if since_ns is None or _changed_ns(entry.stat()) > since_ns:
                                 yield name, f"{current}/{n}"
             finally:
                 os.close(fd)
             subdirs.sort(reverse=True)
             stack.extend(subdirs)
+
+
+def _changed_ns(st: os.stat_result) -> int:
+    """When a file last changed here: its content (mtime) or its arrival (ctime)."""
+    return max(st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _read_items(
@@ -726,7 +734,7 @@ def _run(
     for name, folder in sorted(dirs.items()):
         col_path = folder / "collection.json"
         try:
-            col_mtime_ns = col_path.stat().st_mtime_ns
+            col_mtime_ns = _changed_ns(col_path.stat())
         except FileNotFoundError:
             continue
         if since_ns is not None and name in in_db and col_mtime_ns <= since_ns:

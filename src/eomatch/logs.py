@@ -48,8 +48,32 @@ class TextFormatter(logging.Formatter):
         super().__init__(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
 
 
-def make_formatter(service: str, log_format: str) -> logging.Formatter:
-    return JsonFormatter(service) if log_format == "json" else TextFormatter(service)
+class ShortFormatter(logging.Formatter):
+    """``warning: message``: what a person at a terminal wants from a command."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def make_formatter(service: str, log_format: str, console_style: str = "full") -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter(service)
+    return ShortFormatter() if console_style == "short" else TextFormatter(service)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (it may be swapped, e.g. by tests)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # type: ignore[no-untyped-def]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # type: ignore[no-untyped-def]
+        pass
 
 
 def configure_logging(
@@ -59,12 +83,29 @@ def configure_logging(
     max_bytes: int = 10 * 1024 * 1024,
     backups: int = 5,
     level: int = logging.INFO,
+    console_style: str = "full",
 ) -> None:
-    """Install one handler on the root logger (console or rotated file)."""
+    """Install one handler on the root logger (console or rotated file).
+
+    A service owns its process: its handler replaces all others. A command
+    (``console_style="short"``: text lines without time and logger name) may run
+    inside another program, e.g. a notebook or a test: it only replaces the
+    handler it installed itself and filters by its handler's level.
+    """
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
     handler: logging.Handler
+    if console_style == "short" and log_file is None:
+        for old in list(root.handlers):
+            if getattr(old, "_eomatch_console", False):
+                root.removeHandler(old)
+        handler = _StderrHandler()
+        handler._eomatch_console = True  # type: ignore[attr-defined]
+        handler.setLevel(level)
+        handler.setFormatter(make_formatter(service, log_format, console_style))
+        root.addHandler(handler)
+        return
+    for old in list(root.handlers):
+        root.removeHandler(old)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.handlers.RotatingFileHandler(
@@ -72,6 +113,6 @@ def configure_logging(
         )
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(make_formatter(service, log_format))
+    handler.setFormatter(make_formatter(service, log_format, console_style))
     root.addHandler(handler)
     root.setLevel(level)

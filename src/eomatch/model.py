@@ -69,6 +69,16 @@ def canonical_platform(platform: str, satellites: Sequence[SatelliteSpec] | None
     return platform
 
 
+def platform_spellings(platform: str, satellites: Sequence[SatelliteSpec] | None = None) -> list[str]:
+    """Every name ``platform`` goes by in the registry (canonical first), else itself:
+    catalogues written by other tools may use any of them."""
+    wanted = platform.strip().lower()
+    for sat in satellites if satellites is not None else _default_satellites():
+        if wanted == sat.name.lower() or wanted in (a.lower() for a in sat.aliases):
+            return [sat.name, *sat.aliases]
+    return [platform]
+
+
 def pair_key(collection_a: str, token_a: str, collection_b: str, token_b: str) -> str:
     """``{collection}-{token}-vs-{collection}-{token}``, the two halves sorted.
 
@@ -280,7 +290,17 @@ def geojson(geom: BaseGeometry) -> dict[str, Any]:
 
 
 def _bbox(geom: BaseGeometry) -> list[float]:
-    return [float(v) for v in geom.bounds]
+    """STAC bbox; a geometry split at the antimeridian gets west > east (STAC's
+    convention) rather than a box around the whole globe."""
+    minx, miny, maxx, maxy = (float(v) for v in geom.bounds)
+    polys = _polygons(geom)
+    if len(polys) > 1 and maxx >= 180.0 - 1e-9 and minx <= -180.0 + 1e-9:
+        # Move the western-hemisphere parts east by 360° and see if the box shrinks.
+        shifted = [(b[0] + 360.0, b[2] + 360.0) if b[2] <= 0.0 else (b[0], b[2]) for b in (p.bounds for p in polys)]
+        west, east = min(w for w, _ in shifted), max(e for _, e in shifted)
+        if east - west < maxx - minx and east > 180.0:
+            return [west, miny, east - 360.0, maxy]
+    return [minx, miny, maxx, maxy]
 
 
 # --------------------------------------------------------------------------- layout / links

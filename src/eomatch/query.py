@@ -469,6 +469,18 @@ def query(
                         writer.page(page, progress, searched=True)
                 writer.closure(progress, cfg.ids_per_request, search)
                 writer.fix_forward_refs()
+        except QueryError as exc:
+            # What was written is whole (atomic files); link it so the folder stays a
+            # consistent catalogue, and say that a re-run completes it.
+            cat.save()
+            raise QueryError(
+                f"{exc} (stopped after {len(writer.seen)} items; what was written to {cat.root} is kept "
+                "and linked, and running the same command again completes it)"
+            ) from None
+        except BaseException:
+            cat.save()
+            raise
+        else:
             cat.save()
         finally:
             progress.close()

@@ -116,3 +116,28 @@ def test_unreachable_provider_is_one_line_naming_the_url(tmp_path: Path, capsys:
     cfg = write_config(tmp_path, providers={"S2_MSI_L1C": {"url": url, "collection": "sentinel-2-l1c"}})
     assert main(["--config", str(cfg), "-q"]) != 0
     assert url in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_warnings_follow_log_format(tmp_path: Path, log_format: str) -> None:
+    """Beyond the packaged 2022 TLEs the nearest element set is stale: the command
+    warns, as ``warning: ...`` or as one JSON object per line (``--log-format``)."""
+    import subprocess
+    import sys
+
+    cfg = write_config(tmp_path, start_time="2023-01-20T00:00:00Z", end_time="2023-01-20T06:00:00Z")
+    exe = Path(sys.executable).parent / "eomatch-find"
+    proc = subprocess.run(
+        [str(exe), "--config", str(cfg), "--events-only", "--format", "json", "-q", "--log-format", log_format],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines, "expected a stale-TLE warning"
+    if log_format == "json":
+        records = [json.loads(ln) for ln in lines]
+        assert all(r["level"] == "warning" and r["service"] == "cli" for r in records)
+        assert any("days" in r["message"] and "Sentinel-2A" in r["message"] for r in records)
+    else:
+        assert all(ln.startswith("warning: ") for ln in lines)
+        assert any("days" in ln for ln in lines)

@@ -137,3 +137,33 @@ def test_error_leaves_previous_output_intact(capsys, fake_stac, tmp_path) -> Non
     _one_line_error(err, "HTTP 503")
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".eomatch" not in p.parts}
     assert after == before
+
+
+def test_failure_on_a_later_page_keeps_a_consistent_catalogue_and_rerun_completes(capsys, fake_stac, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pystac
+
+    root = Path(fake_stac.root)
+    search = json.loads((root / "search").read_text())
+    second = json.loads(json.dumps(search["features"][0]))
+    second["id"], second["properties"]["datetime"] = "p2", "2022-01-02T00:00:00Z"
+    search["links"] = [{"rel": "next", "href": "page2"}]
+    (root / "search").write_text(json.dumps(search))
+    (root / "page2").write_text(json.dumps({"type": "FeatureCollection", "features": [second], "links": []}))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("query:\n  retries: 0\n")
+    out = tmp_path / "out"
+
+    fake_stac.fail_first["/page2"] = 100
+    code, _, err = _run(capsys, "--config", str(cfg), "--api-url", fake_stac.base_url, "--output", str(out), "-q")
+    errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert code != 0 and "Traceback" not in err and len(errors) == 1, err
+    assert "page2" in err and "stopped after 1 items" in err and "again completes it" in err
+    # What was written is a readable catalogue: the page-1 item is linked, not orphaned.
+    cat = pystac.Catalog.from_file(str(out / "catalog.json"))
+    assert [i.id for i in cat.get_items(recursive=True)] == ["p1"]
+
+    fake_stac.fail_first.clear()
+    code, _, err = _run(capsys, "--config", str(cfg), "--api-url", fake_stac.base_url, "--output", str(out), "-q")
+    assert code == 0, err
+    cat = pystac.Catalog.from_file(str(out / "catalog.json"))
+    assert sorted(i.id for i in cat.get_items(recursive=True)) == ["p1", "p2"]

@@ -53,7 +53,9 @@ def settings_from_args(args: argparse.Namespace, overrides: dict[str, Any] | Non
     over = dict(overrides or {})
     if getattr(args, "log_format", None):
         over.setdefault("stack", {})["log_format"] = args.log_format
-    return load_settings(getattr(args, "config", None), over)
+    settings = load_settings(getattr(args, "config", None), over)
+    setup_logging(settings)
+    return settings
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
@@ -75,8 +77,9 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
 
 
 def setup_logging(settings: Settings, service: str = "cli") -> None:
-    """Console logging for commands, in the configured format."""
+    """Warnings of a command on stderr in the configured format (``--log-format``):
+    ``warning: ...`` lines for people, one JSON object per line for log collectors.
+    Progress and the summary line are not log records and stay as they are."""
     from eomatch.logs import configure_logging
 
-    configure_logging(service=service, log_format=settings.stack.log_format)
-    logging.getLogger("eomatch").setLevel(logging.INFO)
+    configure_logging(service=service, log_format=settings.stack.log_format, level=logging.WARNING, console_style="short")

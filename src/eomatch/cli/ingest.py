@@ -23,10 +23,12 @@ def _main(argv: Sequence[str] | None) -> int:
         "--exit-codes",
         choices=["simple", "monitoring"],
         default="simple",
-        help="'monitoring': 0 ingested, 3 nothing to do, 4 another run holds the lock, 2 failed",
+        help="'monitoring': 0 ingested (or another run holds the lock: see the message), 3 nothing to do, 2 failed",
     )
     args = p.parse_args(argv)
-    settings = settings_from_args(args, db_overrides(args))
+    overrides = db_overrides(args)
+    overrides["ingest"]["assets_base_url"] = args.assets_base_url
+    settings = settings_from_args(args, overrides)
     from eomatch.ingest import ingest
 
     summary = ingest(
