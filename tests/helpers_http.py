@@ -6,9 +6,11 @@ whose products point at them.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -44,9 +46,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _serve(self, head: bool) -> None:
         owner = self.server.owner
         owner.requests.append((self.path, self.headers.get("Range")))
+        owner.authorizations.append(self.headers.get("Authorization"))
         if owner.bearer and self.headers.get("Authorization") != f"Bearer {owner.bearer}":
             self._plain(401, b"unauthorized")
             return
+        if owner.basic is not None:
+            token = base64.b64encode(f"{owner.basic[0]}:{owner.basic[1]}".encode()).decode()
+            if self.headers.get("Authorization") != f"Basic {token}":
+                self._plain(401, b"unauthorized")
+                return
         key = self.path.split("?", 1)[0]
         if owner.fail_first.get(key, 0) > 0:
             owner.fail_first[key] -= 1
@@ -81,6 +89,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
+        with owner.flight:
+            owner.in_flight += 1
+            owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
+            owner.flight.notify_all()
+            if owner.hold_until > 1:
+                owner.flight.wait_for(lambda: owner.max_in_flight >= owner.hold_until, timeout=owner.hold_timeout_s)
+        try:
+            self._send_body(path, start, end)
+        finally:
+            with owner.flight:
+                owner.in_flight -= 1
+
+    def _send_body(self, path: Path, start: int, end: int) -> None:
+        owner = self.server.owner
         with open(path, "rb") as fh:
             fh.seek(start)
             left = end - start + 1
@@ -115,12 +137,25 @@ class RangeServer:
     server mid-transfer); ``stop()`` cuts the open connections; ``start()`` again
     binds the same port. ``bearer`` demands that token; ``fail_first[path] = n``
     answers 503 n times; ``ranges=False`` ignores Range headers.
+    ``basic = (user, password)`` demands HTTP basic auth; ``authorizations``
+    records each request's Authorization header. ``max_in_flight`` is the most
+    file bodies ever sent at once; ``hold_until = n`` makes each body wait (at
+    most ``hold_timeout_s``) until n have been in flight together once, so
+    overlap is certain whenever the client really runs n requests at once.
     """
 
     class _Server(http.server.ThreadingHTTPServer):
         allow_reuse_address = True
         daemon_threads = True
         owner: RangeServer
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            """A client closing a kept-alive connection (e.g. after a 4xx) is no error:
+            without this, socketserver prints a traceback on stderr, which the CLI
+            tests would mistake for one of the command's own."""
+            if isinstance(sys.exc_info()[1], ConnectionError):
+                return
+            super().handle_error(request, client_address)
 
     def __init__(self, root: Path, port: int = 0, chunk_bytes: int = 64 * 1024, delay_s: float = 0.0) -> None:
         self.root = Path(root)
@@ -130,6 +165,13 @@ class RangeServer:
         self.bearer: str | None = None
         self.ranges = True
         self.fail_first: dict[str, int] = {}
+        self.basic: tuple[str, str] | None = None
+        self.authorizations: list[str | None] = []
+        self.flight = threading.Condition()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.hold_until = 0
+        self.hold_timeout_s = 10.0
         self.bytes_sent = 0
         self.requests: list[tuple[str, str | None]] = []
         self.lock = threading.Lock()
@@ -177,6 +219,8 @@ class S3Server:
     port: int = 0
     bucket: str = "eomatch-test"
     _server: Any = None
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    """(method, path, Authorization header) of every request moto received."""
 
     def start(self) -> S3Server:
         from moto.server import ThreadedMotoServer
@@ -187,8 +231,20 @@ class S3Server:
                 self.port = s.getsockname()[1]
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
+        self._record_requests()
         self.client().create_bucket(Bucket=self.bucket)
         return self
+
+    def _record_requests(self) -> None:
+        """Wrap moto's WSGI app so ``requests`` shows what each client sent."""
+        wsgi = self._server._server  # werkzeug's server; it looks ``app`` up per request
+        app = wsgi.app
+
+        def recording(environ: dict[str, Any], start_response: Any) -> Any:
+            self.requests.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("HTTP_AUTHORIZATION")))
+            return app(environ, start_response)
+
+        wsgi.app = recording
 
     @property
     def endpoint(self) -> str:
@@ -202,8 +258,10 @@ class S3Server:
             aws_access_key_id="testing", aws_secret_access_key="testing",
         )  # fmt: skip
 
-    def put(self, key: str, path: Path) -> str:
-        self.client().put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes())
+    def put(self, key: str, path: Path, acl: str | None = None) -> str:
+        """Upload ``path`` as ``key`` (``acl="public-read"`` lets anonymous clients read it)."""
+        extra = {"ACL": acl} if acl else {}
+        self.client().put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes(), **extra)
         return f"s3://{self.bucket}/{key}"
 
     def stop(self) -> None:

@@ -352,3 +352,20 @@ def test_browser_item_page_shows_only_public_comparison(running_stack: Any, tmp_
     assert sorted(t.strip() for t in titles) == ["Spectral comparison", "Spectral comparison (latest)"]
     assert "file://" not in html
     assert str(private) not in html
+
+
+def test_media_type_override_is_recorded(catalogue: tuple[Path, str, str], tmp_path: Path) -> None:
+    """media_type= replaces the type guessed from the extension, on the dated and latest assets
+    and the collection's item_assets; without it the guess comes back."""
+    root, coll, mid = catalogue
+    f = result_file(tmp_path, "r_20260510.nc")
+    custom = "application/x-netcdf; profile=cf-1.10"
+    assert media_type_for(f.name) != custom
+    res = register_analysis(catalogue_path=root, collection_id=coll, item_id=mid, file_path=f, media_type=custom)
+    assets = item_of(root, coll, mid)["assets"]
+    assert assets[res.dated_key]["type"] == custom
+    assert assets[res.latest_key]["type"] == custom
+    col = MatchupCatalogue.open(root).get_collection(coll)
+    assert col["item_assets"][res.latest_key]["type"] == custom
+    again = register_analysis(catalogue_path=root, collection_id=coll, item_id=mid, file_path=f)
+    assert item_of(root, coll, mid)["assets"][again.dated_key]["type"] == media_type_for(f.name)

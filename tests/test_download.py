@@ -163,3 +163,125 @@ def test_parse_multihash() -> None:
         parse_multihash("1220abcd")
     with pytest.raises(DownloadError):
         parse_multihash("zz")
+
+
+# --------------------------------------------------------------------------- auth, size, anonymous S3
+
+
+def _one_file_catalogue(tmp_path: Path, href: str, **asset: object) -> Path:
+    """A catalogue with one product ``p1`` whose ``red`` asset is ``href``."""
+    cat = MatchupCatalogue.create(tmp_path / "cat")
+    _product_with(cat, "p1", {"red": {"href": href, "roles": ["data"], **asset}})
+    cat.save()
+    cat.close()
+    return tmp_path / "cat"
+
+
+def _assert_not_kept(root: Path, name: str, pid: str = "p1") -> None:
+    """Nothing under the final name, no empty ``.part`` or folder left, no local asset registered."""
+    folder = root / "products" / "P" / pid
+    assert not (folder / name).exists()
+    assert not (folder / f"{name}.part").exists()
+    assert not folder.exists() or any(folder.iterdir())
+    assets = MatchupCatalogue.open(root).get_product(pid)["assets"]
+    assert "data" not in assets and "data:red" not in assets
+
+
+def test_basic_auth_from_settings(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """download.username/password go out as HTTP basic auth; a wrong password is a 401 failure."""
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))  # a real ~/.netrc must not interfere
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.tif").write_bytes(b"basic" * 1000)
+    with RangeServer(data) as http:
+        http.basic = ("alice", "pa:ss w0rd")
+        root = _one_file_catalogue(tmp_path, http.url("a.tif"))
+        wrong = download(_settings(username="alice", password="nope"), path=root, quiet=True)
+        assert [(f.item_id, f.asset_key) for f in wrong.failures] == [("p1", "red")]
+        assert "HTTP 401" in wrong.failures[0].reason and "HTTP 401" in wrong.failure_table()
+        assert wrong.files_downloaded == 0
+        _assert_not_kept(root, "a.tif")
+        right = download(_settings(username="alice", password="pa:ss w0rd"), path=root, quiet=True)
+    assert right.failures == [] and right.files_downloaded == 1
+    assert (root / "products" / "P" / "p1" / "a.tif").read_bytes() == b"basic" * 1000
+    assert http.authorizations[-1] is not None and http.authorizations[-1].startswith("Basic ")
+
+
+@pytest.mark.parametrize("via", ["NETRC", "HOME"])
+def test_netrc_credentials(tmp_path, monkeypatch, via: str) -> None:  # type: ignore[no-untyped-def]
+    """With download.use_netrc the host's netrc entry is used ($NETRC, else ~/.netrc); off, it is not."""
+    home = tmp_path / "home"
+    home.mkdir()
+    netrc = home / ".netrc"
+    netrc.write_text("machine 127.0.0.1\n  login bob\n  password hunter2\n")
+    netrc.chmod(0o600)
+    if via == "NETRC":
+        monkeypatch.setenv("NETRC", str(netrc))
+        monkeypatch.setenv("HOME", str(tmp_path / "elsewhere"))
+    else:
+        monkeypatch.delenv("NETRC", raising=False)
+        monkeypatch.setenv("HOME", str(home))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.tif").write_bytes(b"netrc" * 1000)
+    with RangeServer(data) as http:
+        http.basic = ("bob", "hunter2")
+        root = _one_file_catalogue(tmp_path, http.url("a.tif"))
+        off = download(_settings(use_netrc=False), path=root, quiet=True)
+        assert len(off.failures) == 1 and "HTTP 401" in off.failures[0].reason
+        _assert_not_kept(root, "a.tif")
+        on = download(_settings(), path=root, quiet=True)  # use_netrc defaults to true
+        assert on.failures == [] and on.files_downloaded == 1
+        netrc.write_text("machine 127.0.0.1\n  login bob\n  password wrong\n")
+        (root / "products" / "P" / "p1" / "a.tif").unlink()
+        stale = download(_settings(), path=root, quiet=True)
+    assert len(stale.failures) == 1 and "HTTP 401" in stale.failures[0].reason
+    assert not (root / "products" / "P" / "p1" / "a.tif").exists()
+
+
+@pytest.mark.parametrize("delta", [-1, 1, 4000])
+def test_size_mismatch_is_reported_and_nothing_kept(tmp_path, delta: int) -> None:  # type: ignore[no-untyped-def]
+    """An asset whose file:size differs from what the server sends is not kept, and says why."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.tif").write_bytes(b"s" * 3000)
+    with RangeServer(data) as http:
+        root = _one_file_catalogue(tmp_path, http.url("a.tif"), **{"file:size": 3000 + delta})
+        summary = download(_settings(), path=root, quiet=True)
+        again = download(_settings(), path=root, quiet=True)  # not mistaken for complete the second time
+    assert [f.item_id for f in summary.failures] == ["p1"]
+    assert "file:size" in summary.failures[0].reason and str(3000 + delta) in summary.failures[0].reason
+    assert summary.files_downloaded == 0 and summary.files_skipped == 0
+    assert [f.item_id for f in again.failures] == ["p1"] and again.files_skipped == 0
+    assert not list((root / "products").rglob("a.tif*"))
+    _assert_not_kept(root, "a.tif")
+
+
+def test_anonymous_s3_reads_public_objects_unsigned(tmp_path, s3) -> None:  # type: ignore[no-untyped-def]
+    """download.s3_anonymous (the default) reads a public object with unsigned requests;
+    a private object in the same bucket is an "access denied" failure, nothing kept."""
+    blob = tmp_path / "anon.bin"
+    blob.write_bytes(hashlib.sha256(b"anon").digest() * 4096)
+    public_key, private_key = f"anon/{tmp_path.name}/anon.bin", f"anon/{tmp_path.name}/private/secret.bin"
+    public = s3.put(public_key, blob, acl="public-read")
+    private = s3.put(private_key, blob)
+    # the recorder does see signatures: the uploads were signed
+    assert any(m == "PUT" and p.endswith(public_key) and (a or "").startswith("AWS4-HMAC-SHA256") for m, p, a in s3.requests)
+    cat = MatchupCatalogue.create(tmp_path / "cat")
+    fields = {"roles": ["data"], "file:size": blob.stat().st_size, "file:checksum": sha256_multihash(blob)}
+    _product_with(cat, "p1", {"red": {"href": public, **fields}})
+    _product_with(cat, "p2", {"red": {"href": private, **fields}})
+    cat.save()
+    cat.close()
+    settings = _settings(s3_endpoint_url=s3.endpoint)
+    assert settings.download.s3_anonymous and settings.download.s3_access_key_id is None
+    seen = len(s3.requests)
+    summary = download(settings, path=tmp_path / "cat", quiet=True)
+    assert [(f.item_id, f.href) for f in summary.failures] == [("p2", private)]
+    assert "access denied" in summary.failures[0].reason
+    assert summary.files_downloaded == 1
+    assert (tmp_path / "cat" / "products" / "P" / "p1" / "anon.bin").read_bytes() == blob.read_bytes()
+    _assert_not_kept(tmp_path / "cat", "secret.bin", pid="p2")
+    reads = [(m, p, a) for m, p, a in s3.requests[seen:] if p.endswith((public_key, private_key))]
+    assert {p.rsplit("/", 1)[-1] for _, p, _ in reads} == {"anon.bin", "secret.bin"}
+    assert all(a is None for _, _, a in reads), reads

@@ -14,6 +14,7 @@ which is atomic and safe against other writers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -374,6 +375,23 @@ def fetch_file(task: DownloadTask, fetcher: _Fetcher, retries: int, on_bytes: Ca
     dest = task.dest
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _fetch_into(task, part, fetcher, retries, on_bytes)
+    except BaseException:
+        # Keep a partial file to resume from; an empty one (refused before any byte) and
+        # the folder made for it are only litter.
+        with contextlib.suppress(OSError):
+            if part.stat().st_size == 0:
+                part.unlink()
+        with contextlib.suppress(OSError):
+            dest.parent.rmdir()  # only if empty
+        raise
+
+
+def _fetch_into(
+    task: DownloadTask, part: Path, fetcher: _Fetcher, retries: int, on_bytes: Callable[[int], None]
+) -> tuple[int, str]:
+    dest = task.dest
     transferred = 0
     delay = 0.5
     for attempt in range(retries + 1):

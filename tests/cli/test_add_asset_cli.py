@@ -185,3 +185,15 @@ def test_push_with_key_from_env_and_with_db_flags(
     doc = httpx.get(f"{running_stack.internal}/collections/{cat['coll']}/items/{cat['mid']}", timeout=30).json()
     assert doc["assets"]["comparison:latest"]["href"] == f"file://{newer}"
     assert "comparison:2026-05-10" in doc["assets"]
+
+
+def test_media_type_flag_sets_the_asset_type(cat: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """--media-type overrides the type guessed from the file extension."""
+    assert main(_args(cat, "--media-type", "application/vnd.example+json")) == 0
+    assert capsys.readouterr().out.strip().startswith("added comparison:2026-05-10 on ")
+    item = json.loads(cat["path"].read_text())
+    assert item["assets"]["comparison:2026-05-10"]["type"] == "application/vnd.example+json"
+    assert item["assets"]["comparison:latest"]["type"] == "application/vnd.example+json"
+    assert main(_args(cat)) == 0  # the same date again, no flag: back to the guess for .nc
+    item = json.loads(cat["path"].read_text())
+    assert item["assets"]["comparison:2026-05-10"]["type"] == "application/x-netcdf"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,83 @@ def test_bad_inputs_are_one_line(capsys, argv, needle) -> None:  # type: ignore[
     assert code != 0
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
+
+
+def _config(path: Path, catalogue: Path, **download: object) -> Path:
+    """A run config naming the catalogue, with ``download:`` settings."""
+    lines = [f"matchup_catalogue:\n  path: {catalogue}\n", "download:\n"]
+    lines += [f"  {key}: {json.dumps(value)}\n" for key, value in download.items()]  # JSON scalars are YAML
+    path.write_text("".join(lines))
+    return path
+
+
+def test_basic_auth_from_config_and_wrong_password(capsys, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """download.username/password in the config authenticate; a wrong password exits 1 with a 401 row."""
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.tif").write_bytes(b"3" * 2000)
+    with RangeServer(tmp_path / "d") as http:
+        http.basic = ("carol", "open sesame")
+        cat = _catalogue(tmp_path / "cat", {"red": {"href": http.url("a.tif")}})
+        wrong = _config(tmp_path / "wrong.yaml", cat, username="carol", password="closed")
+        code = main(["--config", str(wrong), "-q"])
+        out, err = capsys.readouterr()
+        assert code == 1
+        assert "1 failed" in out and "Traceback" not in err
+        row = err.splitlines()[2]
+        assert "p1" in row and "HTTP 401" in row and http.url("a.tif") in row
+        assert not (cat / "products" / "P" / "p1" / "a.tif").exists()
+        right = _config(tmp_path / "right.yaml", cat, username="carol", password="open sesame")
+        code = main(["--config", str(right), "-q"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "downloaded 1 files" in out
+    assert (cat / "products" / "P" / "p1" / "a.tif").read_bytes() == b"3" * 2000
+
+
+def test_netrc_in_home(capsys, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """~/.netrc supplies the credentials; with download.use_netrc false it is ignored (exit 1)."""
+    monkeypatch.delenv("NETRC", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".netrc").write_text("machine 127.0.0.1 login dave password n3trc\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.tif").write_bytes(b"4" * 2000)
+    with RangeServer(tmp_path / "d") as http:
+        http.basic = ("dave", "n3trc")
+        cat = _catalogue(tmp_path / "cat", {"red": {"href": http.url("a.tif")}})
+        code = main(["--config", str(_config(tmp_path / "off.yaml", cat, use_netrc=False)), "-q"])
+        _, err = capsys.readouterr()
+        assert code == 1 and "HTTP 401" in err
+        assert not (cat / "products" / "P" / "p1" / "a.tif").exists()
+        code = main(["--path", str(cat), "-q"])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    assert (cat / "products" / "P" / "p1" / "a.tif").read_bytes() == b"4" * 2000
+
+
+@pytest.mark.parametrize(("flag", "configured"), [(4, 1), (1, 4)])
+def test_parallel_flag_sets_how_many_downloads_overlap(capsys, tmp_path, flag: int, configured: int) -> None:  # type: ignore[no-untyped-def]
+    """--parallel N (over download.parallel) runs up to N transfers at once, never more.
+
+    The server holds each body until two have been in flight together (or a
+    bound passes), so any overlap the client allows is seen; no timing is asserted.
+    """
+    (tmp_path / "d").mkdir()
+    for i in range(4):
+        (tmp_path / "d" / f"b{i}.tif").write_bytes(bytes([i]) * 200_000)
+    with RangeServer(tmp_path / "d", chunk_bytes=16 * 1024) as http:
+        http.hold_until = 2
+        http.hold_timeout_s = 0.5 if flag == 1 else 10.0
+        cat = _catalogue(tmp_path / "cat", {f"b{i}": {"href": http.url(f"b{i}.tif")} for i in range(4)})
+        cfg = _config(tmp_path / "run.yaml", cat, parallel=configured)
+        code = main(["--config", str(cfg), "--parallel", str(flag), "-q"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "downloaded 4 files" in out
+    for i in range(4):
+        assert (cat / "products" / "P" / "p1" / f"b{i}.tif").read_bytes() == bytes([i]) * 200_000
+    if flag == 1:
+        assert http.max_in_flight == 1
+    else:
+        assert 1 < http.max_in_flight <= flag

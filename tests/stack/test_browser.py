@@ -76,3 +76,22 @@ def test_landing_and_item_pages_render(
     assert not [u for u in ours if u.startswith(running_stack.internal + "/")], "browser used the internal API"
     for name in ("browser-landing.png", "browser-item.png"):
         assert (artifacts_dir / name).stat().st_size > 10_000
+
+
+def test_demo_catalogue_in_the_browser(running_stack: RunningStack, page, artifacts_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """What ``eomatch-stack up --demo`` loads is what a visitor sees: the demo matchup
+    collection by its title, and one of its matchups (from find's own catalogue)."""
+    from eomatch.catalogue import MatchupCatalogue
+    from eomatch.demo import demo_dir, load_demo
+
+    load_demo(running_stack.settings, quiet=True)  # idempotent: the stack may have it already
+    pair = "LANDSAT_C2L1-Landsat-9-vs-S2_MSI_L1C-S2A"
+    matchup = next(MatchupCatalogue.open(demo_dir(running_stack.settings) / "catalogue").iter_items(pair))
+
+    page.goto(f"{running_stack.base_url}/")
+    page.get_by_text("Matchups Landsat-9 × Sentinel-2A").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts_dir / "browser-demo-landing.png"))
+    page.goto(f"{running_stack.base_url}/collections/{pair}/items/{matchup['id']}")  # the browser's route
+    page.get_by_role("heading", name=matchup["id"]).wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts_dir / "browser-demo-matchup.png"))
+    assert "file://" not in page.content()

@@ -221,7 +221,12 @@ def test_metrics_on_both_api_ports_and_under_api_but_not_external(running_stack:
     after = httpx.get(f"{running_stack.internal}/metrics", timeout=10)  # through nginx
     assert after.status_code == 200
     assert _metric(after.text, "http_requests_total", handler="/collections", method="GET", status="200") == n0 + 3
-    assert _metric(after.text, "http_request_duration_seconds_count", handler="/collections") >= 3
+    assert _metric(after.text, "http_request_duration_seconds_count", handler="/collections", status="200") >= 3
+    # latency is labelled by status too: a 404 is counted apart from the 200s
+    missing = f"{running_stack.internal}/collections/{unique_id('no-such')}"
+    assert httpx.get(missing, timeout=10).status_code == 404
+    latest = httpx.get(internal, timeout=10).text
+    assert _metric(latest, "http_request_duration_seconds_count", handler="/collections/{collection_id}", status="404") >= 1
     ext = httpx.get(f"http://127.0.0.1:{api.external_port}/metrics", timeout=10)
     assert ext.status_code == 200 and "http_requests_total" in ext.text
     blocked = httpx.get(f"{running_stack.external}/metrics", timeout=10)

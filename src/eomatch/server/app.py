@@ -150,12 +150,20 @@ def _add_db_unavailable_handler(app: FastAPI) -> None:
 
 def _add_metrics(app: FastAPI) -> None:
     """Prometheus metrics at ``/metrics``: counts and latency by route and status."""
-    from prometheus_fastapi_instrumentator import Instrumentator
+    from prometheus_client import CollectorRegistry
+    from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
-    Instrumentator(
-        should_group_status_codes=False,
-        excluded_handlers=["/metrics"],
-    ).instrument(app).expose(app, endpoint="/metrics", include_in_schema=False)
+    # One registry per app: several apps in one process (tests, notebooks) each
+    # count their own requests instead of colliding in the global registry.
+    registry = CollectorRegistry(auto_describe=True)
+    labels = {"should_include_handler": True, "should_include_method": True, "should_include_status": True}
+    (
+        Instrumentator(should_group_status_codes=False, excluded_handlers=["/metrics"], registry=registry)
+        .add(metrics.requests(registry=registry, **labels))
+        .add(metrics.latency(registry=registry, **labels))
+        .instrument(app)
+        .expose(app, endpoint="/metrics", include_in_schema=False)
+    )
 
 
 def _from_env(audience: Audience) -> FastAPI:
