@@ -14,7 +14,6 @@ import httpx
 import pytest
 from catalogue_factory import build_catalogue
 from conftest import RunningStack
-from helpers import derive_settings
 
 from eomatch import jsonio
 from eomatch.catalogue import MatchupCatalogue
