@@ -9,18 +9,23 @@ the environment.
 
 from __future__ import annotations
 
+import contextvars
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+from pydantic_settings.sources.utils import parse_env_vars
 
 from eomatch.errors import ConfigError
 
@@ -327,26 +332,30 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         yaml_file = _CONFIG_FILE.get()
+        environ = _ENVIRON.get()
+        if environ is not None:
+            env_settings = _MappingEnvSource(settings_cls, environ)
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if yaml_file is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
         return tuple(sources)
 
 
-class _ConfigFileSlot:
-    """Hands the YAML path to ``settings_customise_sources`` (a classmethod)."""
+class _MappingEnvSource(EnvSettingsSource):
+    """``EOMATCH_*`` variables from a given mapping instead of the process environment."""
 
-    def __init__(self) -> None:
-        self._path: Path | None = None
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = dict(environ)
+        super().__init__(settings_cls)
 
-    def get(self) -> Path | None:
-        return self._path
-
-    def set(self, path: Path | None) -> None:
-        self._path = path
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
 
 
-_CONFIG_FILE = _ConfigFileSlot()
+# What load_settings hands to settings_customise_sources (a classmethod); context
+# variables keep concurrent loads (threads, async tasks) apart.
+_CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("eomatch_config_file", default=None)
+_ENVIRON: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("eomatch_environ", default=None)
 
 
 def _drop_none(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -379,6 +388,9 @@ def load_settings(
 ) -> Settings:
     """Read settings once: YAML file, then ``EOMATCH_*`` env, then ``overrides``.
 
+    ``environ`` replaces the process environment (``EOMATCH_CONFIG`` and every
+    ``EOMATCH_*`` variable) when given, e.g. ``{}`` for the defaults only.
+
     ``overrides`` is a nested dict of CLI flags (``None`` values are ignored).
     Nested sections given as overrides are merged into the lower sources rather
     than replacing them. Errors become a one-line :class:`ConfigError`.
@@ -390,8 +402,9 @@ def load_settings(
     if path is not None and not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     clean = _drop_none(overrides or {})
+    path_token = _CONFIG_FILE.set(path)
+    env_token = _ENVIRON.set(environ)
     try:
-        _CONFIG_FILE.set(path)
         base = Settings()  # type: ignore[call-arg]
         if clean:
             merged = _deep_merge(base.model_dump(exclude={"config_file"}), clean)
@@ -400,10 +413,11 @@ def load_settings(
             settings = base
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, path)) from None
-    except (OSError, ValueError) as exc:  # YAML syntax errors are ValueErrors
-        raise ConfigError(f"cannot read config {path}: {str(exc).splitlines()[0]}") from None
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {path}: {' '.join(str(exc).split())}") from None
     finally:
-        _CONFIG_FILE.set(None)
+        _CONFIG_FILE.reset(path_token)
+        _ENVIRON.reset(env_token)
     settings.config_file = path
     return settings
 

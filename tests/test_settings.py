@@ -1,0 +1,69 @@
+"""Settings: one typed model read from YAML, then ``EOMATCH_*`` env, then CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eomatch.errors import ConfigError
+from eomatch.settings import load_settings
+
+
+def _yaml(tmp_path: Path) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "space_diff_threshold: 50\n"
+        "time_diff_threshold: 900\n"
+        "stack:\n  proxy:\n    port: 8100\n  db:\n    port: 55500\n"
+        "ingest:\n  db_host: yaml-host\n"
+    )
+    return path
+
+
+def test_yaml_then_env_then_flags(tmp_path: Path) -> None:
+    cfg = _yaml(tmp_path)
+    only_yaml = load_settings(cfg, environ={})
+    assert (only_yaml.space_diff_threshold, only_yaml.stack.proxy.port, only_yaml.stack.db.port) == (50, 8100, 55500)
+
+    env = {"EOMATCH_STACK__PROXY__PORT": "8200", "EOMATCH_TIME_DIFF_THRESHOLD": "600"}
+    with_env = load_settings(cfg, environ=env)
+    assert (with_env.stack.proxy.port, with_env.time_diff_threshold) == (8200, 600)
+    assert with_env.stack.db.port == 55500 and with_env.space_diff_threshold == 50  # YAML keeps the rest
+
+    flags = {"stack": {"proxy": {"port": 8300}, "db": {"port": None}}, "ingest": {"db_host": "flag-host"}}
+    with_flags = load_settings(cfg, flags, environ=env)
+    assert with_flags.stack.proxy.port == 8300  # the flag beats env and YAML
+    assert with_flags.stack.db.port == 55500  # a flag not given (None) masks nothing
+    assert with_flags.ingest.db_host == "flag-host" and with_flags.time_diff_threshold == 600
+
+
+def test_config_file_from_env_and_an_explicit_environ_is_all_there_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _yaml(tmp_path)
+    assert load_settings(environ={"EOMATCH_CONFIG": str(cfg)}).stack.proxy.port == 8100
+    # environ={} means defaults only, whatever the process environment says
+    monkeypatch.setenv("EOMATCH_STACK__PROXY__PORT", "8999")
+    monkeypatch.setenv("EOMATCH_CONFIG", str(cfg))
+    assert load_settings(environ={}).stack.proxy.port == 8000
+    assert load_settings().stack.proxy.port == 8999  # the process environment, when not replaced
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("stack:\n  proxy:\n    port: not-a-port\n", "stack.proxy.port"),
+        ("start_time: 2022-05-02\nend_time: 2022-05-01\n", "end_time must be after start_time"),
+        ("stack: [unclosed\n", "cannot read config"),
+    ],
+)
+def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={})
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found: .*nope.yaml"):
+        load_settings(tmp_path / "nope.yaml", environ={})
