@@ -142,6 +142,31 @@ def test_nginx_reload_during_keys_add_drops_nothing(stack: Stack) -> None:
     assert r.status_code in (200, 201), r.text
 
 
+def test_nginx_restart_during_keys_add(stack: Stack) -> None:
+    """nginx stopped and started while ``keys add`` runs: requests in the window are
+    refused or 502/503, never another 5xx; the command succeeds and the key works."""
+    urls = [stack.urls.external, stack.urls.internal + "collections", stack.urls.external + "collections"]
+    result: list[subprocess.CompletedProcess[str]] = []
+    with Load(urls) as load:
+        time.sleep(0.3)
+        adder = threading.Thread(target=lambda: result.append(_cli(stack, "keys", "add", unique_id("restart"))))
+        adder.start()
+        stack.proxy.stop()
+        stack.proxy.start()
+        adder.join(timeout=120)
+        assert wait_until(_all_ok(urls), 10, 0.1), "the proxy did not come back"
+        time.sleep(0.3)
+    proc = result[0]
+    assert proc.returncode == 0, proc.stderr
+    key = proc.stdout.strip().splitlines()[-1]
+    codes = load.codes
+    assert len(codes) > 10 and codes[-1] == 200
+    assert [c for c in codes if c >= 500 and c not in (502, 503)] == []
+    cid = unique_id("after-restart")
+    r = httpx.post(stack.urls.internal + "collections", json=make_collection(cid), headers=bearer(key), timeout=30)
+    assert r.status_code in (200, 201), r.text
+
+
 def test_rotate_logs_bounds_nginx_api_and_postgres_logs(stack: Stack) -> None:
     import psycopg
 

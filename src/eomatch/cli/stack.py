@@ -179,8 +179,16 @@ def _db_setup(settings) -> int:  # type: ignore[no-untyped-def]
 
 
 def _reload_proxy(stack) -> None:  # type: ignore[no-untyped-def]
-    if stack.proxy.pid() is not None:
+    """Apply the keys file now; a proxy that is not running (or stops meanwhile, e.g. a
+    restart) reads the file when it starts, so that is no failure."""
+    if stack.proxy.pid() is None:
+        return
+    try:
         stack.proxy.reload()
+    except StackError:
+        if stack.proxy.pid() is not None and stack.proxy.healthy():
+            raise
+        print("the proxy is not running; the change applies when it starts", file=sys.stderr)
 
 
 def _logs(stack, paths, service: str, lines: int, follow: bool) -> int:  # type: ignore[no-untyped-def]
