@@ -6,11 +6,14 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[bootstrap] %s\n' "$*"; }
 
+need=()
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@";
-  elif command -v sudo >/dev/null 2>&1; then sudo "$@";
+  elif command -v sudo >/dev/null 2>&1 && { sudo -n true 2>/dev/null || [ -t 0 ]; }; then sudo "$@";
   else
-    echo "error: missing system packages ($*); run this as root or install sudo" >&2; exit 2
+    local what="${need[*]:-PostgreSQL with PostGIS, nginx, chromium, npm}"
+    echo "error: root is needed to install: ${what}; run as root, or: sudo apt-get update && sudo apt-get install -y ${need[*]:-postgresql postgresql-postgis nginx chromium npm python3-venv}" >&2
+    exit 2
   fi
 }
 
@@ -25,7 +28,6 @@ pg_version() {
   echo 15
 }
 
-need=()
 pkg_missing() { ! dpkg -s "$1" >/dev/null 2>&1; }
 apt_updated=0
 apt_update_once() { if [ "$apt_updated" -eq 0 ]; then as_root apt-get update -qq; apt_updated=1; fi; }
