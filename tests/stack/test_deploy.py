@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from eomatch.settings import load_settings
@@ -87,6 +88,29 @@ def test_compose_services_versions_and_secrets() -> None:
     # The external API connects with the read-only role, the internal with the ingest role.
     assert services["api-external"]["environment"]["PGUSER"] == settings.stack.db.read_user
     assert services["api-internal"]["environment"]["PGUSER"] == settings.stack.db.ingest_user
+
+
+@pytest.mark.skipif(
+    not Path("/etc/debian_version").read_text().startswith("12") if Path("/etc/debian_version").exists() else True,
+    reason="Compose pins the versions of the reference platform, Debian 12",
+)
+def test_compose_pins_the_versions_the_local_stack_runs() -> None:
+    """PostgreSQL major, PostGIS, nginx and pgSTAC: what Compose runs is what runs here."""
+    import re
+    import subprocess
+    from importlib.metadata import version
+
+    settings = default_settings()
+    services = yaml.safe_load(render_deploy_files(settings)["compose.yaml"])["services"]
+    pg_image = services["db"]["image"]
+    local_pg_major = settings.stack.db.pg_bin_dir.parent.name
+    assert pg_image.startswith(f"postgis/postgis:{local_pg_major}-"), (pg_image, local_pg_major)
+    nginx_v = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
+    local_nginx = re.search(r"nginx/(\d+\.\d+)", nginx_v).group(1)  # type: ignore[union-attr]
+    assert services["proxy"]["image"].startswith(f"nginx:{local_nginx}"), (services["proxy"]["image"], nginx_v)
+    # The API image installs this very package, so pypgstac/stac-fastapi-pgstac pins are shared.
+    compose_text = render_deploy_files(settings)["compose.yaml"]
+    assert f"pgSTAC {version('pypgstac')}" in compose_text
 
 
 def test_browser_config_points_at_external_api_with_configured_title() -> None:
