@@ -197,7 +197,9 @@ class Database:
             [
                 self._bin("pg_ctl"), "-D", str(self.paths.pgdata), "-l", str(startup_log),
                 "-o", f"-p {self.cfg.port} -c listen_addresses={self.cfg.host} "
-                f"-c unix_socket_directories={self.paths.pg_socket_dir}",
+                f"-c unix_socket_directories={self.paths.pg_socket_dir}"
+                # --log-format json: PostgreSQL's own JSON lines (postgres-<day>.json)
+                + (" -c log_destination=jsonlog" if self.settings.stack.log_format == "json" else ""),
                 "-w", "-t", "60", "start",
             ],
             check=False,
