@@ -268,7 +268,7 @@ def _api_item(base: str, coll: str, mid: str) -> dict[str, Any]:
 
 
 @pytest.mark.stack
-def test_push_end_to_end(running_stack: Any, tmp_path: Path) -> None:
+def test_push_end_to_end(running_stack: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from helpers import api_key
 
     from eomatch.ingest import ingest
@@ -301,9 +301,10 @@ def test_push_end_to_end(running_stack: Any, tmp_path: Path) -> None:
     assert "comparison:2026-01-15" in internal["assets"]
 
     url = f"https://data.example.org/analysis/{mid}_comparison_20260601.nc"
+    monkeypatch.setenv("EOMATCH_API_KEY", api_key(running_stack))  # the key from the environment, as for the CLI
     res = register_analysis(
         catalogue_path=root, collection_id=coll, item_id=mid, file_path=url, push=True,
-        settings=running_stack.settings, api_url=running_stack.internal, api_key=api_key(running_stack),
+        settings=running_stack.settings, api_url=running_stack.internal,
     )  # fmt: skip
     assert res.pushed == "api" and res.latest_moved
     internal = _api_item(running_stack.internal, coll, mid)

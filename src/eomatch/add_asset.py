@@ -509,7 +509,8 @@ def register_analysis(
     public URL for a local file instead of its ``file://`` URI. With ``push``,
     the item (and its collection) is upserted into pgSTAC: through
     ``api_url`` with ``api_key`` if given, else straight into the database of
-    the ``ingest.*`` settings (the local stack's ingest role when none are set).
+    the ``ingest.*`` settings (the local stack's ingest role when none are set);
+    ``api_key`` defaults to ``$EOMATCH_API_KEY``.
     Raises :class:`AddAssetError` (nothing written) or :class:`PushError`
     (written locally, push failed; ``push=True`` again is safe).
     """
@@ -521,6 +522,8 @@ def register_analysis(
         )
     if (api_url or api_key) and not push:
         raise ConfigError("an API URL or key was given without push=True (--push)")
+    if api_url and api_key is None:
+        api_key = os.environ.get("EOMATCH_API_KEY")  # same fallback for Python callers as for the CLI
     run_date_given = _as_date(date) if date is not None else None
     cat = MatchupCatalogue.open(catalogue_path)
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -60,7 +59,6 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     if not args.file:
         raise ConfigError("--file is required (or --list)")
-    api_key = args.api_key or (os.environ.get("EOMATCH_API_KEY") if args.api_url else None)
     result = register_analysis(
         catalogue_path=catalogue,
         collection_id=args.collection_id,
@@ -75,7 +73,7 @@ def _main(argv: Sequence[str] | None) -> int:
         href=args.href,
         settings=settings,
         api_url=args.api_url,
-        api_key=api_key,
+        api_key=args.api_key,  # default: $EOMATCH_API_KEY (register_analysis)
     )
     print(result.line(), file=sys.stdout)
     return 0
