@@ -135,6 +135,9 @@ def test_register_writes_dated_and_latest_with_file_fields(catalogue: tuple[Path
     # the item is otherwise intact (links re-made by the catalogue, schema extension kept)
     assert any(lk["rel"] == "derived_from" for lk in item["links"])
     assert item["properties"]["matchup:type"] == "matchup"
+    from eomatch.schema import iter_errors
+
+    assert iter_errors(item) == []
     col = MatchupCatalogue.open(root).get_collection(coll)
     assert ITEM_ASSETS_EXTENSION_URL in col["stac_extensions"]
     assert col["item_assets"]["comparison:latest"]["type"] == "application/x-netcdf"

@@ -102,6 +102,11 @@ def test_matchups_are_exactly_the_overlapping_pairs_of_each_event(tmp_path: Path
         assert got == _expected_pairs(items, event, settings)
         total += len(got)
     assert total == summary.matchups
+    # every item find wrote follows the matchup: schema
+    from eomatch.schema import iter_errors
+
+    problems = {it["id"]: iter_errors(it) for it in cat.iter_items()}
+    assert len(problems) == summary.new_items and not any(problems.values()), {k: v for k, v in problems.items() if v}
     coll = cat.get_collection("LANDSAT_C2L1-Landsat-9-vs-S2_MSI_L1C-S2A")
     assert coll["title"] == "Matchups Landsat-9 × Sentinel-2A"
 
@@ -136,6 +141,9 @@ def test_events_only_writes_events_and_needs_no_provider(tmp_path: Path) -> None
     assert summary.events == summary.events_written == cat.count("event") > 0
     assert cat.count("matchup") == 0 and cat.count("product") == 0
     assert len(list(find_events(settings))) == summary.events
+    from eomatch.schema import iter_errors
+
+    assert all(iter_errors(it) == [] for it in cat.iter_items())
 
 
 def test_bad_config_fails_before_writing(tmp_path: Path, archive: Path) -> None:

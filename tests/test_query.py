@@ -38,6 +38,10 @@ def test_query_matchup_collection_pulls_events_and_products(running_stack, scene
     cat = MatchupCatalogue.open(out / "catalog.json")
     events = list(cat.get_events())
     assert sorted(e.id for e in events) == sorted(scene.event_ids)
+    from eomatch.schema import iter_errors
+
+    written = list(cat.iter_items())
+    assert len(written) == 3 + 3 + 6 and all(iter_errors(it) == [] for it in written)
     for event in events:
         assert len(event.matchup_set) == 1
         a, b = event.matchup_set[0].products()
@@ -189,3 +193,39 @@ def test_bulk_add_items_matches_add_item(tmp_path) -> None:  # type: ignore[no-u
         got = reopened.get_item(item["id"])
         assert got == item
     assert [e.id for e in reopened.get_events()] == [e.id for e in ref.get_events()]
+
+
+def test_command_line_filter_ids_since_and_progress(running_stack, scene, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``eomatch-query`` as a user types it: --filter and --ids narrow the search,
+    progress (items/s) goes to stderr unless -q, one summary line on stdout, and
+    --since last asks only for what changed."""
+    import subprocess
+    import sys
+
+    exe = [str(Path(sys.executable).parent / "eomatch-query"), "--api-url", running_stack.internal]
+    # no clock-skew margin: the scene was ingested moments ago
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EOMATCH_")} | {"EOMATCH_QUERY__SINCE_OVERLAP_S": "0"}
+
+    def run(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([*exe, "--output", str(out), *args], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert len(proc.stdout.strip().splitlines()) == 1
+        return proc
+
+    first_day = scene.days[0]
+    filtered = run(tmp_path / "f", "--collections", scene.matchup_collection,
+                   "--filter", f"datetime < TIMESTAMP('{scene.days[1]}T00:00:00Z')")  # fmt: skip
+    assert "1 items matched" in filtered.stdout and "items/s" in filtered.stderr
+    cat = MatchupCatalogue.open(tmp_path / "f")
+    assert [e.start.date().isoformat() for e in cat.get_events()] == [first_day]
+
+    by_id = run(tmp_path / "i", "--ids", ",".join(scene.matchup_ids[1:]), "-q")
+    assert "2 items matched" in by_id.stdout and by_id.stderr == ""
+    assert sorted(it["id"] for it in MatchupCatalogue.open(tmp_path / "i").iter_items(scene.matchup_collection)) == sorted(
+        scene.matchup_ids[1:]
+    )
+
+    full = tmp_path / "s"
+    run(full, "--collections", scene.matchup_collection, "-q")
+    again = run(full, "--collections", scene.matchup_collection, "--since", "last", "-q")
+    assert "0 items matched" in again.stdout and "updated since" in again.stdout

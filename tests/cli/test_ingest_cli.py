@@ -297,3 +297,19 @@ def test_kill_9_mid_run_then_rerun_completes(
     assert counts(crashed) == counts(clean) == big_catalogue.per_collection
     for _, item_id in big_catalogue.sample:
         assert stored(crashed, item_id) == stored(clean, item_id)
+
+
+def test_dry_run_and_since_last_flags(new_db: Any, tmp_path: Path) -> None:
+    """--dry-run writes nothing; --since last after a run looks at nothing unchanged."""
+    creds, root = new_db(), tmp_path / "cat"
+    build_catalogue(root, n_events=1)
+    env = cli_env(PGPASSWORD=creds.password)
+    base = ("--catalogue", str(root), *db_flags(creds), "-q")
+    dry = cli(*base, "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("would ingest") and "4 new" in dry.stdout
+    assert counts(creds) == {}
+    real = cli(*base, "--since", "last", env=env)  # no previous run: everything
+    assert real.returncode == 0 and "4 new" in real.stdout and sum(counts(creds).values()) == 4
+    again = cli(*base, "--since", "last", "--exit-codes", "monitoring", env=env)
+    assert again.returncode == 3 and "nothing to do" in again.stdout and "0 files scanned" in again.stdout
