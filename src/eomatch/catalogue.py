@@ -1055,7 +1055,8 @@ class MatchupCatalogue:
         """Stream events (``matchup_set`` filled) selected through the index.
 
         ``collections``: events/matchup collection ids, or product collection names
-        that must all be in the pair. ``platforms``: events with any of them.
+        that must all be in the pair. ``platforms``: events with any of them, by
+        registry name or alias in any case (``S2A``, ``LANDSAT_9``; see :attr:`satellites`).
         Times keep events overlapping [start_time, stop_time]; ``bbox`` is
         [west, south, east, north] (west > east crosses the antimeridian).
         ``properties``: exact-match filters (a dict value holds operators lt/lte/
