@@ -50,6 +50,9 @@ def stack_settings(state_dir: Path, **stack_overrides: object) -> Settings:
             "external_burst": 2000,
         },
         "browser": {"cache_dir": str(REPO / ".cache")},
+        # tests read /health right after writing: no reuse of catalogue counts
+        # (the cache itself is tested in tests/server/test_health.py)
+        "freshness_cache_s": 0.0,
     }
     for key, value in stack_overrides.items():
         if isinstance(value, dict) and isinstance(stack.get(key), dict):

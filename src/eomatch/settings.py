@@ -124,6 +124,9 @@ class StackSettings(BaseModel):
     browser: BrowserSettings = Field(default_factory=BrowserSettings)
     health_timeout_s: float = 60.0
     stale_after_s: float = 7 * 24 * 3600.0
+    freshness_cache_s: float = 30.0
+    """How long GET /health reuses the catalogue counts (they read every item; the
+    component checks, including a database ping, run on every request)."""
     log_format: Literal["text", "json"] = "text"
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 5

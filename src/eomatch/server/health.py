@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -34,8 +35,12 @@ def component_urls(settings: Settings) -> dict[str, str]:
     return urls
 
 
-def catalogue_freshness(dsn: str, stale_after_s: float) -> dict[str, Any]:
-    """Newest ``updated`` and item count per collection, straight from pgSTAC."""
+def catalogue_counts(dsn: str) -> tuple[dict[str, int], datetime | None]:
+    """Items per collection and the newest ``updated``, straight from pgSTAC.
+
+    This reads every item (``updated`` lives inside the item JSON), which is why
+    ``/health`` caches it for ``stack.freshness_cache_s``.
+    """
     import psycopg
 
     with psycopg.connect(dsn, connect_timeout=3) as conn:
@@ -47,6 +52,11 @@ def catalogue_freshness(dsn: str, stale_after_s: float) -> dict[str, Any]:
         ).fetchall()
     per_collection = {cid: int(n) for cid, n, _ in rows}
     newest = max((u for _, _, u in rows if u is not None), default=None)
+    return per_collection, newest
+
+
+def freshness_report(per_collection: dict[str, int], newest: datetime | None, stale_after_s: float) -> dict[str, Any]:
+    """The ``catalogue`` part of the health report, aged to now."""
     age_s = (datetime.now(UTC) - newest).total_seconds() if newest else None
     return {
         "items_per_collection": per_collection,
@@ -57,13 +67,52 @@ def catalogue_freshness(dsn: str, stale_after_s: float) -> dict[str, Any]:
     }
 
 
-def collect_health(settings: Settings, dsn: str, timeout_s: float = 2.0) -> dict[str, Any]:
+def catalogue_freshness(dsn: str, stale_after_s: float) -> dict[str, Any]:
+    """Newest ``updated`` and item count per collection, straight from pgSTAC."""
+    return freshness_report(*catalogue_counts(dsn), stale_after_s)
+
+
+class FreshnessCache:
+    """The last :func:`catalogue_counts`, reused for ``max_age_s`` (one per app)."""
+
+    def __init__(self, max_age_s: float) -> None:
+        self.max_age_s = max_age_s
+        self._value: tuple[dict[str, int], datetime | None] | None = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self, dsn: str) -> tuple[tuple[dict[str, int], datetime | None], float]:
+        """(counts, seconds since they were read); reads again once they are too old."""
+        with self._lock:
+            now = time.monotonic()
+            if self._value is None or now - self._at >= self.max_age_s:
+                self._value, self._at = catalogue_counts(dsn), now
+            else:
+                _ping(dsn)  # a database that went down must still show as down
+            return self._value, now - self._at
+
+
+def _ping(dsn: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, connect_timeout=3) as conn:
+        conn.execute("SELECT 1")
+
+
+def collect_health(
+    settings: Settings, dsn: str, timeout_s: float = 2.0, cache: FreshnessCache | None = None
+) -> dict[str, Any]:
     """Probe db, both APIs and the browser; ``ok`` only when all are up."""
     components: dict[str, dict[str, Any]] = {}
     catalogue: dict[str, Any] | None = None
     t0 = time.perf_counter()
     try:
-        catalogue = catalogue_freshness(dsn, settings.stack.stale_after_s)
+        if cache is None:
+            catalogue = catalogue_freshness(dsn, settings.stack.stale_after_s)
+        else:
+            counts, read_s_ago = cache.get(dsn)
+            catalogue = freshness_report(*counts, settings.stack.stale_after_s)
+            catalogue["counted_s_ago"] = round(read_s_ago, 1)
         components["db"] = {"ok": True}
     except Exception as exc:  # any driver error means "down"
         components["db"] = {"ok": False, "error": str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}
@@ -89,9 +138,10 @@ def add_health_routes(app: FastAPI, settings: Settings, audience: str) -> None:
     if audience != "internal":
         return
 
+    cache = FreshnessCache(settings.stack.freshness_cache_s)
+
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:
-
         dsn = app.state.eomatch_health_dsn
-        report = await run_in_threadpool(collect_health, settings, dsn)
+        report = await run_in_threadpool(collect_health, settings, dsn, 2.0, cache)
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)

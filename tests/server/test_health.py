@@ -1,0 +1,38 @@
+"""/health's catalogue counts are cached (they read every item); liveness is not."""
+
+from __future__ import annotations
+
+from conftest import RunningStack, free_port
+from helpers import Writer, make_collection, make_item, unique_id
+
+from eomatch.server.health import FreshnessCache, collect_health
+
+
+def test_counts_are_reused_until_too_old_but_the_database_is_pinged(running_stack: RunningStack) -> None:
+    settings = running_stack.settings
+    dsn = running_stack.credentials("read").dsn
+    cache = FreshnessCache(3600.0)
+    with Writer(running_stack) as w:  # the catalogue is not empty
+        base = unique_id("health-base")
+        w.collection(make_collection(base))
+        w.item(make_item(base, "b", 1.0, 2.0, properties={"updated": "2026-01-01T00:00:00Z"}))
+    first = collect_health(settings, dsn, cache=cache)
+    assert first["components"]["db"]["ok"] and first["catalogue"]["counted_s_ago"] == 0.0
+
+    cid = unique_id("health-cache")
+    with Writer(running_stack) as w:
+        w.collection(make_collection(cid))
+        w.item(make_item(cid, "one", 1.0, 2.0))
+    cached = collect_health(settings, dsn, cache=cache)
+    assert cid not in cached["catalogue"]["items_per_collection"]  # reused, not re-read
+    assert cached["catalogue"]["counted_s_ago"] > 0
+    assert cached["catalogue"]["age_s"] >= first["catalogue"]["age_s"]  # aged to now all the same
+
+    # a database that goes away shows as down even while counts are cached
+    down = dsn.replace(f":{settings.stack.db.port}/", f":{free_port()}/")
+    assert down != dsn
+    assert collect_health(settings, down, cache=cache)["components"]["db"]["ok"] is False
+
+    cache.max_age_s = 0.0
+    fresh = collect_health(settings, dsn, cache=cache)
+    assert fresh["catalogue"]["items_per_collection"][cid] == 1
