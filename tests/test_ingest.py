@@ -195,9 +195,10 @@ def test_rerun_counts_modify_since_and_dry_run(running_stack: Any, new_db: Any, 
         assert [lk for lk in got["links"] if lk["rel"] == "derived_from"] == [
             lk for lk in want["links"] if lk["rel"] == "derived_from"
         ]
-        # 'updated' is the file's modification time when the item has none
-        mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        assert got["properties"] == {**want["properties"], "updated": mtime}
+        # 'updated' is when the file last changed here (mtime, or ctime if later) when the item has none
+        st = path.stat()
+        changed = datetime.fromtimestamp(max(st.st_mtime, st.st_ctime), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert got["properties"] == {**want["properties"], "updated": changed}
 
     again = run(settings, creds, root)
     assert (again.new, again.updated, again.unchanged) == (0, 0, n)
@@ -225,7 +226,9 @@ def test_rerun_counts_modify_since_and_dry_run(running_stack: Any, new_db: Any, 
     os.utime(paths[3], (1_600_000_000, 1_600_000_000))
     arrived = run(settings, creds, root, since="last")
     assert arrived.scanned == 1 and arrived.updated == 1
-    assert db_items(creds)[(copied["collection"], copied["id"])]["properties"]["eomatch:note"] == "copied in"
+    stored_copy = db_items(creds)[(copied["collection"], copied["id"])]["properties"]
+    assert stored_copy["eomatch:note"] == "copied in"
+    assert stored_copy["updated"] > "2026-01-01"  # arrived now: not the 2020 mtime it carries
 
     # Dry run: reports, writes nothing, and remembers nothing.
     other = jsonio.read_json(paths[2])

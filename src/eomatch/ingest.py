@@ -234,7 +234,7 @@ def api_item_href(collection: str, item_id: str) -> str:
 def transform_item(item: dict[str, Any], path: str | Path, rewriter: HrefRewriter, now_iso: str) -> dict[str, Any]:
     """File item -> database item (drops structural links, rewrites hrefs).
 
-    ``now_iso`` (the file's modification time) becomes ``properties.updated``
+    ``now_iso`` (when the file last changed here) becomes ``properties.updated``
     unless the item says it was updated later: the file changing is a metadata
     update, and ``eomatch-query --since last`` selects on ``updated``. (Keeping an
     older provider ``updated`` would hide e.g. a newly downloaded ``data`` asset.)
@@ -567,7 +567,8 @@ def _read_batches(
         try:
             with open(path, "rb") as fh:
                 data = fh.read()
-                mtime_s = os.fstat(fh.fileno()).st_mtime
+                st = os.fstat(fh.fileno())
+                mtime_s = max(st.st_mtime, st.st_ctime)  # see _changed_ns
         except FileNotFoundError:
             continue  # removed since the walk saw it
         except OSError as exc:
