@@ -16,8 +16,23 @@ def test_counts_are_reused_until_too_old_but_the_database_is_pinged(running_stac
         base = unique_id("health-base")
         w.collection(make_collection(base))
         w.item(make_item(base, "b", 1.0, 2.0, properties={"updated": "2026-01-01T00:00:00Z"}))
+        w.item(make_item(base, "odd", 1.0, 2.0))
+    # an 'updated' that is no timestamp (the API refuses one; a bulk load does not) is
+    # skipped, not taken for a database failure
+    import psycopg
+
+    from eomatch.stack.db import stack_credentials
+
+    with psycopg.connect(stack_credentials(settings, "admin").dsn) as conn:
+        conn.execute(
+            "UPDATE pgstac.items SET content = jsonb_set(content, '{properties,updated}', '\"not a time\"')"
+            " WHERE id = 'odd' AND collection = %s",
+            (base,),
+        )
     first = collect_health(settings, dsn, cache=cache)
-    assert first["components"]["db"]["ok"] and first["catalogue"]["counted_s_ago"] == 0.0
+    assert first["components"]["db"]["ok"], first["components"]["db"]
+    assert first["catalogue"]["counted_s_ago"] == 0.0
+    assert first["catalogue"]["items_per_collection"][base] == 2
 
     cid = unique_id("health-cache")
     with Writer(running_stack) as w:

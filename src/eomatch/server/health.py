@@ -46,7 +46,10 @@ def catalogue_counts(dsn: str) -> tuple[dict[str, int], datetime | None]:
     with psycopg.connect(dsn, connect_timeout=3) as conn:
         rows = conn.execute(
             "SELECT c.id, (SELECT count(*) FROM pgstac.items i WHERE i.collection = c.id),"
-            " (SELECT max((i.content->'properties'->>'updated')::timestamptz)"
+            # only RFC 3339-looking values are cast: one odd 'updated' must not read as "db down"
+            " (SELECT max(CASE WHEN i.content->'properties'->>'updated'"
+            "   ~ '^\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])[Tt ]([01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(\\.\\d+)?(Z|z|[+-]\\d\\d:\\d\\d)$'"
+            "   THEN (i.content->'properties'->>'updated')::timestamptz END)"
             "  FROM pgstac.items i WHERE i.collection = c.id)"
             " FROM pgstac.collections c ORDER BY c.id"
         ).fetchall()
