@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pystac
 from shapely.geometry import box
 
 from eomatch.catalogue import MatchupCatalogue
@@ -62,3 +63,41 @@ def build_catalogue(
         cat.add_event(event)
     cat.save()
     return cat
+
+
+LEGACY_T0 = datetime(2022, 5, 21, 8, 30, tzinfo=UTC)
+LEGACY_PAIR = "LANDSAT_C2L1-Landsat-9-vs-S2_MSI_L1C-S2A"
+
+
+def build_legacy_catalogue(root: Path) -> tuple[str, str]:
+    """A catalogue as the original pystac-based tool wrote it: absolute hrefs, no index,
+    no matchup:type, legacy property names."""
+    cat = pystac.Catalog(id="matchup-catalogue", description="legacy")
+    ext = pystac.Extent(pystac.SpatialExtent([[-180, -90, 180, 90]]), pystac.TemporalExtent([[None, None]]))
+    cols = {}
+    for cid in ("S2_MSI_L1C", "LANDSAT_C2L1", LEGACY_PAIR, f"matchup-events-{LEGACY_PAIR}"):
+        cols[cid] = pystac.Collection(id=cid, description=cid, extent=ext)
+        cat.add_child(cols[cid])
+    geom = box(10, 10, 12, 12)
+    prods = []
+    for pid, cid, plat in (("L9_OLD", "LANDSAT_C2L1", "LANDSAT-9"), ("S2_OLD", "S2_MSI_L1C", "S2A")):
+        it = pystac.Item(pid, geom.__geo_interface__, list(geom.bounds), LEGACY_T0, {"platform": plat}, collection=cid)
+        cols[cid].add_item(it)
+        prods.append(it)
+    mu = pystac.Item(f"{LEGACY_PAIR}_20220521T083000", geom.__geo_interface__, list(geom.bounds), LEGACY_T0,
+                     {"end_datetime": "2022-05-21T08:40:00Z", "matchup:platforms": ["LANDSAT-9", "S2A"],
+                      "matchup:collections": ["LANDSAT_C2L1", "S2_MSI_L1C"], "matchup:time_diff_abs": 60.0},
+                     collection=LEGACY_PAIR)  # fmt: skip
+    for p in prods:
+        mu.add_link(pystac.Link("derived_from", p, media_type="application/json"))
+    ev = pystac.Item("legacy-event-1", geom.__geo_interface__, list(geom.bounds), LEGACY_T0,
+                     {"end_datetime": "2022-05-21T08:45:00Z", "matchup:platforms": ["Landsat-9", "Sentinel-2A"]},
+                     collection=f"matchup-events-{LEGACY_PAIR}")  # fmt: skip
+    ev.add_link(pystac.Link("related", mu, media_type="application/json", extra_fields={"matchup:role": "matchup"}))
+    mu.add_link(pystac.Link("related", ev, media_type="application/json", extra_fields={"matchup:role": "event"}))
+    cols[LEGACY_PAIR].add_item(mu)
+    cols[f"matchup-events-{LEGACY_PAIR}"].add_item(ev)
+    strategy = pystac.layout.TemplateLayoutStrategy(item_template="${year}/${month}/${day}/${id}.json")
+    cat.normalize_hrefs(str(root / "catalog.json"), strategy=strategy)
+    cat.save(catalog_type=pystac.CatalogType.ABSOLUTE_PUBLISHED)
+    return ev.id, mu.id

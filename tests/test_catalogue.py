@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pystac
 import pytest
+from catalogue_factory import build_legacy_catalogue
 from shapely.geometry import box
 
 from eomatch import Matchup, MatchupCatalogue, MatchupEvent
@@ -287,42 +288,8 @@ def test_bad_input_gives_one_line_catalogue_errors(tmp_path: Path) -> None:
         MatchupCatalogue.open(tmp_path / "ok").count()
 
 
-def _legacy_catalogue(root: Path) -> tuple[str, str]:
-    """A catalogue as the original pystac-based tool wrote it: absolute hrefs, no index,
-    no matchup:type, legacy property names."""
-    cat = pystac.Catalog(id="matchup-catalogue", description="legacy")
-    ext = pystac.Extent(pystac.SpatialExtent([[-180, -90, 180, 90]]), pystac.TemporalExtent([[None, None]]))
-    cols = {}
-    for cid in ("S2_MSI_L1C", "LANDSAT_C2L1", PAIR, f"matchup-events-{PAIR}"):
-        cols[cid] = pystac.Collection(id=cid, description=cid, extent=ext)
-        cat.add_child(cols[cid])
-    geom = box(10, 10, 12, 12)
-    prods = []
-    for pid, cid, plat in (("L9_OLD", "LANDSAT_C2L1", "LANDSAT-9"), ("S2_OLD", "S2_MSI_L1C", "S2A")):
-        it = pystac.Item(pid, geom.__geo_interface__, list(geom.bounds), T0, {"platform": plat}, collection=cid)
-        cols[cid].add_item(it)
-        prods.append(it)
-    mu = pystac.Item(f"{PAIR}_20220521T083000", geom.__geo_interface__, list(geom.bounds), T0,
-                     {"end_datetime": "2022-05-21T08:40:00Z", "matchup:platforms": ["LANDSAT-9", "S2A"],
-                      "matchup:collections": ["LANDSAT_C2L1", "S2_MSI_L1C"], "matchup:time_diff_abs": 60.0},
-                     collection=PAIR)  # fmt: skip
-    for p in prods:
-        mu.add_link(pystac.Link("derived_from", p, media_type="application/json"))
-    ev = pystac.Item("legacy-event-1", geom.__geo_interface__, list(geom.bounds), T0,
-                     {"end_datetime": "2022-05-21T08:45:00Z", "matchup:platforms": ["Landsat-9", "Sentinel-2A"]},
-                     collection=f"matchup-events-{PAIR}")  # fmt: skip
-    ev.add_link(pystac.Link("related", mu, media_type="application/json", extra_fields={"matchup:role": "matchup"}))
-    mu.add_link(pystac.Link("related", ev, media_type="application/json", extra_fields={"matchup:role": "event"}))
-    cols[PAIR].add_item(mu)
-    cols[f"matchup-events-{PAIR}"].add_item(ev)
-    strategy = pystac.layout.TemplateLayoutStrategy(item_template="${year}/${month}/${day}/${id}.json")
-    cat.normalize_hrefs(str(root / "catalog.json"), strategy=strategy)
-    cat.save(catalog_type=pystac.CatalogType.ABSOLUTE_PUBLISHED)
-    return ev.id, mu.id
-
-
 def test_legacy_catalogues_open_without_conversion(tmp_path: Path) -> None:
-    ev_id, mu_id = _legacy_catalogue(tmp_path / "legacy")
+    ev_id, mu_id = build_legacy_catalogue(tmp_path / "legacy")
     text = next((tmp_path / "legacy").rglob(f"{mu_id}.json")).read_text()
     assert str(tmp_path) in text  # really absolute hrefs
     c = MatchupCatalogue.open(tmp_path / "legacy" / "catalog.json")

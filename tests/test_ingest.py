@@ -277,3 +277,25 @@ def test_missing_collection_is_refused(running_stack: Any, tmp_path: Path) -> No
     creds = running_stack.credentials("ingest")
     with psycopg.connect(creds.dsn) as conn:
         assert conn.execute("SELECT count(*) FROM pgstac.items WHERE id = %s", (doc["id"],)).fetchone()[0] == 0
+
+
+@pytest.mark.stack
+def test_legacy_catalogue_ingests_without_conversion(running_stack: Any, new_db: Any, tmp_path: Path) -> None:
+    """A catalogue the original pystac-based tool wrote (absolute hrefs, no index, old
+    property names) goes in as it is, and its item links resolve in the database."""
+    from catalogue_factory import build_legacy_catalogue
+
+    ev_id, mu_id = build_legacy_catalogue(tmp_path / "legacy")
+    creds = new_db()
+    summary = run(running_stack.settings, creds, tmp_path / "legacy")
+    assert (summary.new, summary.collections) == (4, 4)
+    stored = db_items(creds)
+    ids = {item_id for _, item_id in stored}
+    assert ids == {ev_id, mu_id, "L9_OLD", "S2_OLD"}
+    mu = next(v for (_, i), v in stored.items() if i == mu_id)
+    targets = {lk["href"] for lk in mu["links"] if lk["rel"] in ("derived_from", "related")}
+    assert targets == {
+        "collections/LANDSAT_C2L1/items/L9_OLD",
+        "collections/S2_MSI_L1C/items/S2_OLD",
+        f"collections/matchup-events-{mu['collection']}/items/{ev_id}",
+    }
