@@ -345,3 +345,21 @@ def test_threads_sharing_one_catalogue_lose_nothing(cat: MatchupCatalogue) -> No
     assert errors == []
     assets = cat.get_item(mu_id)["assets"]
     assert {f"{w}{i}" for w in "abc" for i in range(20)} <= set(assets)
+
+
+def test_a_run_killed_before_save_is_linked_by_the_next_run(tmp_path: Path) -> None:
+    """Files written but never linked (the process died before save()): writing the
+    same items again links them, so pystac sees the whole catalogue after a re-run."""
+    first = MatchupCatalogue.create(tmp_path / "cat")
+    first.add_event(_event(10, 10, T0, n=2, tag="k"))
+    first.close()  # no save(): what a kill -9 leaves
+    seen = {i.id for i in pystac.Catalog.from_file(str(tmp_path / "cat" / "catalog.json")).get_items(recursive=True)}
+    assert seen == set()  # on disk, but unlinked
+    again = MatchupCatalogue.open(tmp_path / "cat")
+    again.add_event(_event(10, 10, T0, n=2, tag="k"))
+    again.save()
+    items = list(pystac.Catalog.from_file(str(tmp_path / "cat" / "catalog.json")).get_items(recursive=True))
+    assert len(items) == again.count() == 1 + 2 + 4
+    links = json.loads((tmp_path / "cat" / PAIR / "collection.json").read_text())["links"]
+    hrefs = [lk["href"] for lk in links if lk["rel"] == "item"]
+    assert len(hrefs) == len(set(hrefs)) == 2  # linked once each

@@ -178,3 +178,19 @@ def test_moved_hrefs_appear_on_the_external_api(running_stack: RunningStack, ing
     assert r.json()["assets"]["overview"]["href"] == f"{new_prefix}/overview.png"
     again = migrate_hrefs(running_stack.settings, f"file://{prefix}", new_prefix, catalogue=cat.root, quiet=True)
     assert (again.db_item_assets, again.file_assets) == (0, 0)
+
+
+def test_a_wrong_catalogue_path_changes_nothing_in_the_database(
+    running_stack: RunningStack, ingested: tuple[MatchupCatalogue, str], tmp_path: Path
+) -> None:
+    """The catalogue is checked before the database moves, so the two never end up half-moved."""
+    from eomatch.errors import CatalogueError
+
+    cat, prefix = ingested
+    product = next(cat.iter_items("S2_MSI_L1C"))
+    url = f"{running_stack.internal}/collections/S2_MSI_L1C/items/{product['id']}"
+    before = httpx.get(url, timeout=10).json()["assets"]
+    with pytest.raises(CatalogueError, match="no catalog.json"):
+        migrate_hrefs(running_stack.settings, f"file://{prefix}", f"{NEW_BASE}/x", catalogue=tmp_path / "nope", quiet=True)
+    assert httpx.get(url, timeout=10).json()["assets"] == before
+    assert before["nfs"]["href"].startswith(f"file://{prefix}/")

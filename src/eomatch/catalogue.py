@@ -461,7 +461,7 @@ class MatchupCatalogue:
         conn = self._thread_conn()
         stamp = self._catalog_stamp()
         read = 0
-        conn.execute("BEGIN")
+        conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY)")
             conn.execute("DELETE FROM seen")
@@ -787,15 +787,31 @@ class MatchupCatalogue:
                 new_links = self._pending_links.get(coll)
                 if new_links:
                     links = col.setdefault("links", [])
-                    have = {lk.get("href") for lk in links if lk.get("rel") == "item"}
+                    # Known links as root-relative paths, whatever their form (relative,
+                    # absolute, file://: older tools wrote absolute ones).
+                    have = {self._link_relpath(coll, lk.get("href")) for lk in links if lk.get("rel") == "item"}
                     for rel in new_links:
-                        href = relative_href(f"{coll}/collection.json", rel)
-                        if href not in have:
+                        if rel not in have:
+                            href = relative_href(f"{coll}/collection.json", rel)
                             links.append({"rel": "item", "href": href, "type": JSON_MEDIA_TYPE})
-                            have.add(href)
+                            have.add(rel)
                 jsonio.write_json_atomic(path, col)
         self._pending_extent.clear()
         self._pending_links.clear()
+
+    def _link_relpath(self, collection: str, href: Any) -> str | None:
+        """An item link of ``{collection}/collection.json`` as a path relative to the root."""
+        if not isinstance(href, str) or not href:
+            return None
+        if href.startswith("file://"):
+            href = href[len("file://") :]
+        if "://" in href:
+            return None
+        path = href if os.path.isabs(href) else os.path.join(str(self.root), collection, href)
+        try:
+            return Path(os.path.normpath(path)).relative_to(self.root).as_posix()
+        except ValueError:
+            return None
 
     # ------------------------------------------------------------------ writes
 
@@ -821,7 +837,7 @@ class MatchupCatalogue:
         self._bulk_every = max(1, int(commit_every))
         self._bulk_pending = 0
         self._bulk_conn = conn
-        conn.execute("BEGIN")
+        conn.execute("BEGIN IMMEDIATE")
         self._bulk_depth = 1
         try:
             yield self
@@ -837,7 +853,7 @@ class MatchupCatalogue:
         self._bulk_pending += 1
         if self._bulk_pending >= self._bulk_every:
             conn.execute("COMMIT")
-            conn.execute("BEGIN")
+            conn.execute("BEGIN IMMEDIATE")
             self._bulk_pending = 0
 
     def _relink(self, item: dict[str, Any], rel: str) -> None:
@@ -867,8 +883,9 @@ class MatchupCatalogue:
             self._note_extent(collection, item.get("bbox"), start.timestamp(), end.timestamp())
         except MatchupError:
             self._note_extent(collection, item.get("bbox"), None, None)
-        if not existed:
-            self._pending_links.setdefault(collection, {})[rel] = None
+        # Linked on every write, not only a file's first: a run killed before save()
+        # left files unlinked, and this re-run must link them (save() skips known links).
+        self._pending_links.setdefault(collection, {})[rel] = None
         return item
 
     def add_item(self, item: Mapping[str, Any], collection: str | None = None) -> dict[str, Any]:
@@ -936,7 +953,7 @@ class MatchupCatalogue:
         else:
             results = [write(job) for job in prepared]
         conn = self.db
-        for new, coll, rel, existed, mtime_ns in results:
+        for new, coll, rel, _existed, mtime_ns in results:
             self._index_upsert(conn, new, rel, mtime_ns, coll)
             if self._bulk_depth:
                 self._bulk_tick(conn)
@@ -945,8 +962,7 @@ class MatchupCatalogue:
                 self._note_extent(coll, new.get("bbox"), start.timestamp(), end.timestamp())
             except MatchupError:
                 self._note_extent(coll, new.get("bbox"), None, None)
-            if not existed:
-                self._pending_links.setdefault(coll, {})[rel] = None
+            self._pending_links.setdefault(coll, {})[rel] = None  # see _write_item
         return [r[0] for r in results]
 
     def add_product(self, product: Mapping[str, Any] | Product) -> dict[str, Any]:

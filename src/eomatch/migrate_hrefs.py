@@ -284,13 +284,18 @@ def migrate_hrefs(
         raise ConfigError(f"--to {dst} lies under --from {src}: a re-run would move it again")
     summary = MigrateSummary(from_prefix=src, to_prefix=dst, dry_run=dry_run)
     t0 = time.monotonic()
+    cat_path = catalogue or settings.matchup_catalogue.path
+    if cat_path is not None:
+        # Before the database changes: a wrong path must not leave the two half-moved.
+        from eomatch.catalogue import MatchupCatalogue
+
+        MatchupCatalogue.open(cat_path).close()
     if db:
         from eomatch.ingest import resolve_credentials
 
         creds = resolve_credentials(settings, db_host, db_port, db_name, db_user, db_password)
         summary.target = creds.redacted()
         migrate_database(creds, forms, dst, dry_run, summary)
-    cat_path = catalogue or settings.matchup_catalogue.path
     if cat_path is not None:
         migrate_files(cat_path, forms, dst, dry_run, summary, quiet)
     summary.seconds = time.monotonic() - t0

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -54,7 +54,13 @@ def default_pg_bin_dir() -> Path:
     return chosen
 
 
-class DatabaseSettings(BaseModel):
+class _Section(BaseModel):
+    """A block of the config: an unknown key is an error (a typo must not be ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
     """The private PostgreSQL cluster of the local stack."""
 
     host: str = "127.0.0.1"
@@ -68,7 +74,7 @@ class DatabaseSettings(BaseModel):
     """System user the server runs as when the stack is started by root."""
 
 
-class ApiSettings(BaseModel):
+class ApiSettings(_Section):
     """The two stac-fastapi-pgstac apps."""
 
     internal_port: int = 8101
@@ -89,7 +95,7 @@ class ApiSettings(BaseModel):
     """Component probe URLs for /health; empty = derive the local stack's ports."""
 
 
-class ProxySettings(BaseModel):
+class ProxySettings(_Section):
     """nginx in front of everything."""
 
     host: str = "127.0.0.1"
@@ -105,7 +111,7 @@ class ProxySettings(BaseModel):
     """Base URL users reach the proxy at (for printing); default http://host:port."""
 
 
-class BrowserSettings(BaseModel):
+class BrowserSettings(_Section):
     """STAC Browser build and runtime config."""
 
     version: str = "4.0.1"
@@ -114,7 +120,7 @@ class BrowserSettings(BaseModel):
     """Where builds are cached, keyed by version; default ``<repo>/.cache`` or state dir."""
 
 
-class StackSettings(BaseModel):
+class StackSettings(_Section):
     """The local stack: one folder holds all of its state."""
 
     state_dir: Path = Field(default_factory=default_state_dir)
@@ -132,7 +138,7 @@ class StackSettings(BaseModel):
     log_backups: int = 5
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(_Section):
     """Target database of ``eomatch-ingest`` (the design's ``ingest.*`` keys).
 
     When none of ``db_host``/``db_user`` is set the local stack's ingest role is used.
@@ -148,14 +154,14 @@ class IngestSettings(BaseModel):
     assets_base_url: str | None = None
 
 
-class CatalogueSettings(BaseModel):
+class CatalogueSettings(_Section):
     """The local matchup catalogue (``matchup_catalogue.path``)."""
 
     path: Path | None = None
     title: str = "eomatch matchup catalogue"
 
 
-class SatelliteSpec(BaseModel):
+class SatelliteSpec(_Section):
     """One satellite of the registry: one canonical name used everywhere."""
 
     name: str
@@ -172,7 +178,7 @@ class SatelliteSpec(BaseModel):
         return self.collection_token or self.name
 
 
-class ProviderSpec(BaseModel):
+class ProviderSpec(_Section):
     """Where products of one product collection are searched."""
 
     url: str
@@ -189,7 +195,7 @@ class ProviderSpec(BaseModel):
     """Items per page asked of a STAC API (pages are followed up to ``max_items``)."""
 
 
-class DownloadSettings(BaseModel):
+class DownloadSettings(_Section):
     """``eomatch-download``: where products go and how to authenticate."""
 
     products_root: Path | None = None
@@ -211,7 +217,7 @@ class DownloadSettings(BaseModel):
     """Asset keys to download; empty = every asset with role ``data`` (or no role) and a remote href."""
 
 
-class QuerySettings(BaseModel):
+class QuerySettings(_Section):
     """``eomatch-query``: paging and retries against a STAC API."""
 
     page_size: int = 1000
@@ -404,6 +410,13 @@ def load_settings(
     path = Path(config).expanduser() if config is not None else None
     if path is not None and not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    if path is not None:
+        try:
+            top = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {' '.join(str(exc).split())}") from None
+        if top is not None and not isinstance(top, dict):
+            raise ConfigError(f"config {path} must be a mapping of keys (e.g. 'platforms: [...]'), not a {type(top).__name__}")
     clean = _drop_none(overrides or {})
     path_token = _CONFIG_FILE.set(path)
     env_token = _ENVIRON.set(environ)

@@ -151,6 +151,8 @@ def test_port_in_use_is_a_one_line_error(
         msg = str(err.value)
         assert "\n" not in msg
         assert str(port) in msg and setting in msg and msg.startswith(f"{service}:")
+        # ports are checked before anything starts: nothing was left running
+        assert [row["service"] for row in life.status() if row.get("pid")] == []
         capsys.readouterr()
         assert _cli(life, "up") == 2
         cli_err = capsys.readouterr().err.strip()

@@ -74,6 +74,11 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # A path that is a file, not a folder; no permission; a full disk: name it, no traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 def setup_logging(settings: Settings, service: str = "cli") -> None:

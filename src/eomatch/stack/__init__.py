@@ -16,6 +16,8 @@ from eomatch.settings import Settings
 from eomatch.stack.api import ApiService
 from eomatch.stack.browser import Browser
 from eomatch.stack.db import Database, stack_credentials
+from eomatch.stack.nginx import NginxInstance
+from eomatch.stack.process import check_port_free
 from eomatch.stack.proxy import Proxy
 from eomatch.stack.state import StatePaths
 
@@ -91,6 +93,12 @@ class Stack:
     def up(self) -> Urls:
         """Start what is not running; idempotent; returns when every service is healthy."""
         self.paths.ensure()
+        # Every port first: a busy one must stop 'up' before anything was started.
+        for svc in self.services():
+            if not _running(svc):
+                check = _port_check(self.settings, svc)
+                if check is not None:
+                    check_port_free(*check)
         for svc in self.services():
             self._say(f"  {svc.name:<14} starting..." if not _running(svc) else f"  {svc.name:<14} already running")
             svc.start()
@@ -124,6 +132,17 @@ class Stack:
 
 def _running(svc: Service) -> bool:
     return svc.pid() is not None
+
+
+def _port_check(settings: Settings, svc: Service) -> tuple[str, int, str, str] | None:
+    """(host, port, service, setting) a stopped service will listen on."""
+    if isinstance(svc, Database):
+        return svc.cfg.host, svc.cfg.port, svc.name, "stack.db.port"
+    if isinstance(svc, ApiService):
+        return settings.stack.proxy.host, svc.port, svc.name, f"stack.api.{svc.audience}_port"
+    if isinstance(svc, NginxInstance):
+        return settings.stack.proxy.host, svc.port, svc.name, svc.port_setting
+    return None
 
 
 __all__ = ["SERVICES", "Stack", "Urls"]
