@@ -285,3 +285,31 @@ def test_anonymous_s3_reads_public_objects_unsigned(tmp_path, s3) -> None:  # ty
     reads = [(m, p, a) for m, p, a in s3.requests[seen:] if p.endswith((public_key, private_key))]
     assert {p.rsplit("/", 1)[-1] for _, p, _ in reads} == {"anon.bin", "secret.bin"}
     assert all(a is None for _, _, a in reads), reads
+
+
+def test_a_file_another_download_is_writing_is_left_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two downloads of the same file never write one .part together: the second
+    reports the lock, and the first one's partial bytes stay as they were."""
+    import fcntl
+    import os
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.tif").write_bytes(b"x" * 5000)
+    with RangeServer(data) as http:
+        root = _one_file_catalogue(tmp_path, http.url("a.tif"))
+        folder = root / "products" / "P" / "p1"
+        folder.mkdir(parents=True)
+        part = folder / "a.tif.part"
+        part.write_bytes(b"x" * 1000)  # what the other run has so far
+        fd = os.open(part, os.O_WRONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the other run holds it
+        try:
+            busy = download(_settings(), path=root, quiet=True)
+        finally:
+            os.close(fd)
+        assert len(busy.failures) == 1 and "another download" in busy.failures[0].reason
+        assert part.read_bytes() == b"x" * 1000 and not (folder / "a.tif").exists()
+        done = download(_settings(), path=root, quiet=True)  # once it is free: resumes
+    assert done.failures == [] and (folder / "a.tif").read_bytes() == b"x" * 5000
+    assert done.bytes_transferred == 4000

@@ -372,20 +372,32 @@ def fetch_file(task: DownloadTask, fetcher: _Fetcher, retries: int, on_bytes: Ca
     The SHA2-256 is computed while writing (a resumed file hashes its part first),
     so verifying costs no second read of the file.
     """
+    import fcntl
+
     dest = task.dest
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    # One writer per file: a second download of the same file (another run, another
+    # user) must not append to this .part; it fails at once and leaves it alone.
+    lock_fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
-        return _fetch_into(task, part, fetcher, retries, on_bytes)
-    except BaseException:
-        # Keep a partial file to resume from; an empty one (refused before any byte) and
-        # the folder made for it are only litter.
-        with contextlib.suppress(OSError):
-            if part.stat().st_size == 0:
-                part.unlink()
-        with contextlib.suppress(OSError):
-            dest.parent.rmdir()  # only if empty
-        raise
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DownloadError(f"another download of {dest} is running (its {part.name} is locked)") from None
+        try:
+            return _fetch_into(task, part, fetcher, retries, on_bytes)
+        except BaseException:
+            # Keep a partial file to resume from; an empty one (refused before any byte)
+            # and the folder made for it are only litter.
+            with contextlib.suppress(OSError):
+                if part.stat().st_size == 0:
+                    part.unlink()
+            with contextlib.suppress(OSError):
+                dest.parent.rmdir()  # only if empty
+            raise
+    finally:
+        os.close(lock_fd)
 
 
 def _fetch_into(
@@ -397,7 +409,7 @@ def _fetch_into(
     for attempt in range(retries + 1):
         offset = part.stat().st_size if part.exists() else 0
         if task.size is not None and offset > task.size:
-            part.unlink()
+            os.truncate(part, 0)  # not unlink: the lock is on this file
             offset = 0
         hasher = _hash_file(part) if offset else hashlib.sha256()
         try:
@@ -415,7 +427,7 @@ def _fetch_into(
                 raise _Retry(f"got {part.stat().st_size} of {total} bytes")
             break
         except _Restart:
-            part.unlink(missing_ok=True)
+            os.truncate(part, 0)
             continue
         except (_Retry, urllib3.exceptions.HTTPError, OSError) as exc:
             if isinstance(exc, FileNotFoundError | PermissionError):
