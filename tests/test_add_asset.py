@@ -230,7 +230,16 @@ def test_bad_input_writes_nothing(catalogue: tuple[Path, str, str], tmp_path: Pa
             catalogue_path=root, collection_id=coll, item_id=mid, file_path=result_file(tmp_path, "y.nc"),
             key_prefix="a:b",
         )  # fmt: skip
+    (tmp_path / "www").mkdir()
+    with pytest.raises(AddAssetError, match="is a folder, not a result file"):
+        register_analysis(catalogue_path=root, collection_id=coll, item_id=mid, file_path=tmp_path / "www")
     assert path.read_bytes() == before and col_path.read_bytes() == col_before
+    # a Zarr store is one dataset: accepted, with its total size
+    store = tmp_path / "cmp_20260301.zarr"
+    store.mkdir()
+    (store / "zarr.json").write_text("{}")
+    res = register_analysis(catalogue_path=root, collection_id=coll, item_id=mid, file_path=store)
+    assert res.size_bytes == 2 and res.checksum is None
 
 
 # --------------------------------------------------------------------------- concurrency

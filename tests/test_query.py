@@ -221,6 +221,9 @@ def test_command_line_filter_ids_since_and_progress(running_stack, scene, tmp_pa
 
     by_id = run(tmp_path / "i", "--ids", ",".join(scene.matchup_ids[1:]), "-q")
     assert "2 items matched" in by_id.stdout and by_id.stderr == ""
+    unknown = run(tmp_path / "u", "--ids", f"{scene.matchup_ids[0]},no-such-item", "-q")
+    assert "1 items matched" in unknown.stdout
+    assert unknown.stderr.strip() == f"warning: 1 of the 2 requested ids are not at {running_stack.internal}/: no-such-item"
     assert sorted(it["id"] for it in MatchupCatalogue.open(tmp_path / "i").iter_items(scene.matchup_collection)) == sorted(
         scene.matchup_ids[1:]
     )

@@ -83,3 +83,26 @@ def test_unknown_keys_and_non_mappings_are_refused(tmp_path: Path, text: str, ne
     with pytest.raises(ConfigError) as err:
         load_settings(path, environ={})
     assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"min_lat": 95}, "min_lat"),
+        ({"min_lat": 50, "max_lat": 10}, "north of max_lat"),
+        ({"space_diff_threshold": -5}, "space_diff_threshold"),
+        ({"time_diff_threshold": 0}, "time_diff_threshold"),
+        ({"min_overlap_fraction": 1.5}, "min_overlap_fraction"),
+        ({"download": {"parallel": 0}}, "download.parallel"),
+        ({"query": {"page_size": 0}}, "query.page_size"),
+    ],
+)
+def test_values_out_of_range_are_refused(overrides: dict, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(overrides=overrides, environ={})
+    assert needle in str(err.value)
+
+
+def test_a_site_across_the_antimeridian_is_allowed() -> None:
+    s = load_settings(overrides={"min_lon": 170, "max_lon": -170, "min_lat": 0, "max_lat": 0}, environ={})
+    assert (s.min_lon, s.max_lon, s.min_lat, s.max_lat) == (170, -170, 0, 0)  # 0 is a valid bound

@@ -222,6 +222,11 @@ class _Source:
     checksum: str | None
 
 
+def _is_zarr_store(path: Path) -> bool:
+    """A folder that is one dataset (Zarr v2 or v3), not just any folder."""
+    return path.suffix == ".zarr" or any((path / n).is_file() for n in ("zarr.json", ".zgroup", ".zarray"))
+
+
 def _describe_source(file_path: str | os.PathLike[str], href: str | None) -> _Source:
     """Check the result file and measure it, before anything is written.
 
@@ -246,7 +251,9 @@ def _describe_source(file_path: str | os.PathLike[str], href: str | None) -> _So
     if href is not None and urlparse(href).scheme.lower() not in ("http", "https", "file", "s3"):
         raise AddAssetError(f"--href must be a URL (http(s)://, file://, s3://), got {href!r}")
     try:
-        if path.is_dir():  # e.g. a .zarr store: total size, no single checksum
+        if path.is_dir():  # a Zarr store: total size, no single checksum
+            if not _is_zarr_store(path):
+                raise AddAssetError(f"{path} is a folder, not a result file (a Zarr store ends in .zarr)")
             size, checksum = _dir_size(path), None
         elif path.is_file():
             size, checksum = multihash_sha256(path)

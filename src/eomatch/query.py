@@ -482,6 +482,14 @@ def query(
             raise
         else:
             cat.save()
+            if wanted_ids:
+                found = {item_id for _, item_id in writer.seen}
+                missing = [i for i in wanted_ids if i not in found]
+                if missing:
+                    log.warning(
+                        "%d of the %d requested ids are not at %s: %s",
+                        len(missing), len(wanted_ids), api, ", ".join(missing[:5]) + (" …" if len(missing) > 5 else ""),
+                    )  # fmt: skip
         finally:
             progress.close()
             cat.close()

@@ -191,7 +191,7 @@ class ProviderSpec(_Section):
     data_assets: list[str] = Field(default_factory=list)
     max_items: int = 500
     """Most products kept from one search (a warning says when a search hits it)."""
-    page_size: int = 100
+    page_size: int = Field(100, ge=1)
     """Items per page asked of a STAC API (pages are followed up to ``max_items``)."""
 
 
@@ -199,7 +199,7 @@ class DownloadSettings(_Section):
     """``eomatch-download``: where products go and how to authenticate."""
 
     products_root: Path | None = None
-    parallel: int = 4
+    parallel: int = Field(4, ge=1)
     chunk_bytes: int = 1024 * 1024
     bearer_token: str | None = None
     username: str | None = None
@@ -220,7 +220,7 @@ class DownloadSettings(_Section):
 class QuerySettings(_Section):
     """``eomatch-query``: paging and retries against a STAC API."""
 
-    page_size: int = 1000
+    page_size: int = Field(1000, ge=1)
     timeout_s: float = 60.0
     retries: int = 4
     backoff_s: float = 0.5
@@ -278,20 +278,20 @@ class Settings(BaseSettings):
     collections: list[str] = Field(default_factory=list)
     start_time: datetime | None = None
     end_time: datetime | None = None
-    min_lat: float | None = None
-    max_lat: float | None = None
-    min_lon: float | None = None
-    max_lon: float | None = None
-    space_diff_threshold: float = 100.0
+    min_lat: float | None = Field(None, ge=-90, le=90)
+    max_lat: float | None = Field(None, ge=-90, le=90)
+    min_lon: float | None = Field(None, ge=-180, le=180)
+    max_lon: float | None = Field(None, ge=-180, le=180)
+    space_diff_threshold: float = Field(100.0, gt=0)
     """km between ground tracks (nadir or swath edges)."""
-    time_diff_threshold: float = 1800.0
+    time_diff_threshold: float = Field(1800.0, gt=0)
     """s between overpasses."""
     use_swath: bool = False
     exclude_night_events: bool = False
     min_solar_elevation_deg: float = 0.0
     exclude_antimeridian_events: bool = False
-    min_overlap_km2: float = 0.0
-    min_overlap_fraction: float = 0.0
+    min_overlap_km2: float = Field(0.0, ge=0)
+    min_overlap_fraction: float = Field(0.0, ge=0, le=1)
     tle_paths: list[Path] = Field(default_factory=list)
     tle_max_age_days: float = 3.0
     tle_cache_dir: Path | None = None
@@ -329,6 +329,8 @@ class Settings(BaseSettings):
     def _check_times(self) -> Settings:
         if self.start_time and self.end_time and self.end_time <= self.start_time:
             raise ValueError("end_time must be after start_time")
+        if self.min_lat is not None and self.max_lat is not None and self.min_lat > self.max_lat:
+            raise ValueError(f"min_lat ({self.min_lat}) is north of max_lat ({self.max_lat})")
         return self
 
     @classmethod
