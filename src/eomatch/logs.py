@@ -114,5 +114,20 @@ def configure_logging(
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(make_formatter(service, log_format, console_style))
+    handler.addFilter(_expected_outage_one_line)
     root.addHandler(handler)
     root.setLevel(level)
+
+
+def _expected_outage_one_line(record: logging.LogRecord) -> bool:
+    """asyncpg's pool logs a full traceback each time it retries its connection floor
+    while PostgreSQL is down; during a restart that buries the log. Keep one line
+    naming the error instead."""
+    if record.name == "asyncpg.pool" and record.exc_info and record.exc_info[1] is not None:
+        exc = record.exc_info[1]
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        record.msg = f"{record.getMessage()}: {type(exc).__name__}: {first}".rstrip(": ")
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+    return True

@@ -131,7 +131,8 @@ def _add_db_unavailable_handler(app: FastAPI) -> None:
     log = logging.getLogger("eomatch.server")
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable for %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        log.warning("database unavailable for %s %s: %s: %s", request.method, request.url.path,
+                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         return JSONResponse(
             {"code": "ServiceUnavailable", "description": "the catalogue database is unavailable; retry shortly"},
             status_code=503,
@@ -144,6 +145,10 @@ def _add_db_unavailable_handler(app: FastAPI) -> None:
         asyncpg.exceptions.OperatorInterventionError,  # shutting down, admin shutdown
         asyncpg.exceptions.ConnectionDoesNotExistError,
         asyncpg.exceptions.TooManyConnectionsError,
+        # A connection the server dropped mid-query: asyncpg reports a broken
+        # protocol state or a closed connection rather than a server error.
+        asyncpg.exceptions.InternalClientError,
+        asyncpg.exceptions.InterfaceError,
     ):
         app.add_exception_handler(exc_class, unavailable)
 
