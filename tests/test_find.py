@@ -182,3 +182,26 @@ def test_a_provider_failing_for_one_event_loses_only_that_event(
     assert doomed in summary.failures[0] and api.base in summary.failures[0]
     got = {e.id: {m.id for m in e.matchup_set} for e in MatchupCatalogue.open(tmp_path / "cat").get_events()}
     assert got == {k: v for k, v in ref_events.items() if k != doomed}
+
+
+def test_a_provider_down_for_the_whole_run_is_one_warning_and_one_digest_line(
+    tmp_path: Path, archive: Path, httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = MiniStacApi(httpserver, archive_items(archive))
+    api.fail_if = lambda body: "sentinel-2-l1c" in body["collections"]
+    reference = run_settings(tmp_path / "ref", archive)
+    providers = simulated_providers(reference, archive, ["L9"])
+    providers["S2_MSI_L1C"] = providers["S2_MSI_L1C"].model_copy(update={"url": api.base})
+    settings = run_settings(tmp_path / "cat", archive, provider_retries=0, provider_backoff_s=0.0)
+    settings = settings.model_copy(update={"providers": providers})
+    with caplog.at_level("WARNING", logger="eomatch.find"):
+        summary = find(settings, quiet=True)
+    assert len(summary.failures) >= 2 and not summary.ok
+    warnings = [r for r in caplog.records if r.name == "eomatch.find" and "event" in r.getMessage()]
+    assert len(warnings) == 1
+    digest = summary.failure_digest(examples=1)
+    assert len(digest) == 1
+    n = len(summary.failures)
+    first_id = summary.failures[0].split(": ")[0].removeprefix("event ")
+    assert digest[0].startswith(f"{n} events ({first_id} and {n - 1} more): ")
+    assert api.base in digest[0]

@@ -232,3 +232,37 @@ def test_command_line_filter_ids_since_and_progress(running_stack, scene, tmp_pa
     run(full, "--collections", scene.matchup_collection, "-q")
     again = run(full, "--collections", scene.matchup_collection, "--since", "last", "-q")
     assert "0 items matched" in again.stdout and "updated since" in again.stdout
+
+
+class _ScriptedClient:
+    """Answers each request with the next scripted page (no network)."""
+
+    def __init__(self, docs: list[dict]) -> None:  # type: ignore[type-arg]
+        self.docs = list(docs)
+
+    def request(self, method, url, params=None, body=None):  # type: ignore[no-untyped-def]
+        return self.docs.pop(0)
+
+
+@pytest.mark.parametrize(
+    ("first_page", "expected"),
+    [
+        ({"numberMatched": 3}, 3),
+        ({"context": {"matched": 3, "returned": 2}}, 3),  # the older context extension
+        ({}, None),  # pgSTAC with its context setting off says nothing
+        ({"numberMatched": "3"}, None),  # not a count
+    ],
+)
+def test_pages_report_the_apis_match_count(first_page, expected) -> None:  # type: ignore[no-untyped-def]
+    from eomatch.query import _pages
+
+    f = {"type": "Feature", "id": "x"}
+    docs = [
+        {"type": "FeatureCollection", "features": [f, f], **first_page,
+         "links": [{"rel": "next", "href": "http://api/search?token=2"}]},
+        {"type": "FeatureCollection", "features": [f], "numberMatched": 99, "links": []},
+    ]  # fmt: skip
+    counts: dict[str, int] = {}
+    pages = list(_pages(_ScriptedClient(docs), "http://api/search", {}, counts))  # type: ignore[arg-type]
+    assert [len(p) for p in pages] == [2, 1]
+    assert counts.get("matched") == expected  # from the first page, not a later one

@@ -29,7 +29,7 @@ from urllib.parse import quote, unquote, urlparse
 
 import urllib3
 
-from eomatch.errors import ConfigError, DownloadError
+from eomatch.errors import ConfigError, DownloadError, network_reason
 from eomatch.progress import Progress
 from eomatch.settings import DownloadSettings, Settings
 
@@ -433,7 +433,7 @@ def _fetch_into(
             if isinstance(exc, FileNotFoundError | PermissionError):
                 raise DownloadError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
             if attempt == retries:
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                reason = str(exc).splitlines()[0] if isinstance(exc, _Retry) else network_reason(exc)
                 raise DownloadError(f"gave up after {retries + 1} attempts: {reason}") from None
             log.debug("retrying %s in %.1fs: %s", task.href, delay, exc)
             time.sleep(delay)
@@ -552,15 +552,51 @@ def download(
     keys = list(asset_keys or cfg.data_asset_keys)
     summary = DownloadSummary(catalogue=str(cat.root), products_root=str(root))
     t0 = time.monotonic()
-    progress = Progress("download", unit="B", quiet=quiet)
+    if product_ids is not None:
+        product_ids = list(product_ids)
+    n_products = len(product_ids) if product_ids is not None else cat.count(kind="product")
+    # Progress counts products finished (what the ETA can rest on: sizes are often
+    # unknown before the transfer); the bytes and their rate ride along.
+    bytes_now = [0]
+
+    def transfer_note() -> str:
+        from eomatch.progress import _fmt_bytes
+
+        rate = bytes_now[0] / max(progress.elapsed_s(), 1e-9)
+        return f"{summary.files_downloaded} files, {_fmt_bytes(bytes_now[0])} at {_fmt_bytes(rate)}/s"
+
+    progress = Progress("download", total=n_products, unit="products", quiet=quiet, note=transfer_note)
     lock = threading.Lock()
+    open_tasks: dict[str, int] = {}  # product id -> files in flight (+1 while still being queued)
 
     def on_bytes(n: int) -> None:
         with lock:
-            progress.update(n)
+            bytes_now[0] += n
+            progress.update(0)
+
+    def task_finished(item_id: str) -> None:
+        open_tasks[item_id] -= 1
+        if open_tasks[item_id] == 0:
+            del open_tasks[item_id]
+            with lock:
+                progress.update(1)
 
     fetcher = _Fetcher(cfg.model_copy(update={"parallel": workers}))
     pending: dict[Future[tuple[int, str]], DownloadTask] = {}
+
+    def settle(fut: Future[tuple[int, str]], task: DownloadTask) -> None:
+        try:
+            transferred, digest = fut.result()
+        except DownloadError as exc:
+            summary.failures.append(DownloadFailure(task.item_id, task.asset_key, task.href, str(exc)))
+            return
+        except Exception as exc:  # a library error we did not foresee: report, keep going
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            summary.failures.append(DownloadFailure(task.item_id, task.asset_key, task.href, reason))
+            return
+        summary.bytes_transferred += transferred
+        summary.files_downloaded += 1
+        _register(cat, task, digest)
 
     def drain(block_until: int) -> None:
         while len(pending) > block_until:
@@ -568,38 +604,35 @@ def download(
             for fut in done:
                 task = pending.pop(fut)
                 try:
-                    transferred, digest = fut.result()
-                except DownloadError as exc:
-                    summary.failures.append(DownloadFailure(task.item_id, task.asset_key, task.href, str(exc)))
-                    continue
-                except Exception as exc:  # a library error we did not foresee: report, keep going
-                    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                    summary.failures.append(DownloadFailure(task.item_id, task.asset_key, task.href, reason))
-                    continue
-                summary.bytes_transferred += transferred
-                summary.files_downloaded += 1
-                _register(cat, task, digest)
+                    settle(fut, task)
+                finally:
+                    task_finished(task.item_id)
 
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for coll, _, item in _iter_products(cat, product_ids):
+            for coll, pid, item in _iter_products(cat, product_ids):
                 summary.products += 1
-                assets = item.get("assets") or {}
-                provided = _local_path(assets.get("data"))
-                if provided is not None and provided.is_file() and not any(k.startswith("data:") for k in assets):
-                    summary.files_skipped += 1  # already on the shared drive (internal catalogue)
-                    continue
-                for task in _tasks_of(item, coll, root, keys):
-                    registered = (item.get("assets") or {}).get(f"data:{task.asset_key}")
-                    digest = _complete(task, registered)
-                    if digest is not None:
-                        summary.files_skipped += 1
-                        if _local_path(registered) != task.dest.resolve():
-                            _register(cat, task, digest)
+                open_tasks[pid] = open_tasks.get(pid, 0) + 1  # held until its files are queued
+                try:
+                    assets = item.get("assets") or {}
+                    provided = _local_path(assets.get("data"))
+                    if provided is not None and provided.is_file() and not any(k.startswith("data:") for k in assets):
+                        summary.files_skipped += 1  # already on the shared drive (internal catalogue)
                         continue
-                    fut = pool.submit(fetch_file, task, fetcher, cfg.retries, on_bytes)
-                    pending[fut] = task
-                    drain(workers * 4)
+                    for task in _tasks_of(item, coll, root, keys):
+                        registered = (item.get("assets") or {}).get(f"data:{task.asset_key}")
+                        digest = _complete(task, registered)
+                        if digest is not None:
+                            summary.files_skipped += 1
+                            if _local_path(registered) != task.dest.resolve():
+                                _register(cat, task, digest)
+                            continue
+                        fut = pool.submit(fetch_file, task, fetcher, cfg.retries, on_bytes)
+                        pending[fut] = task
+                        open_tasks[pid] += 1
+                        drain(workers * 4)
+                finally:
+                    task_finished(pid)
             drain(0)
         cat.save()
     finally:

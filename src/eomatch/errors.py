@@ -39,3 +39,43 @@ class DownloadError(EomatchError):
 
 class DatasetError(EomatchError):
     """Building a matchup dataset failed."""
+
+
+def network_reason(exc: BaseException) -> str:
+    """A short cause for a failed request ("connection refused", "host name not found",
+    "timed out", ...), whatever library raised it.
+
+    urllib3, requests and httpx wrap the socket error in layers whose text repeats
+    the URL, the pool and the retry policy; users need the cause, once.
+    """
+    import socket
+    import ssl
+
+    chain: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(chain) < 20:
+        e = todo.pop(0)
+        if e is None or any(e is seen for seen in chain):
+            continue
+        chain.append(e)
+        todo.extend([getattr(e, "reason", None) if isinstance(getattr(e, "reason", None), BaseException) else None,
+                     e.__cause__, e.__context__])  # fmt: skip
+        todo.extend(a for a in e.args if isinstance(a, BaseException))
+    names = " ".join(type(e).__name__ for e in chain)
+    text = " ".join(str(e) for e in chain).lower()
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "connection refused" in text:
+        return "connection refused"
+    if (any(isinstance(e, socket.gaierror) for e in chain) or "NameResolution" in names
+            or "name or service not known" in text or "temporary failure in name resolution" in text
+            or "nodename nor servname" in text):  # fmt: skip
+        return "host name not found"
+    if any(isinstance(e, TimeoutError) for e in chain) or "Timeout" in names or "timed out" in text:
+        return "timed out"
+    if any(isinstance(e, ConnectionResetError) for e in chain) or "connection reset" in text:
+        return "connection reset by the server"
+    if any(isinstance(e, ssl.SSLError) for e in chain) or "SSLError" in names or "certificate" in text:
+        ssl_err = next((e for e in chain if isinstance(e, ssl.SSLError)), chain[-1])
+        first = str(ssl_err).strip().splitlines()[0] if str(ssl_err).strip() else type(ssl_err).__name__
+        return f"TLS error: {first[:200]}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return first[:200]

@@ -106,6 +106,22 @@ class FindSummary:
         failed = f"; {len(self.failures)} events FAILED" if self.failures else ""
         return f"find: {what} in {self.catalogue} ({self.seconds:.1f}s){failed}"
 
+    def failure_digest(self, examples: int = 3) -> list[str]:
+        """One line per distinct reason: how many events, which ones (a few), why.
+
+        A provider that goes down fails every later event the same way; a line
+        per event would bury the cause.
+        """
+        by_reason: dict[str, list[str]] = {}
+        for failure in self.failures:
+            event_id, _, reason = failure.partition(": ")
+            by_reason.setdefault(reason or failure, []).append(event_id.removeprefix("event "))
+        lines = []
+        for reason, ids in by_reason.items():
+            shown = ", ".join(ids[:examples]) + (f" and {len(ids) - examples} more" if len(ids) > examples else "")
+            lines.append(f"{len(ids)} event{'s' if len(ids) != 1 else ''} ({shown}): {reason}")
+        return lines
+
 
 # --------------------------------------------------------------------------- configuration
 
@@ -171,16 +187,18 @@ def _site_box(settings: Settings) -> BaseGeometry | None:
 
 
 def find_events(settings: Settings, progress: Progress | None = None) -> Iterator[Crossover]:
-    """Crossover events of every platform pair in the period (orbit step only, no provider)."""
+    """Crossover events of every platform pair in the period (orbit step only, no provider).
+
+    ``progress`` counts days of orbit searched, the window once per pair.
+    """
     pairs = resolve_pairs(settings)
     start, end = _check_window(settings)
     names = sorted({s.name for pair in pairs for s in pair})
     tles = load_tles_for(settings, names)
+    if progress is not None and progress.total is None:
+        progress.total = (end - start).total_seconds() / 86400.0 * len(pairs)
     for sat_a, sat_b in pairs:
-        for event in find_crossovers(settings, sat_a.name, sat_b.name, start, end, tles=tles):
-            if progress is not None:
-                progress.update(1)
-            yield event
+        yield from find_crossovers(settings, sat_a.name, sat_b.name, start, end, tles=tles, progress=progress)
 
 
 # --------------------------------------------------------------------------- events and matchups
@@ -363,9 +381,16 @@ def find(
         with contextlib.ExitStack() as stack:
             if callable(bulk):
                 stack.enter_context(bulk())
-            progress = stack.enter_context(Progress("find", unit="events", quiet=quiet))
+            # Progress in days of orbit searched (the window once per pair): events
+            # are irregular, the days are what the run has left to do.
+            window_days = (end - start).total_seconds() / 86400.0
+            progress = stack.enter_context(Progress(
+                "find", total=window_days * len(pairs), unit="days", decimals=1, quiet=quiet,
+                note=lambda: f"{summary.events} events, {summary.matchups} matchups",
+            ))  # fmt: skip
             for sat_a, sat_b in pairs:
-                for xo in find_crossovers(settings, sat_a.name, sat_b.name, start, end, tles=tles):
+                crossovers = find_crossovers(settings, sat_a.name, sat_b.name, start, end, tles=tles, progress=progress)
+                for xo in crossovers:
                     summary.events += 1
                     for side_a, side_b in combos[(sat_a.name, sat_b.name)]:
                         event = make_event(xo, side_a, side_b, settings)
@@ -375,7 +400,6 @@ def find(
                             summary.events_written += 1
                             continue
                         _process_event(event, (side_a, side_b), providers, site, settings, writer, summary)
-                    progress.update(1)
         cat.save()
         cat.close()
     finally:
@@ -409,8 +433,11 @@ def _process_event(
                     provider, region, t0, t1, side.name, retries, settings.provider_backoff_s
                 )
             except ProviderError as exc:
+                if not any(f.endswith(f": {exc}") for f in summary.failures[-50:]):
+                    # the first of a run of identical failures is logged; the rest are
+                    # counted and summed up at the end (failure_digest)
+                    log.warning("event %s: %s (events failing the same way are summed up at the end)", event.id, exc)
                 summary.failures.append(f"event {event.id}: {exc}")
-                log.warning("event %s: %s", event.id, exc)
                 return
     a_name, b_name = event.platforms
     matchups = pair_products(event, found.get(a_name, []), found.get(b_name, []), settings)

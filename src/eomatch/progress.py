@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 
@@ -25,7 +26,9 @@ def _fmt_bytes(n: float) -> str:
 class Progress:
     """Counts work done and redraws one status line at most ``interval_s`` apart.
 
-    ``unit="B"`` formats counts as bytes (bytes/s). ``total`` may be unknown (None).
+    ``unit="B"`` formats counts as bytes (bytes/s). ``total`` may be unknown (None);
+    when known the line shows a percentage and an ETA. ``note`` adds the caller's own
+    running figures (e.g. events found so far) at the end of the line.
     """
 
     def __init__(
@@ -36,6 +39,8 @@ class Progress:
         quiet: bool = False,
         stream: TextIO | None = None,
         interval_s: float = 0.5,
+        note: Callable[[], str] | None = None,
+        decimals: int = 0,
     ) -> None:
         self.label = label
         self.total = total
@@ -43,14 +48,19 @@ class Progress:
         self.quiet = quiet
         self.stream = stream or sys.stderr
         self.interval_s = interval_s
-        self.done = 0
+        self.note = note
+        self.decimals = decimals
+        self.done: float = 0
         self.start = time.monotonic()
         self._last = 0.0
         self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._drawn = False
+        self._drawn_done: float = 0
 
-    def _count(self, n: float) -> str:
-        return _fmt_bytes(n) if self.unit == "B" else f"{int(n)} {self.unit}"
+    def _count(self, n: float, with_unit: bool = True) -> str:
+        if self.unit == "B":
+            return _fmt_bytes(n)
+        return f"{n:,.{self.decimals}f} {self.unit}" if with_unit else f"{n:,.{self.decimals}f}"
 
     def rate(self) -> float:
         elapsed = max(time.monotonic() - self.start, 1e-9)
@@ -58,18 +68,24 @@ class Progress:
 
     def line(self) -> str:
         rate = self.rate()
-        rate_s = f"{_fmt_bytes(rate)}/s" if self.unit == "B" else f"{rate:,.0f} {self.unit}/s"
+        if self.unit == "B":
+            rate_s = f"{_fmt_bytes(rate)}/s"
+        else:
+            # slow work (a few products a second) keeps two significant digits, not "0/s"
+            rate_s = f"{rate:,.{self.decimals}f} {self.unit}/s" if rate >= 10 else f"{rate:.2g} {self.unit}/s"
+        note = f", {self.note()}" if self.note is not None else ""
         if self.total:
-            pct = 100.0 * self.done / self.total
-            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+            total = max(self.total, self.done)  # a total that was an estimate is not a ceiling
+            pct = 100.0 * self.done / total
+            eta = (total - self.done) / rate if rate > 0 else float("inf")
             eta_s = _fmt_duration(eta) if eta != float("inf") else "?"
             return (
-                f"{self.label}: {self._count(self.done)}/{self._count(self.total)} "
-                f"({pct:.0f}%) {rate_s} ETA {eta_s}"
+                f"{self.label}: {self._count(self.done, with_unit=False)}/{self._count(total)} "
+                f"({pct:.0f}%) {rate_s} ETA {eta_s}{note}"
             )
-        return f"{self.label}: {self._count(self.done)} {rate_s}"
+        return f"{self.label}: {self._count(self.done)} {rate_s}{note}"
 
-    def update(self, n: int = 1) -> None:
+    def update(self, n: float = 1) -> None:
         self.done += n
         if self.quiet:
             return
@@ -85,11 +101,18 @@ class Progress:
             self.stream.write(self.line() + "\n")
         self.stream.flush()
         self._drawn = True
+        self._drawn_done = self.done
 
     def close(self) -> None:
-        """Clear the status line; the caller prints its own summary."""
+        """Clear the status line; the caller prints its own summary.
+
+        In a log (not a terminal) the last state is written once more, so the file
+        ends with where the work stopped rather than where it was half a second before.
+        """
         if self.quiet:
             return
+        if not self._tty and self._drawn and self._drawn_done != self.done:
+            self._draw()
         if self._tty and self._drawn:
             self.stream.write("\r\033[K")
             self.stream.flush()

@@ -31,7 +31,7 @@ import orjson
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from eomatch.errors import ConfigError, EomatchError
+from eomatch.errors import ConfigError, EomatchError, network_reason
 from eomatch.model import MatchupError, format_datetime, geojson, item_times, normalize_geometry
 from eomatch.settings import ProviderSpec, SatelliteSpec, Settings
 
@@ -45,8 +45,7 @@ class ProviderError(EomatchError):
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+    return network_reason(exc)
 
 
 def is_api_url(url: str) -> bool:

@@ -34,7 +34,7 @@ import orjson
 
 from eomatch import jsonio
 from eomatch.catalogue import fast_relative_href
-from eomatch.errors import CatalogueError, ConfigError, QueryError
+from eomatch.errors import CatalogueError, ConfigError, QueryError, network_reason
 from eomatch.model import (
     MatchupError,
     default_relpath,
@@ -188,10 +188,7 @@ class StacClient:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    if "Connection refused" in text or "connect" in type(exc).__name__.lower():
-        return "connection refused" if "refused" in text.lower() else (text.splitlines()[0] if text else "connection failed")
-    return text.splitlines()[0] if text else type(exc).__name__
+    return network_reason(exc)
 
 
 def _server_message(resp: httpx.Response) -> str:
@@ -226,14 +223,32 @@ def _search_url(landing: dict[str, Any], api_url: str) -> str:
     return urljoin(api_url, "search")
 
 
-def _pages(client: StacClient, url: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
-    """Feature lists page by page, following ``next`` links (GET or POST)."""
+def _number_matched(doc: dict[str, Any]) -> int | None:
+    """The API's count of all matches, when it gives one (``numberMatched`` or the
+    older context extension); pgSTAC leaves it out unless its context setting is on."""
+    n = doc.get("numberMatched")
+    if n is None and isinstance(doc.get("context"), dict):
+        n = doc["context"].get("matched")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
+
+
+def _pages(
+    client: StacClient, url: str, params: dict[str, Any], counts: dict[str, int] | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """Feature lists page by page, following ``next`` links (GET or POST).
+
+    ``counts["matched"]`` is set from the first page when the API says how many match.
+    """
     method, body, req_params = "GET", None, dict(params)
     seen_urls: set[str] = set()
+    first = True
     while True:
         doc = client.request(method, url, params=req_params, body=body)
         if not isinstance(doc, dict) or not isinstance(doc.get("features"), list):
             raise QueryError(f"{url}: the search answered something that is not a FeatureCollection")
+        if first and counts is not None and (matched := _number_matched(doc)) is not None:
+            counts["matched"] = matched
+        first = False
         features = doc["features"]
         if features:
             yield features
@@ -452,7 +467,8 @@ def query(
             params["filter"] = " AND ".join(filters)
             params["filter-lang"] = "cql2-text"
 
-        pages = iter(_Prefetch(_pages(client, search, params)))
+        counts: dict[str, int] = {}
+        pages = iter(_Prefetch(_pages(client, search, params, counts)))
         first = next(pages, None)  # a bad filter or datetime fails here, before any write
 
         cat = MatchupCatalogue.create(out_path)
@@ -460,7 +476,9 @@ def query(
         writer = _Writer(cat, client, api, summary, since_iso is not None)
         for cid, doc in collection_docs.items():
             writer.collection(cid, doc)
-        progress = Progress("query", quiet=quiet)
+        # A total (so % and ETA) when the API counts its matches; the related items
+        # fetched afterwards may take the count past it, which the line tolerates.
+        progress = Progress("query", total=counts.get("matched"), quiet=quiet)
         try:
             with cat.bulk():
                 if first is not None:

@@ -154,3 +154,26 @@ def test_parallel_flag_sets_how_many_downloads_overlap(capsys, tmp_path, flag: i
         assert http.max_in_flight == 1
     else:
         assert 1 < http.max_in_flight <= flag
+
+
+def test_progress_counts_products_with_bytes_and_eta(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Progress is products finished out of the catalogue's products (with ETA), the
+    bytes so far ride along; the log ends at 100%; -q prints only the summary."""
+    (tmp_path / "d").mkdir()
+    for name in ("a.tif", "b.tif"):
+        (tmp_path / "d" / name).write_bytes(b"3" * 5000)
+    with RangeServer(tmp_path / "d") as http:
+        root = tmp_path / "cat"
+        with MatchupCatalogue.create(root) as cat:
+            for pid, name in (("p1", "a.tif"), ("p2", "b.tif"), ("p3", None)):
+                assets = {"red": {"href": http.url(name)}} if name else {}
+                cat.add_product(Product.create(id=pid, collection="P", platform="Landsat-9", geometry=box(0, 0, 1, 1),
+                                               start="2022-05-21T10:00:00Z", assets=assets))  # fmt: skip
+        code = main(["--path", str(root)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("download: ")]
+    assert lines and all("/3 products (" in ln and "ETA" in ln for ln in lines), err
+    assert lines[-1].startswith("download: 3/3 products (100%)")
+    assert "2 files, 9.8 KiB at " in lines[-1]
+    assert "downloaded 2 files" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,30 @@ def test_tle_flag_takes_files_and_folders(tmp_path: Path, capsys: pytest.Capture
     assert len(capsys.readouterr().out.splitlines()) > 1
     assert main([*args, "--tle", str(tmp_path / "missing.tle")]) != 0
     assert "missing.tle" in one_line_error(capsys)
+    # a file that holds no TLE (an error page saved as .tle) is named, not skipped in
+    # favour of the packaged histories
+    garbage = tmp_path / "celestrak.tle"
+    garbage.write_text("<html><body>503 Service Unavailable</body></html>\n")
+    assert main([*args, "--tle", str(garbage)]) != 0
+    assert f"{garbage} holds no two-line element sets" in one_line_error(capsys)
+
+
+def test_events_progress_counts_days_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Progress of the orbit search is days of the window (with % and ETA) plus the
+    events so far, on stderr; stdout stays a clean table; -q silences the rest."""
+    cfg = str(write_config(tmp_path))
+    assert main(["--config", cfg, "--events-only", "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    rows = list(csv.DictReader(io.StringIO(out)))
+    lines = err.strip().splitlines()
+    progress = [ln for ln in lines if ln.startswith("find: ") and "ETA" in ln]
+    assert progress, err
+    days_total = (datetime.fromisoformat(END) - datetime.fromisoformat(START)).total_seconds() / 86400
+    assert f"/{days_total:.1f} days (" in progress[-1]
+    assert "events" in progress[-1]
+    assert lines[-1] == f"find: {len(rows)} crossover events in " + lines[-1].split(" in ")[1]
+    assert main(["--config", cfg, "--events-only", "--format", "csv", "-q"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize(

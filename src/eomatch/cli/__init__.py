@@ -88,3 +88,6 @@ def setup_logging(settings: Settings, service: str = "cli") -> None:
     from eomatch.logs import configure_logging
 
     configure_logging(service=service, log_format=settings.stack.log_format, level=logging.WARNING, console_style="short")
+    # urllib3 warns on every retry with the whole pool and policy in the text; the
+    # command reports the final failure itself, once, with the cause.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)

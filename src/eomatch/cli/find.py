@@ -48,19 +48,28 @@ def _main(argv: Sequence[str] | None) -> int:
 
     if args.format:
         from eomatch.orbits import EVENT_COLUMNS, events_to_rows
+        from eomatch.progress import Progress
 
-        if args.format == "csv":
-            writer = csv.DictWriter(sys.stdout, fieldnames=list(EVENT_COLUMNS))
-            writer.writeheader()
-            for row in events_to_rows(find_events(settings), geometry="wkt"):
-                writer.writerow(row)
-        else:
-            rows = list(events_to_rows(find_events(settings), geometry="geojson"))
-            sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        # stdout carries the table; progress and the summary go to stderr.
+        n_events = 0
+        with Progress("find", unit="days", decimals=1, quiet=args.quiet, note=lambda: f"{n_events} events") as progress:
+            events = find_events(settings, progress=progress)
+            if args.format == "csv":
+                writer = csv.DictWriter(sys.stdout, fieldnames=list(EVENT_COLUMNS))
+                writer.writeheader()
+                for row in events_to_rows(events, geometry="wkt"):
+                    writer.writerow(row)
+                    n_events += 1
+            else:
+                rows = list(events_to_rows(events, geometry="geojson"))
+                n_events = len(rows)
+                sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        if not args.quiet:
+            print(f"find: {n_events} crossover events in {progress.elapsed_s():.1f} s", file=sys.stderr)
         return 0
 
     summary = find(settings, events_only=args.events_only, quiet=args.quiet, catalogue=args.catalogue)
-    for failure in summary.failures:
-        print(f"failed: {failure}", file=sys.stderr)
+    for line in summary.failure_digest():
+        print(f"failed: {line}", file=sys.stderr)
     print(summary.line())
     return 0 if summary.ok else EXIT_FAILURES

@@ -275,6 +275,7 @@ class _PairSearch:
     ) -> None:
         self.a, self.b, self.p = tles_a, tles_b, params
         self.start_s = start_s
+        self.span_days = (end_s - start_s) / 86400.0
         self.fs = float(params.fine_step_s)
         self.n_fine = int(math.floor((end_s - start_s) / self.fs + 1e-9)) + 1
         self.m = max(1, int(round(params.coarse_step_s / self.fs)))
@@ -599,9 +600,12 @@ class _PairSearch:
         carry_a = np.empty(0, dtype=np.int64)
         carry_b = np.empty(0, dtype=np.int64)
         carry_near = np.empty(0, dtype=bool)
+        # Progress counts days of the window searched: a caller summing several
+        # pairs sets the total itself; alone, the total is this window.
         n_chunks = self.n_chunks
         if progress is not None and progress.total is None:
-            progress.total = n_chunks
+            progress.total = self.span_days
+        reported_days = 0.0
         for chunk in range(n_chunks):
             ca, cb, cn = self.coarse_candidates(chunk)
             cand_a = np.concatenate((carry_a, ca))
@@ -624,7 +628,9 @@ class _PairSearch:
             ready = [c for c in ready if near[c].any()]
             yield from self.refine(cand_a, cand_b, ready)
             if progress is not None:
-                progress.update(1)
+                covered = self.span_days * (chunk + 1) / n_chunks
+                progress.update(covered - reported_days)
+                reported_days = covered
 
 
 def _union_of_ranges(ranges: list[tuple[int, int]]) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sgp4.api import Satrec
 
-from eomatch.errors import ConfigError, EomatchError
+from eomatch.errors import ConfigError, EomatchError, network_reason
 
 if TYPE_CHECKING:
     from eomatch.settings import SatelliteSpec, Settings
@@ -280,8 +280,14 @@ def load_tles(
         by_norad = {s.norad_id: s for s in wanted}
     found: dict[int, list[ElementSet]] = {}
     sources: dict[int, list[Path]] = {}
+    named_files = {p.resolve() for p in path_list if p.is_file()}
     for f in iter_tle_files(path_list):
-        for es in read_tle_file(f):
+        element_sets = read_tle_file(f)
+        if not element_sets and f.resolve() in named_files:
+            # A file named on purpose that holds no TLE is a mistake (wrong file, an
+            # HTML error page saved as .tle); silently using other TLEs would hide it.
+            raise TleError(f"{f} holds no two-line element sets")
+        for es in element_sets:
             if es.norad_id not in by_norad:
                 continue
             found.setdefault(es.norad_id, []).append(es)
@@ -361,8 +367,7 @@ def fetch_tles(
             try:
                 resp = client.get(url, params={"CATNR": str(norad), "FORMAT": "TLE"})
             except httpx.HTTPError as exc:
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise TleError(f"cannot reach {url} for NORAD {norad}: {reason}") from None
+                raise TleError(f"cannot reach {url} for NORAD {norad}: {network_reason(exc)}") from None
             if resp.status_code != 200:
                 raise TleError(f"{url} answered HTTP {resp.status_code} for NORAD {norad}")
             try:
