@@ -214,7 +214,7 @@ def migrate_files(cat_path: str | Path, forms: list[str], to_prefix: str, dry_ru
     def edit(item: dict[str, Any]) -> None:
         rewrite_assets(item, forms, to_prefix)
 
-    progress = Progress("migrating hrefs in files", quiet=quiet)
+    progress = Progress("migrating hrefs in files", total=cat.count(), unit="files", quiet=quiet)
     try:
         for _, path in cat.iter_item_paths():
             summary.files_scanned += 1
