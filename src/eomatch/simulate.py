@@ -359,8 +359,13 @@ def simulate_archive(
     root = Path(out_dir).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     written: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    progress = Progress("simulate", unit="items", quiet=quiet)
+    # Progress in days of the period simulated, per satellite; items so far ride along.
+    window_days = (end_dt - start_dt).total_seconds() / 86400.0
+    n_items = 0
+    progress = Progress("simulate", total=window_days * len(sats), unit="days", decimals=1, quiet=quiet,
+                        note=lambda: f"{n_items} items")  # fmt: skip
     for sat in sats:
+        reported_days = 0.0
         coll = _collection_of(sat, providers)
         spec = providers[coll]
         grid = grids[sat.name]
@@ -380,7 +385,12 @@ def simulate_archive(
             ]
             jsonio.write_json_atomic(root / rel, item)
             written.setdefault(spec.collection, []).append((rel, item))
-            progress.update(1)
+            n_items += 1
+            covered = min(window_days, (day - start_dt).total_seconds() / 86400.0)
+            if covered > reported_days:
+                progress.update(covered - reported_days)
+                reported_days = covered
+        progress.update(window_days - reported_days)
     progress.close()
     for sat in sats:
         spec = providers[_collection_of(sat, providers)]
