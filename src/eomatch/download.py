@@ -524,6 +524,19 @@ def _iter_products(cat: Any, product_ids: Iterable[str] | None) -> Iterator[tupl
         reader.close()
 
 
+def _check_products_root(root: Path) -> None:
+    """Refuse a products root that cannot hold files, once and before any transfer
+    (otherwise every file fails with the same error). Nothing is created here: a
+    run with nothing to fetch leaves no empty folders behind."""
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"products root {root}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"products root {root}: {probe} is not writable")
+
+
 def download(
     settings: Settings,
     path: str | Path | None = None,
@@ -548,6 +561,11 @@ def download(
         raise ConfigError("no catalogue given: pass --path or set matchup_catalogue.path in the config")
     cat = MatchupCatalogue.open(cat_path)
     root = Path(products_root or cfg.products_root or cat.root / "products").expanduser().resolve()
+    try:
+        _check_products_root(root)
+    except ConfigError:
+        cat.close()
+        raise
     workers = max(1, int(parallel or cfg.parallel))
     keys = list(asset_keys or cfg.data_asset_keys)
     summary = DownloadSummary(catalogue=str(cat.root), products_root=str(root))

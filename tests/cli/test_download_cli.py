@@ -60,6 +60,22 @@ def test_failures_print_a_table_and_exit_nonzero(capsys, tmp_path) -> None:  # t
     assert "p1" in lines[2] and "HTTP 404" in lines[2] and http.url("missing.tif") in lines[2]
 
 
+def test_a_products_root_that_cannot_hold_files_is_one_error_up_front(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "d").mkdir()
+    for name in ("a.tif", "b.tif"):
+        (tmp_path / "d" / name).write_bytes(b"4" * 10)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with RangeServer(tmp_path / "d") as http:
+        cat = _catalogue(tmp_path / "cat", {"red": {"href": http.url("a.tif")}, "nir": {"href": http.url("b.tif")}})
+        code = main(["--path", str(cat), "--products-root", str(blocker / "products"), "-q"])
+        _, err = capsys.readouterr()
+        assert code == 2
+        assert err.strip() == f"error: products root {blocker / 'products'}: {blocker} is not a folder"
+        assert http.bytes_sent == 0  # refused before any transfer
+    assert blocker.read_text() == "not a folder"
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
