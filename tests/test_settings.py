@@ -93,3 +93,31 @@ def test_values_out_of_range_are_refused(overrides: dict, needle: str) -> None:
 def test_a_site_across_the_antimeridian_is_allowed() -> None:
     s = load_settings(overrides={"min_lon": 170, "max_lon": -170, "min_lat": 0, "max_lat": 0}, environ={})
     assert (s.min_lon, s.max_lon, s.min_lat, s.max_lat) == (170, -170, 0, 0)  # 0 is a valid bound
+
+
+def test_a_providers_block_changes_the_default_table_entry_by_entry(tmp_path: Path) -> None:
+    defaults = load_settings(None, environ={}).providers
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        "providers:\n"
+        "  S2_MSI_L1C: {url: /data/s2-mirror}\n"  # only the URL changes
+        "  MY_L2A: {url: 'https://stac.example/api', collection: my-l2a}\n"  # a new collection
+        "  S3_OLCI_L1B: null\n"  # removed
+    )
+    providers = load_settings(cfg, environ={}).providers
+    assert providers["S2_MSI_L1C"].url == "/data/s2-mirror"
+    assert providers["S2_MSI_L1C"].collection == defaults["S2_MSI_L1C"].collection
+    assert providers["S2_MSI_L1C"].platform_values == defaults["S2_MSI_L1C"].platform_values
+    assert providers["MY_L2A"].collection == "my-l2a"
+    assert providers["LANDSAT_C2L1"] == defaults["LANDSAT_C2L1"]
+    assert "S3_OLCI_L1B" not in providers
+    # env on top of the file, the same way
+    env = {"EOMATCH_PROVIDERS__LANDSAT_C2L1__URL": "/data/landsat"}
+    both = load_settings(cfg, environ=env).providers
+    assert both["LANDSAT_C2L1"].url == "/data/landsat" and both["S2_MSI_L1C"].url == "/data/s2-mirror"
+    assert both["LANDSAT_C2L1"].collection == defaults["LANDSAT_C2L1"].collection
+    # a new collection still needs what has no default
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("providers:\n  MY_L2A: {url: 'https://stac.example/api'}\n")
+    with pytest.raises(ConfigError, match=r"providers\.MY_L2A\.collection"):
+        load_settings(bad, environ={})

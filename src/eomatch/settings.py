@@ -325,6 +325,28 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _over_default_providers(cls, value: Any) -> Any:
+        """A ``providers:`` block changes the default table rather than replacing it:
+        ``S2_MSI_L1C: {url: /mirror}`` keeps the rest of that entry, new keys add
+        collections, and ``KEY: null`` removes one."""
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_providers().items()}
+        for given, entry in value.items():
+            # EOMATCH_PROVIDERS__LANDSAT_C2L1__URL arrives lower-cased: find its entry.
+            same = [k for k in merged if k.lower() == str(given).lower()]
+            key = given if given in merged or not same else same[0]
+            if entry is None:
+                merged.pop(key, None)
+                continue
+            if isinstance(entry, BaseModel):
+                entry = entry.model_dump()
+            base = merged.get(key)
+            merged[key] = _deep_merge(base, entry) if isinstance(base, dict) and isinstance(entry, dict) else entry
+        return merged
+
     @model_validator(mode="after")
     def _check_times(self) -> Settings:
         if self.start_time and self.end_time and self.end_time <= self.start_time:
