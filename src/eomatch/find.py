@@ -400,6 +400,9 @@ def find(
                             summary.events_written += 1
                             continue
                         _process_event(event, (side_a, side_b), providers, site, settings, writer, summary)
+                    # Redrawn per event: provider searches take seconds each, far
+                    # longer than the orbit step between two day marks.
+                    progress.update(0)
         cat.save()
         cat.close()
     finally:
