@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
@@ -247,3 +248,20 @@ def serve_schemas_offline(missing: list[str]) -> Iterator[None]:
         yield
     finally:
         HTTPAdapter.send = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def root_logging_restored() -> Iterator[None]:
+    """Let a test install service logging (configure_logging replaces the root
+    handlers) and put pytest's handlers and level back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+            h.close()
+        for h in handlers:
+            root.addHandler(h)
+        root.setLevel(level)

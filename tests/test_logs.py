@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import root_logging_restored
 
 from eomatch.logs import configure_logging
 
 
 @pytest.fixture
-def service_log(tmp_path: Path):  # type: ignore[no-untyped-def]
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
+def service_log(tmp_path: Path) -> Iterator[Path]:
     log_file = tmp_path / "api.log"
-    configure_logging("api-test", "text", log_file=log_file)
-    yield log_file
-    for h in list(root.handlers):
-        root.removeHandler(h)
-        h.close()
-    for h in saved[0]:
-        root.addHandler(h)
-    root.setLevel(saved[1])
+    with root_logging_restored():
+        configure_logging("api-test", "text", log_file=log_file)
+        yield log_file
 
 
 def _log_with_exc(logger: str, exc: Exception, msg: str) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
 from eomatch import jsonio
-from eomatch.errors import ConfigError, EomatchError
+from eomatch.errors import ConfigError, EomatchError, network_reason
 from eomatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -394,11 +394,13 @@ def _api_client(api_key: str) -> Any:
 def _describe_http_error(exc: Exception, url: str) -> str:
     import httpx
 
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot reach {url}: connection refused (is the API running?)"
     if isinstance(exc, httpx.TimeoutException):
         return f"{url} did not answer in time"
-    return f"request to {url} failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+    reason = network_reason(exc)
+    if isinstance(exc, httpx.ConnectError):
+        hint = " (is the API running?)" if reason == "connection refused" else ""
+        return f"cannot reach {url}: {reason}{hint}"
+    return f"request to {url} failed: {reason}"
 
 
 def _refusal(resp: Any) -> str:

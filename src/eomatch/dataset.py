@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from eomatch.errors import DatasetError, EomatchError
+from eomatch.errors import DatasetError, EomatchError, first_line
 from eomatch.model import Matchup, MatchupEvent, Product, format_datetime
 
 if TYPE_CHECKING:
@@ -82,8 +82,7 @@ def _read(product: Mapping[str, Any], path: Path, region: Any) -> xr.DataArray:
     try:
         da = rioxarray.open_rasterio(path, masked=True)
     except (RasterioIOError, OSError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DatasetError(f"product {pid}: cannot read {path}: {first}") from None
+        raise DatasetError(f"product {pid}: cannot read {path}: {first_line(exc)}") from None
     if isinstance(da, list) or not hasattr(da, "rio"):
         raise DatasetError(f"product {pid}: {path} holds several subdatasets; expected one raster")
     if da.rio.crs is None:

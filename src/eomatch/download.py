@@ -29,8 +29,8 @@ from urllib.parse import quote, unquote, urlparse
 
 import urllib3
 
-from eomatch.errors import ConfigError, DownloadError, network_reason
-from eomatch.progress import Progress
+from eomatch.errors import ConfigError, DownloadError, first_line, network_reason
+from eomatch.progress import Progress, format_bytes
 from eomatch.settings import DownloadSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -325,7 +325,7 @@ class _Fetcher:
         except FileNotFoundError:
             raise DownloadError("not found on S3") from None
         except PermissionError as exc:
-            raise DownloadError(f"S3 access denied: {str(exc).splitlines()[0] if str(exc) else 'forbidden'}") from None
+            raise DownloadError(f"S3 access denied: {first_line(exc, 'forbidden')}") from None
         return offset, total
 
 
@@ -431,9 +431,9 @@ def _fetch_into(
             continue
         except (_Retry, urllib3.exceptions.HTTPError, OSError) as exc:
             if isinstance(exc, FileNotFoundError | PermissionError):
-                raise DownloadError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+                raise DownloadError(first_line(exc)) from None
             if attempt == retries:
-                reason = str(exc).splitlines()[0] if isinstance(exc, _Retry) else network_reason(exc)
+                reason = first_line(exc) if isinstance(exc, _Retry) else network_reason(exc)
                 raise DownloadError(f"gave up after {retries + 1} attempts: {reason}") from None
             log.debug("retrying %s in %.1fs: %s", task.href, delay, exc)
             time.sleep(delay)
@@ -578,10 +578,8 @@ def download(
     bytes_now = [0]
 
     def transfer_note() -> str:
-        from eomatch.progress import _fmt_bytes
-
         rate = bytes_now[0] / max(progress.elapsed_s(), 1e-9)
-        return f"{summary.files_downloaded} files, {_fmt_bytes(bytes_now[0])} at {_fmt_bytes(rate)}/s"
+        return f"{summary.files_downloaded} files, {format_bytes(bytes_now[0])} at {format_bytes(rate)}/s"
 
     progress = Progress("download", total=n_products, unit="products", quiet=quiet, note=transfer_note)
     lock = threading.Lock()
@@ -609,7 +607,7 @@ def download(
             summary.failures.append(DownloadFailure(task.item_id, task.asset_key, task.href, str(exc)))
             return
         except Exception as exc:  # a library error we did not foresee: report, keep going
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            reason = f"{type(exc).__name__}: {first_line(exc, '')}"
             summary.failures.append(DownloadFailure(task.item_id, task.asset_key, task.href, reason))
             return
         summary.bytes_transferred += transferred

@@ -41,6 +41,15 @@ class DatasetError(EomatchError):
     """Building a matchup dataset failed."""
 
 
+def first_line(exc: BaseException, fallback: str | None = None) -> str:
+    """The first line of an exception's message; ``fallback`` (default: the class
+    name) when it has none. Library messages can run to pages; a user line must not."""
+    text = str(exc).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(exc).__name__ if fallback is None else fallback
+
+
 def network_reason(exc: BaseException) -> str:
     """A short cause for a failed request ("connection refused", "host name not found",
     "timed out", ...), whatever library raised it.
@@ -75,7 +84,5 @@ def network_reason(exc: BaseException) -> str:
         return "connection reset by the server"
     if any(isinstance(e, ssl.SSLError) for e in chain) or "SSLError" in names or "certificate" in text:
         ssl_err = next((e for e in chain if isinstance(e, ssl.SSLError)), chain[-1])
-        first = str(ssl_err).strip().splitlines()[0] if str(ssl_err).strip() else type(ssl_err).__name__
-        return f"TLS error: {first[:200]}"
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return first[:200]
+        return f"TLS error: {first_line(ssl_err)[:200]}"
+    return first_line(exc)[:200]

@@ -90,6 +90,7 @@ class FindSummary:
     events_only: bool = False
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
+    _logged_reasons: set[str] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -436,9 +437,10 @@ def _process_event(
                     provider, region, t0, t1, side.name, retries, settings.provider_backoff_s
                 )
             except ProviderError as exc:
-                if not any(f.endswith(f": {exc}") for f in summary.failures[-50:]):
-                    # the first of a run of identical failures is logged; the rest are
-                    # counted and summed up at the end (failure_digest)
+                if str(exc) not in summary._logged_reasons:
+                    # the first failure of each kind is logged; the rest are counted
+                    # and summed up at the end (failure_digest)
+                    summary._logged_reasons.add(str(exc))
                     log.warning("event %s: %s (events failing the same way are summed up at the end)", event.id, exc)
                 summary.failures.append(f"event {event.id}: {exc}")
                 return

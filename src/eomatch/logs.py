@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from eomatch.errors import first_line
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "eomatch_request_id", default=None
 )
@@ -125,8 +127,7 @@ def _expected_outage_one_line(record: logging.LogRecord) -> bool:
     naming the error instead."""
     if record.name == "asyncpg.pool" and record.exc_info and record.exc_info[1] is not None:
         exc = record.exc_info[1]
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        record.msg = f"{record.getMessage()}: {type(exc).__name__}: {first}".rstrip(": ")
+        record.msg = f"{record.getMessage()}: {type(exc).__name__}: {first_line(exc, '')}".rstrip(": ")
         record.args = None
         record.exc_info = None
         record.exc_text = None

@@ -15,7 +15,7 @@ def _fmt_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
 
 
-def _fmt_bytes(n: float) -> str:
+def format_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -59,7 +59,7 @@ class Progress:
 
     def _count(self, n: float, with_unit: bool = True) -> str:
         if self.unit == "B":
-            return _fmt_bytes(n)
+            return format_bytes(n)
         return f"{n:,.{self.decimals}f} {self.unit}" if with_unit else f"{n:,.{self.decimals}f}"
 
     def rate(self) -> float:
@@ -69,7 +69,7 @@ class Progress:
     def line(self) -> str:
         rate = self.rate()
         if self.unit == "B":
-            rate_s = f"{_fmt_bytes(rate)}/s"
+            rate_s = f"{format_bytes(rate)}/s"
         else:
             # slow work (a few products a second) keeps two significant digits, not "0/s"
             rate_s = f"{rate:,.{self.decimals}f} {self.unit}/s" if rate >= 10 else f"{rate:.2g} {self.unit}/s"

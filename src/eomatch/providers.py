@@ -44,10 +44,6 @@ class ProviderError(EomatchError):
     """A provider could not be reached or failed to answer a search."""
 
 
-def _reason(exc: BaseException) -> str:
-    return network_reason(exc)
-
-
 def is_api_url(url: str) -> bool:
     return urlparse(url).scheme in ("http", "https")
 
@@ -130,7 +126,7 @@ class Provider:
             raise
         except Exception as exc:  # requests, pystac-client, OS and JSON errors alike
             raise ProviderError(
-                f"provider {self.url} (collection {self.spec.collection}) failed: {_reason(exc)}"
+                f"provider {self.url} (collection {self.spec.collection}) failed: {network_reason(exc)}"
             ) from None
         self.stats.items_kept += len(out)
         return out
@@ -192,7 +188,7 @@ class ApiProvider(Provider):
         try:
             self.client = Client.open(spec.url, stac_io=self._io)
         except Exception as exc:
-            raise ProviderError(f"cannot reach provider {spec.url} for {collection_id}: {_reason(exc)}") from None
+            raise ProviderError(f"cannot reach provider {spec.url} for {collection_id}: {network_reason(exc)}") from None
 
     def _raw_search(self, geometry: BaseGeometry, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
         search = self.client.search(
@@ -250,7 +246,7 @@ class StaticProvider(Provider):
         try:
             self.collection_file = self._find_collection(root)
         except (OSError, orjson.JSONDecodeError) as exc:
-            raise ProviderError(f"cannot read provider catalogue {root}: {_reason(exc)}") from None
+            raise ProviderError(f"cannot read provider catalogue {root}: {network_reason(exc)}") from None
         if self.collection_file is None:
             raise ConfigError(
                 f"provider {spec.url} for {collection_id}: no collection '{spec.collection}' in {root}"
@@ -304,7 +300,7 @@ class StaticProvider(Provider):
                     _, start, end = item_times(item)
                     bbox = item.get("bbox") or list(shape(item["geometry"]).bounds)
                 except (OSError, orjson.JSONDecodeError, MatchupError, KeyError, TypeError, ValueError) as exc:
-                    self.stats.unreadable.append(f"{target}: {_reason(exc)}")
+                    self.stats.unreadable.append(f"{target}: {network_reason(exc)}")
                     continue
                 half = len(bbox) // 2
                 paths.append(target)

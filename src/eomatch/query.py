@@ -160,7 +160,7 @@ class StacClient:
                     raise QueryError(f"{url}: timed out after {attempts} attempts") from None
             except httpx.TransportError as exc:
                 if not self.reached or last:
-                    raise QueryError(f"cannot reach {url}: {_reason(exc)}") from None
+                    raise QueryError(f"cannot reach {url}: {network_reason(exc)}") from None
             else:
                 if resp.status_code < 400:
                     return self._json(resp)
@@ -185,10 +185,6 @@ class StacClient:
         except orjson.JSONDecodeError:
             kind = resp.headers.get("content-type", "unknown content type")
             raise QueryError(f"{resp.request.url} did not answer JSON ({kind}): not a STAC API?") from None
-
-
-def _reason(exc: BaseException) -> str:
-    return network_reason(exc)
 
 
 def _server_message(resp: httpx.Response) -> str:

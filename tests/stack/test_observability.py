@@ -8,7 +8,6 @@ front of the session stack's APIs, so the session's own logs stay untouched.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import shutil
 import subprocess
@@ -22,7 +21,14 @@ from typing import Any
 import httpx
 import pytest
 from conftest import RunningStack, free_port, make_state_dir
-from helpers import bearer, derive_settings, make_collection, make_item, unique_id
+from helpers import (
+    bearer,
+    derive_settings,
+    make_collection,
+    make_item,
+    root_logging_restored,
+    unique_id,
+)
 
 from eomatch.server.health import collect_health
 from eomatch.settings import Settings
@@ -143,23 +149,14 @@ def test_api_json_logs_one_object_per_line(running_stack: RunningStack, tmp_path
     from eomatch.logs import configure_logging
     from eomatch.server.app import create_app
 
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
     log_file = tmp_path / "api.log"
-    try:
+    with root_logging_restored():
         configure_logging("api-internal", "json", log_file=log_file)
         app = create_app(running_stack.settings, "internal", running_stack.credentials("ingest"))
         with TestClient(app) as client:
             r = client.get("/collections", headers={"X-Request-ID": "obs-json-1"})
             assert r.status_code == 200
             assert client.get("/collections/does-not-exist").status_code == 404
-    finally:
-        for h in list(root.handlers):
-            root.removeHandler(h)
-            h.close()
-        for h in saved[0]:
-            root.addHandler(h)
-        root.setLevel(saved[1])
     records = [json.loads(ln) for ln in log_file.read_text().splitlines()]
     access = [rec for rec in records if rec.get("logger") == "eomatch.access"]
     ok = [rec for rec in access if rec.get("request_id") == "obs-json-1"]

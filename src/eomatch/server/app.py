@@ -16,6 +16,7 @@ from typing import Literal
 from fastapi import FastAPI
 
 from eomatch import __version__
+from eomatch.errors import first_line
 from eomatch.settings import Settings, load_settings
 from eomatch.stack.db import DbCredentials, stack_credentials
 
@@ -132,7 +133,7 @@ def _add_db_unavailable_handler(app: FastAPI) -> None:
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable for %s %s: %s: %s", request.method, request.url.path,
-                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+                    type(exc).__name__, first_line(exc, ""))
         return JSONResponse(
             {"code": "ServiceUnavailable", "description": "the catalogue database is unavailable; retry shortly"},
             status_code=503,
