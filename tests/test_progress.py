@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
+
 from eomatch.progress import Progress
 
 
@@ -47,6 +49,22 @@ def test_the_log_ends_with_the_final_state_and_quiet_prints_nothing() -> None:
     q = Progress("download", total=3, stream=quiet, interval_s=0, quiet=True)
     q.update(3)
     assert _lines(q, quiet) == []
+
+
+@pytest.mark.parametrize("clock_origin_s", [0.0, 5.0, 1e9])
+def test_the_first_update_is_drawn_whatever_the_clocks_origin(
+    monkeypatch: pytest.MonkeyPatch, clock_origin_s: float
+) -> None:
+    """A machine that booted seconds ago has a small monotonic clock: still drawn."""
+    now = [clock_origin_s]
+    monkeypatch.setattr("eomatch.progress.time.monotonic", lambda: now[0])
+    buf = io.StringIO()
+    p = Progress("ingest", total=10, stream=buf, interval_s=3600)
+    p.update(1)
+    now[0] += 1.0
+    p.update(1)  # inside the interval: not drawn
+    assert buf.getvalue().splitlines() == [buf.getvalue().splitlines()[0]]
+    assert buf.getvalue().startswith("ingest: 1/10 items")
 
 
 def test_slow_rates_keep_two_significant_digits() -> None:

@@ -52,7 +52,7 @@ class Progress:
         self.decimals = decimals
         self.done: float = 0
         self.start = time.monotonic()
-        self._last = 0.0
+        self._last: float | None = None  # never drawn: the first update draws, whatever the clock's origin
         self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._drawn = False
         self._drawn_done: float = 0
@@ -90,7 +90,7 @@ class Progress:
         if self.quiet:
             return
         now = time.monotonic()
-        if now - self._last >= self.interval_s:
+        if self._last is None or now - self._last >= self.interval_s:
             self._last = now
             self._draw()
 
