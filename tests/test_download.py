@@ -313,3 +313,51 @@ def test_a_file_another_download_is_writing_is_left_alone(tmp_path) -> None:  # 
         done = download(_settings(), path=root, quiet=True)  # once it is free: resumes
     assert done.failures == [] and (folder / "a.tif").read_bytes() == b"x" * 5000
     assert done.bytes_transferred == 4000
+
+
+def _hand_written_product(cat_root: Path, item_id: str, assets: dict) -> None:  # type: ignore[type-arg]
+    """A product file as an older eomatch-query (or anyone) could have written it:
+    the catalogue's own writer refuses such ids, so it goes on disk directly."""
+    import json
+
+    from shapely.geometry import box
+
+    item = Product.create(id="placeholder", collection="P", platform="Sentinel-2A", geometry=box(0, 0, 1, 1),
+                          start="2022-05-21T10:00:00Z", assets=assets).to_dict()  # fmt: skip
+    item["id"] = item_id
+    folder = cat_root / "P" / "2022" / "05" / "21"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hand-written.json").write_text(json.dumps(item))
+
+
+def test_unsafe_item_ids_asset_keys_and_file_names_stay_under_the_products_root(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A product id ../../../../outside/PWNED, an asset key that climbs out and an href
+    whose file name is hidden: nothing is written outside the products root; the unsafe
+    ones are refused (listed as failures) and the rest is downloaded."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.tif").write_bytes(b"a" * 100)
+    (data / ".bashrc").write_bytes(b"echo pwned")
+    (data / "index.json").write_bytes(b"{}")  # what the server answers for the bare URL
+    root = tmp_path / "x" / "y" / "z" / "products"
+    with RangeServer(data) as http:
+        cat = MatchupCatalogue.create(tmp_path / "cat")
+        _product_with(cat, "p1", {
+            "red": {"href": http.url("a.tif"), "roles": ["data"]},
+            "meta": {"href": http.url(".bashrc"), "roles": ["data"]},  # the key names it instead
+            "../../../../escape": {"href": http.url(""), "roles": ["data"]},  # neither is a file name
+        })  # fmt: skip
+        cat.save()
+        _hand_written_product(cat.root, "../../../../outside/PWNED", {"red": {"href": http.url("a.tif")}})
+        MatchupCatalogue.open(cat.root).reindex()
+        summary = download(_settings(), path=tmp_path / "cat", products_root=root, quiet=True)
+    assert not [p for p in tmp_path.rglob("*") if "PWNED" in p.name or "escape" in p.name or p.name == ".bashrc"
+                and p.parent != data]  # fmt: skip
+    assert not (tmp_path / "x" / "outside").exists()
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == ["P/p1/a.tif", "P/p1/meta"]
+    assert (root / "P" / "p1" / "meta").read_bytes() == b"echo pwned"
+    reasons = {(f.item_id, f.asset_key): f.reason for f in summary.failures}
+    assert set(reasons) == {("p1", "../../../../escape"), ("../../../../outside/PWNED", "-")}
+    assert "no safe file name" in reasons[("p1", "../../../../escape")]
+    assert "refused: item id '../../../../outside/PWNED' is not a safe file name" in reasons[("../../../../outside/PWNED", "-")]
+    assert summary.files_downloaded == 2 and summary.products == 2

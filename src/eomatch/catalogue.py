@@ -56,6 +56,7 @@ from eomatch.model import (
     structural_links,
     to_utc,
 )
+from eomatch.safe_names import unsafe_reason
 
 if TYPE_CHECKING:
     from eomatch.settings import SatelliteSpec
@@ -906,6 +907,9 @@ class MatchupCatalogue:
         coll = collection or item.get("collection")
         if not coll:
             raise CatalogueError(f"item {item.get('id')!r} has no collection")
+        for what, name in (("item id", str(item["id"])), ("collection id", str(coll))):
+            if (reason := unsafe_reason(name)) is not None:  # ids become paths: never outside the root
+                raise CatalogueError(f"{what} {name!r} is not a safe file name ({reason})")
         new = dict(item)
         new["collection"] = coll
         new.setdefault("stac_version", STAC_VERSION)

@@ -31,6 +31,7 @@ import urllib3
 
 from eomatch.errors import ConfigError, DownloadError, first_line, network_reason
 from eomatch.progress import Progress, format_bytes
+from eomatch.safe_names import UnsafeNameError, ensure_under, is_safe_name, unsafe_reason
 from eomatch.settings import DownloadSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -172,20 +173,38 @@ def _local_path(asset: dict[str, Any] | None) -> Path | None:
 
 
 def _file_name(href: str, key: str) -> str:
+    """The local file name of an asset: the last segment of the href's path, else
+    the asset key; both come from the provider, so only a safe file name is used
+    (:class:`UnsafeNameError` when neither is one)."""
     name = unquote(urlparse(href).path.rstrip("/").rsplit("/", 1)[-1])
-    if not name or name in (".", ".."):
-        name = key
-    return name.replace(os.sep, "_")
+    for candidate in (name, key):
+        if is_safe_name(candidate):
+            return candidate
+    raise UnsafeNameError(
+        f"no safe file name for asset {key!r}: neither its href's file name {name!r} nor its key is one"
+        f" ({unsafe_reason(name) if name else 'empty'})"
+    )
 
 
-def _tasks_of(item: dict[str, Any], coll: str, root: Path, keys: list[str]) -> list[DownloadTask]:
+def _tasks_of(
+    item: dict[str, Any], coll: str, root: Path, keys: list[str]
+) -> tuple[list[DownloadTask], list[DownloadFailure]]:
+    """The files of one product, and the assets refused because no safe path under
+    ``root`` could be made for them (the provider chose the names)."""
     chosen = data_assets(item, keys)
     tasks = []
+    refused: list[DownloadFailure] = []
     used: set[str] = set()
+    folder = root / coll / str(item["id"])
     for i, (key, asset) in enumerate(chosen):
-        name = _file_name(asset["href"], key)
-        if name in used:
-            name = f"{key}-{name}"
+        try:
+            name = _file_name(asset["href"], key)
+            if name in used:
+                name = f"{key}-{name}" if is_safe_name(f"{key}-{name}") else f"{i}-{name}"
+            dest = ensure_under(root, folder / name)
+        except UnsafeNameError as exc:
+            refused.append(DownloadFailure(str(item["id"]), key, asset["href"], str(exc)))
+            continue
         used.add(name)
         size = asset.get("file:size")
         tasks.append(
@@ -194,14 +213,14 @@ def _tasks_of(item: dict[str, Any], coll: str, root: Path, keys: list[str]) -> l
                 item_id=str(item["id"]),
                 asset_key=key,
                 href=asset["href"],
-                dest=root / coll / str(item["id"]) / name,
+                dest=dest,
                 size=int(size) if isinstance(size, int | float) else None,
                 checksum=asset.get("file:checksum") if isinstance(asset.get("file:checksum"), str) else None,
                 media_type=asset.get("type"),
                 primary=i == 0,
             )
         )
-    return tasks
+    return tasks, refused
 
 
 # --------------------------------------------------------------------------- transports
@@ -635,7 +654,16 @@ def download(
                     if provided is not None and provided.is_file() and not any(k.startswith("data:") for k in assets):
                         summary.files_skipped += 1  # already on the shared drive (internal catalogue)
                         continue
-                    for task in _tasks_of(item, coll, root, keys):
+                    unsafe = next((f"{what} {name!r} is not a safe file name ({unsafe_reason(name)})"
+                                   for what, name in (("collection id", coll), ("item id", pid))
+                                   if not is_safe_name(name)), None)  # fmt: skip
+                    if unsafe is not None:
+                        # its files would go outside the products root: refuse it, go on
+                        summary.failures.append(DownloadFailure(pid, "-", "-", f"refused: {unsafe}"))
+                        continue
+                    tasks, refused = _tasks_of(item, coll, root, keys)
+                    summary.failures.extend(refused)
+                    for task in tasks:
                         registered = (item.get("assets") or {}).get(f"data:{task.asset_key}")
                         digest = _complete(task, registered)
                         if digest is not None:

@@ -193,3 +193,21 @@ def test_progress_counts_products_with_bytes_and_eta(capsys, tmp_path) -> None: 
     assert lines[-1].startswith("download: 3/3 products (100%)")
     assert "2 files, 9.8 KiB at " in lines[-1]
     assert "downloaded 2 files" in out
+
+
+def test_unsafe_item_id_is_refused_in_the_table_and_the_rest_downloads(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.tif").write_bytes(b"3" * 10)
+    with RangeServer(tmp_path / "d") as http:
+        cat = _catalogue(tmp_path / "cat", {"red": {"href": http.url("a.tif")}})
+        bad = json.loads(next(cat.rglob("p1.json")).read_text())
+        bad["id"] = "../../../../../outside/PWNED"  # as an older eomatch-query wrote it
+        (next(cat.rglob("p1.json")).parent / "PWNED.json").write_text(json.dumps(bad))
+        MatchupCatalogue.open(cat).reindex()
+        code = main(["--path", str(cat), "--products-root", str(tmp_path / "a" / "b" / "products"), "-q"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err
+    assert "downloaded 1 files" in out and "1 failed" in out
+    assert "refused: item id '../../../../../outside/PWNED' is not a safe file name" in err
+    assert [p.name for p in tmp_path.rglob("a.tif") if "products" in p.parts] == ["a.tif"]
+    assert not list(tmp_path.rglob("*outside*"))
