@@ -266,3 +266,149 @@ def test_pages_report_the_apis_match_count(first_page, expected) -> None:  # typ
     pages = list(_pages(_ScriptedClient(docs), "http://api/search", {}, counts))  # type: ignore[arg-type]
     assert [len(p) for p in pages] == [2, 1]
     assert counts.get("matched") == expected  # from the first page, not a later one
+
+
+# --------------------------------------------------------------------------- the filters of eomatch-find
+
+
+@pytest.fixture(scope="module")
+def new_year(running_stack, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Matchups of Landsat-9 with Sentinel-2A and with Sentinel-3A on 2022-12-31 at 15:00
+    near (0°, 0°), one more far away at 16:00, and one at midnight just after that day."""
+    import uuid
+
+    from shapely.geometry import box as sbox
+
+    from eomatch.model import Matchup, MatchupEvent, Product
+
+    tag = uuid.uuid4().hex[:6]
+    colls = {"Landsat-9": f"LST{tag}", "Sentinel-2A": f"S2T{tag}", "Sentinel-3A": f"S3T{tag}"}
+    ids: dict[str, set[str]] = {}
+    root = tmp_path_factory.mktemp("new-year") / "central"
+    with MatchupCatalogue.create(root) as cat:
+        for name, other, t0, west in (
+            ("s2", "Sentinel-2A", "2022-12-31T15:00:00Z", 0.0),
+            ("s3", "Sentinel-3A", "2022-12-31T15:00:00Z", 0.0),
+            ("far", "Sentinel-2A", "2022-12-31T16:00:00Z", 100.0),  # not 15:00: one event per pair and time
+            ("next-day", "Sentinel-2A", "2023-01-01T00:00:00Z", 0.0),
+        ):
+            day = t0[:10].replace("-", "")
+            ls = Product.create(id=f"LC09_{name}_{day}_{tag}", collection=colls["Landsat-9"], platform="Landsat-9",
+                                geometry=sbox(west, 0, west + 2, 2), start=t0)  # fmt: skip
+            ot = Product.create(id=f"{other}_{name}_{day}_{tag}", collection=colls[other], platform=other,
+                                geometry=sbox(west + 1, 1, west + 3, 3), start=t0.replace(":00:00Z", ":05:00Z"))  # fmt: skip
+            event = MatchupEvent.create(platform_a="Landsat-9", collection_a=colls["Landsat-9"], platform_b=other,
+                                        collection_b=colls[other], start=t0, end=t0.replace(":00:00Z", ":10:00Z"),
+                                        region=sbox(west, 0, west + 3, 3))  # fmt: skip
+            matchup = Matchup.create(event, ls.to_dict(), ot.to_dict())
+            cat.add_event(event)
+            ids[name] = {event.id, matchup.id, ls.id, ot.id}
+            ids[f"{name}:landsat"] = {ls.id}
+    ingest(running_stack.settings, catalogue=root, quiet=True)
+    return {"tag": tag, "colls": colls, "ids": ids}
+
+
+def _item_ids(out: Path) -> set[str]:
+    return {it["id"] for it in MatchupCatalogue.open(out).iter_items()}
+
+
+def _query_cli(capsys, *argv: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
+    from eomatch.cli.query import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_date_only_end_time_keeps_that_whole_day(running_stack, new_year, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """--end-time 2022-12-31 (the design's example) keeps what happened at 15:00 that day
+    and nothing of the next; the same date in a config (a YAML date) and from Python too."""
+    ids, colls = new_year["ids"], ",".join(new_year["colls"].values())
+    that_day = ids["s2"] | ids["s3"] | ids["far"]
+    code, out, err = _query_cli(capsys, "--api-url", running_stack.internal, "--output", str(tmp_path / "flag"),
+                                "--collections", colls, "--start-time", "2022-12-31", "--end-time", "2022-12-31", "-q")  # fmt: skip
+    assert code == 0, err
+    assert "2022-12-31T00:00:00Z/2022-12-31T23:59:59.999999Z" in out
+    assert _item_ids(tmp_path / "flag") == that_day
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"end_time: 2022-12-31\ncollections: [{colls}]\n")  # unquoted: YAML reads a date
+    code, _, err = _query_cli(capsys, "--config", str(cfg), "--api-url", running_stack.internal,
+                              "--output", str(tmp_path / "config"), "-q")  # fmt: skip
+    assert code == 0, err
+    assert _item_ids(tmp_path / "config") == that_day
+
+    query(running_stack.settings, running_stack.internal, tmp_path / "py", collections=colls,
+          start_time="2023-01-01", end_time="2023-01-01", quiet=True)  # fmt: skip
+    assert _item_ids(tmp_path / "py") == ids["next-day"]
+
+
+def test_config_filters_limit_the_query_exactly_as_the_flags_do(running_stack, new_year, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A run config's start/end time, site box, platforms and collections narrow
+    eomatch-query as the equivalent flags do; flags override the config."""
+    ids, colls = new_year["ids"], list(new_year["colls"].values())
+    # what eomatch-find with these values writes: the S2A x L9 matchup of that day
+    # and place with its event and products, and any Landsat-9 or Sentinel-2A product
+    expected = ids["s2"] | ids["s3:landsat"]
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        "platforms: [S2A, LS9]\nstart_time: 2022-12-31\nend_time: 2022-12-31\n"
+        "min_lat: -1\nmax_lat: 5\nmin_lon: -1\nmax_lon: 5\n"
+        f"collections: [{', '.join(colls)}]\n"
+    )
+    code, out, err = _query_cli(capsys, "--config", str(cfg), "--api-url", running_stack.internal,
+                                "--output", str(tmp_path / "config"), "-q")  # fmt: skip
+    assert code == 0, err
+    assert "platforms S2A,LS9" in out and "bbox -1.0,-1.0,5.0,5.0" in out
+    assert _item_ids(tmp_path / "config") == expected
+
+    flags = ["--platforms", "S2A,LS9", "--start-time", "2022-12-31", "--end-time", "2022-12-31",
+             "--bbox", "-1", "-1", "5", "5", "--collections", ",".join(colls), "-q"]  # fmt: skip
+    for api, out_dir in ((running_stack.internal, "flags"), (running_stack.external, "external")):
+        code, _, err = _query_cli(capsys, "--api-url", api, "--output", str(tmp_path / out_dir), *flags)
+        assert code == 0, err
+        assert _item_ids(tmp_path / out_dir) == expected, api
+
+    other = tmp_path / "other.yaml"
+    other.write_text(cfg.read_text().replace("platforms: [S2A, LS9]", "platforms: [Sentinel-3A, Landsat-9]"))
+    code, _, err = _query_cli(capsys, "--config", str(other), "--api-url", running_stack.internal,
+                              "--output", str(tmp_path / "s3"), "-q")  # fmt: skip
+    assert code == 0, err
+    assert _item_ids(tmp_path / "s3") == ids["s3"] | ids["s2:landsat"]
+    code, _, err = _query_cli(capsys, "--config", str(other), "--platforms", "S2A,L9", "--api-url",
+                              running_stack.internal, "--output", str(tmp_path / "override"), "-q")  # fmt: skip
+    assert code == 0, err
+    assert _item_ids(tmp_path / "override") == expected
+
+
+def test_matchup_collection_with_its_product_collections_pulls_the_pair(running_stack, new_year, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Product collections keep the matchups between them (as eomatch-find's collections)."""
+    ids, colls = new_year["ids"], new_year["colls"]
+    query(running_stack.settings, running_stack.internal, tmp_path / "o", quiet=True,
+          collections=[colls["Landsat-9"], colls["Sentinel-3A"]])  # fmt: skip
+    got = _item_ids(tmp_path / "o")
+    assert ids["s3"] <= got and not (ids["s2"] - ids["s2:landsat"]) & got
+
+
+def test_ids_that_are_not_safe_file_names_are_refused(running_stack, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """An item whose id is ../../../../outside/PWNED is refused (one warning each) and
+    the rest is written; nothing lands outside --output; exit code 1."""
+    from helpers import load_with_pypgstac, make_collection, make_item, unique_id
+
+    coll = unique_id("UNSAFE")
+    bad = ["../../../../outside/PWNED", "../../../../../../../../PWNED", ".hidden", "a\\..\\PWNED"]
+    ok = make_item(coll, "fine-item", 0, 0)
+    ok["links"] = [{"rel": "derived_from", "href": f"{running_stack.internal}/collections/{coll}/items/..%2F..%2FPWNED"}]
+    dsn = running_stack.credentials("ingest").dsn
+    load_with_pypgstac(dsn, [make_collection(coll)], [ok, *(make_item(coll, i, 0, 0) for i in bad)])
+    out = tmp_path / "a" / "b" / "c" / "out"
+    code, stdout, err = _query_cli(capsys, "--api-url", running_stack.internal, "--output", str(out),
+                                   "--collections", coll, "-q")  # fmt: skip
+    assert code == 1, err
+    assert "4 items REFUSED" in stdout and "1 written" in stdout
+    warnings = [ln for ln in err.splitlines() if ln.startswith("warning: refused item")]
+    assert len(warnings) == 4 and "Traceback" not in err
+    assert not [p for p in tmp_path.rglob("*PWNED*")]
+    assert _item_ids(out) == {"fine-item"}
+    (link,) = MatchupCatalogue.open(out).get_item("fine-item")["links"][-1:]
+    assert link["href"].startswith("http://") and link["rel"] == "derived_from"  # the server's URL, no local path

@@ -12,7 +12,7 @@ import copy
 import hashlib
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 import shapely
@@ -136,6 +136,43 @@ def to_utc(value: datetime | str) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+LAST_MICROSECOND = time(23, 59, 59, 999_999)
+"""Where a date-only end of a period lands: STAC datetime intervals include both
+ends, so the last representable instant of the day keeps all of it and nothing of
+the next (pgSTAC and Python both count in microseconds)."""
+
+
+def date_only(value: object) -> date | None:
+    """The date when ``value`` is a date without a time (``2022-12-31``, ``20221231``,
+    or a ``date`` such as YAML's unquoted ``2022-12-31``), else None."""
+    if isinstance(value, datetime):
+        return None
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def parse_time_bound(value: datetime | date | str, end: bool = False) -> datetime:
+    """One bound of a period, in UTC, for every command (find, query) and config value.
+
+    A date alone means the whole of that UTC day: as a start its first instant
+    (00:00:00Z), as an ``end`` its last microsecond (23:59:59.999999Z), so
+    ``--end-time 2022-12-31`` keeps everything that happened on 31 December.
+    Anything with a time is taken as given (naive = UTC). Raises :class:`MatchupError`.
+    """
+    day = date_only(value)
+    if day is not None:
+        return datetime.combine(day, LAST_MICROSECOND if end else time(0), tzinfo=UTC)
+    if not isinstance(value, datetime | str):
+        raise MatchupError(f"not an ISO 8601 date or datetime: {value!r}")
+    return to_utc(value)
 
 
 def round_to_second(value: datetime) -> datetime:

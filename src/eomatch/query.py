@@ -36,13 +36,16 @@ from eomatch import jsonio
 from eomatch.catalogue import fast_relative_href
 from eomatch.errors import CatalogueError, ConfigError, QueryError, network_reason
 from eomatch.model import (
+    EVENTS_PREFIX,
     MatchupError,
     default_relpath,
     format_datetime,
     infer_item_type,
+    parse_time_bound,
     to_utc,
 )
 from eomatch.progress import Progress
+from eomatch.safe_names import ensure_under, is_safe_name, unsafe_reason
 from eomatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,16 +68,22 @@ class QuerySummary:
     written: int = 0
     collections: int = 0
     relinked: int = 0
+    refused: int = 0
+    """Items not written because their id or collection id is not a safe file name."""
     seconds: float = 0.0
     since: str | None = None
+    filters: str = ""
+    """The search as sent (``datetime=..., platforms ...``), so the line says what was asked."""
 
     def line(self) -> str:
         rate = (self.searched + self.closure) / self.seconds if self.seconds > 0 else 0.0
         since = f" updated since {self.since}" if self.since else ""
+        where = f" ({self.filters})" if self.filters else ""
+        refused = f"; {self.refused} items REFUSED (id not a safe file name)" if self.refused else ""
         return (
-            f"queried {self.api_url}{since}: {self.searched} items matched, {self.closure} linked items added; "
+            f"queried {self.api_url}{where}{since}: {self.searched} items matched, {self.closure} linked items added; "
             f"{self.written} written to {self.output} ({self.collections} collections) "
-            f"in {self.seconds:.1f}s ({rate:,.0f} items/s)"
+            f"in {self.seconds:.1f}s ({rate:,.0f} items/s){refused}"
         )
 
 
@@ -89,13 +98,77 @@ def _csv(value: str | Sequence[str] | None) -> list[str]:
     return [str(v).strip() for v in value if str(v).strip()]
 
 
-def _parse_time(value: datetime | str | None, name: str) -> datetime | None:
+def _parse_time(value: datetime | str | None, name: str, end: bool = False) -> datetime | None:
+    """A bound of the search period; a date alone is its whole day (see
+    :func:`eomatch.model.parse_time_bound`, the one rule of every command)."""
     if value is None or value == "":
         return None
     try:
-        return to_utc(value)
+        return parse_time_bound(value, end=end)
     except MatchupError:
         raise ConfigError(f"{name}: not an ISO 8601 date or datetime: {value!r}") from None
+
+
+def _cql2_list(values: Sequence[str]) -> str:
+    """``('a', 'b')``: CQL2 text string literals (quotes doubled)."""
+    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+
+
+def platform_filter(platforms: Sequence[str], settings: Settings) -> str | None:
+    """CQL2 text keeping what ``eomatch-find`` with these ``platforms`` writes:
+    products of one of them, events and matchups whose two platforms are both among
+    them. Names and aliases resolve through the registry (unknown: ConfigError)."""
+    from eomatch.model import platform_spellings
+    from eomatch.orbits import find_satellite
+
+    if not platforms:
+        return None
+    spellings: list[str] = []
+    for name in platforms:
+        sat = find_satellite(name, settings.satellites)
+        for spelling in platform_spellings(sat.name, settings.satellites):
+            if spelling not in spellings:
+                spellings.append(spelling)
+    values = _cql2_list(spellings)
+    return f'(platform IN {values} OR A_CONTAINED_BY("matchup:platforms", {values}))'
+
+
+def _collection_kind(collection_id: str, doc: dict[str, Any]) -> str:
+    kind = doc.get("matchup:type")
+    if kind in ("product", "event", "matchup"):
+        return str(kind)
+    if collection_id.startswith(f"{EVENTS_PREFIX}-"):
+        return "event"
+    return "matchup" if "-vs-" in collection_id else "product"
+
+
+def collection_search(collection_docs: dict[str, dict[str, Any]]) -> tuple[list[str], str | None]:
+    """How to search the wanted collections: (``collections`` parameter, CQL2 filter).
+
+    Matchup and events collections are searched as they are. A product collection
+    (``S2_MSI_L1C``) also keeps, as in ``eomatch-find``'s ``collections``, the events
+    and matchups whose two product collections are both among those given.
+    """
+    wanted = list(collection_docs)
+    products = [c for c, doc in collection_docs.items() if _collection_kind(c, doc) == "product"]
+    if not products:
+        return wanted, None
+    return [], f'(collection IN {_cql2_list(wanted)} OR A_CONTAINED_BY("matchup:collections", {_cql2_list(products)}))'
+
+
+def site_bbox(settings: Settings) -> list[float] | None:
+    """The config's site box (``min_lat``...``max_lon``, as ``eomatch-find`` reads it)
+    as [west, south, east, north]; None when unbounded. ``min_lon > max_lon`` crosses ±180°."""
+    values = (settings.min_lon, settings.min_lat, settings.max_lon, settings.max_lat)
+    if all(v is None for v in values):
+        return None
+    west, south, east, north = values
+    return [
+        -180.0 if west is None else west,
+        -90.0 if south is None else south,
+        180.0 if east is None else east,
+        90.0 if north is None else north,
+    ]
 
 
 def parse_bbox(bbox: Sequence[float | str] | str | None) -> list[float] | None:
@@ -346,6 +419,10 @@ def _localize(
         if rel in _ITEM_LINK_RELS and isinstance(href, str):
             absolute = urljoin(api_url, href)
             target = api_item_target(absolute)
+            if target is not None and not (is_safe_name(target[0]) and is_safe_name(target[1])):
+                # never a local file: keep pointing at the server, fetch nothing
+                links.append({**link, "href": absolute})
+                continue
             if target is not None:
                 guess = f"{target[0]}/{date_part}/{target[1]}.json" if date_part else f"{target[0]}/{target[1]}.json"
                 links.append({**link, "href": fast_relative_href(src_rel, guess)})
@@ -406,22 +483,34 @@ def query(
     ids: str | Sequence[str] | None = None,
     since: str | None = None,
     quiet: bool = False,
+    platforms: str | Sequence[str] | None = None,
 ) -> QuerySummary:
     """Pull the items matching the search (and what they link to) into ``output``.
 
+    The search takes the filters of ``eomatch-find``: an argument left at None
+    falls back on the settings (``start_time``, ``end_time``, ``min_lat``...``max_lon``
+    as the bbox, ``platforms``, ``collections``), so a run config limits a query
+    exactly as the same values given here do. A date alone is a whole day.
+
     Inputs and the API's landing page are checked, and the first page fetched,
     before anything is written; every file write is atomic, so a failure leaves
-    the previous output as it was (plus whole items already fetched).
+    the previous output as it was (plus whole items already fetched). Items whose
+    id or collection id is not a safe file name are refused (``summary.refused``).
     """
     from eomatch.catalogue import MatchupCatalogue
 
     api = _check_api_url(api_url)
-    t_start = _parse_time(start_time, "start time")
-    t_end = _parse_time(end_time, "end time")
+    t_start = _parse_time(settings.start_time if start_time is None else start_time, "start time")
+    t_end = _parse_time(settings.end_time if end_time is None else end_time, "end time", end=True)
     if t_start and t_end and t_end < t_start:
         raise ConfigError(f"end time {format_datetime(t_end)} is before start time {format_datetime(t_start)}")
-    box = parse_bbox(bbox)
-    wanted_collections = _csv(collections)
+    box = parse_bbox(bbox) if bbox is not None else site_bbox(settings)
+    wanted_collections = _csv(settings.collections if collections is None else collections)
+    for cid in wanted_collections:
+        if not is_safe_name(cid):
+            raise ConfigError(f"collections: {cid!r} is not a collection id ({unsafe_reason(cid)})")
+    wanted_platforms = _csv(settings.platforms if platforms is None else platforms)
+    platforms_cql = platform_filter(wanted_platforms, settings)
     wanted_ids = _csv(ids)
     if since not in (None, "last"):
         raise ConfigError(f"--since takes 'last', not {since!r}")
@@ -446,15 +535,26 @@ def query(
         search = _search_url(landing, api)
         collection_docs = {c: _get_collection(client, api, c) for c in wanted_collections}
         params: dict[str, Any] = {"limit": cfg.page_size}
+        asked: list[str] = []
         if t_start or t_end:
             params["datetime"] = f"{format_datetime(t_start) if t_start else '..'}/{format_datetime(t_end) if t_end else '..'}"
+            asked.append(f"datetime {params['datetime']}")
         if box:
             params["bbox"] = ",".join(repr(v) for v in box)
+            asked.append(f"bbox {params['bbox']}")
+        filters = [f"({filter.strip()})"] if filter and filter.strip() else []
         if wanted_collections:
-            params["collections"] = ",".join(wanted_collections)
+            by_param, by_filter = collection_search(collection_docs)
+            if by_param:
+                params["collections"] = ",".join(by_param)
+            if by_filter:
+                filters.append(by_filter)
+            asked.append(f"collections {','.join(wanted_collections)}")
+        if platforms_cql:
+            filters.append(platforms_cql)
+            asked.append(f"platforms {','.join(wanted_platforms)}")
         if wanted_ids:
             params["ids"] = ",".join(wanted_ids)
-        filters = [f"({filter.strip()})"] if filter and filter.strip() else []
         if since_iso:
             # pgSTAC compares `updated` as text here (TIMESTAMP() on it fails); RFC 3339 UTC
             # strings with a Z order like the instants they name.
@@ -468,7 +568,7 @@ def query(
         first = next(pages, None)  # a bad filter or datetime fails here, before any write
 
         cat = MatchupCatalogue.create(out_path)
-        summary = QuerySummary(api_url=api, output=str(cat.root), since=since_iso)
+        summary = QuerySummary(api_url=api, output=str(cat.root), since=since_iso, filters="; ".join(asked))
         writer = _Writer(cat, client, api, summary, since_iso is not None)
         for cid, doc in collection_docs.items():
             writer.collection(cid, doc)
@@ -497,7 +597,7 @@ def query(
         else:
             cat.save()
             if wanted_ids:
-                found = {item_id for _, item_id in writer.seen}
+                found = {item_id for _, item_id in writer.seen} | writer.refused_ids
                 missing = [i for i in wanted_ids if i not in found]
                 if missing:
                     log.warning(
@@ -539,6 +639,7 @@ class _Writer:
         self.wanted: dict[tuple[str, str], None] = {}
         self.forward: list[_ForwardRef] = []
         self.collections_done: set[str] = set()
+        self.refused_ids: set[str] = set()
         self.workers = 4
 
     # -- collections
@@ -557,7 +658,7 @@ class _Writer:
             collection_id, kind=kind, title=doc.get("title"), description=doc.get("description")
         )
         if doc:
-            path = self.cat.root / collection_id / "collection.json"
+            path = ensure_under(self.cat.root, self.cat.root / collection_id / "collection.json")
             with self.cat._catalog_lock():
                 local = jsonio.read_json(path)
                 for key, value in doc.items():
@@ -589,7 +690,17 @@ class _Writer:
                 self.summary.searched += 1
             else:
                 self.summary.closure += 1
-            if key in self.seen:
+            if key in self.seen or key[1] in self.refused_ids:
+                continue
+            unsafe = next(((what, name) for what, name in (("collection id", coll), ("id", key[1]))
+                           if not is_safe_name(name)), None)  # fmt: skip
+            if unsafe is not None:
+                # Its file would land outside --output (ids become paths): refuse it, go on.
+                what, name = unsafe
+                log.warning("refused item %r of collection %r from %s: its %s is not a safe file name (%s)",
+                            key[1], coll, self.api, what, unsafe_reason(name))  # fmt: skip
+                self.refused_ids.add(key[1])
+                self.summary.refused += 1
                 continue
             self.seen.add(key)
             self.wanted.pop(key, None)

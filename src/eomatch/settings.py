@@ -325,6 +325,25 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @field_validator("start_time", "end_time", mode="before")
+    @classmethod
+    def _whole_days(cls, value: Any, info: Any) -> Any:
+        """A date alone (``end_time: 2022-12-31``, a flag or ``EOMATCH_END_TIME``) is
+        the whole UTC day: an end keeps everything up to its last microsecond."""
+        from eomatch.model import date_only, parse_time_bound
+
+        if date_only(value) is not None:
+            return parse_time_bound(value, end=info.field_name == "end_time")
+        return value
+
+    @field_validator("start_time", "end_time", mode="after")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        """Naive times are UTC; all of them aware, so any two compare."""
+        from eomatch.model import to_utc
+
+        return None if value is None else to_utc(value)
+
     @field_validator("providers", mode="before")
     @classmethod
     def _over_default_providers(cls, value: Any) -> Any:

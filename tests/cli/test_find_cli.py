@@ -166,3 +166,17 @@ def test_warnings_follow_log_format(tmp_path: Path, log_format: str) -> None:
     else:
         assert all(ln.startswith("warning: ") for ln in lines)
         assert any("days" in ln for ln in lines)
+
+
+def test_a_date_alone_is_the_whole_day(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``start_time: 2022-05-21`` and ``end_time: 2022-05-21`` (YAML dates) search all of
+    21 May: the crossovers of that afternoon are found, and nothing of the 22nd."""
+    cfg = write_config(tmp_path)
+    cfg.write_text(cfg.read_text().replace(f"start_time: '{START}'", "start_time: 2022-05-21")
+                   .replace(f"end_time: '{END}'", "end_time: 2022-05-21"))  # fmt: skip
+    assert "start_time: 2022-05-21\n" in cfg.read_text() and "end_time: 2022-05-21\n" in cfg.read_text()
+    assert main(["--config", str(cfg), "--events-only", "--format", "csv", "-q"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    closest = sorted(datetime.fromisoformat(r["closest_a"].replace("Z", "+00:00")) for r in rows)
+    assert closest and all(t.date().isoformat() == "2022-05-21" for t in closest)
+    assert closest[-1].hour >= 14  # the afternoon crossovers over the US (START-END) are in

@@ -167,3 +167,54 @@ def test_failure_on_a_later_page_keeps_a_consistent_catalogue_and_rerun_complete
     assert code == 0, err
     cat = pystac.Catalog.from_file(str(out / "catalog.json"))
     assert sorted(i.id for i in cat.get_items(recursive=True)) == ["p1", "p2"]
+
+
+def _search_params(fake_stac) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    from urllib.parse import parse_qsl, urlsplit
+
+    (path,) = [p for p, _ in fake_stac.requests if p.startswith("/search")]
+    return dict(parse_qsl(urlsplit(path).query))
+
+
+def test_a_date_alone_ends_at_the_last_microsecond_of_that_day(capsys, fake_stac, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = _run(capsys, "--api-url", fake_stac.base_url, "--output", str(tmp_path / "o"),
+                          "--start-time", "2022-01-01", "--end-time", "2022-12-31", "-q")  # fmt: skip
+    assert code == 0, err
+    assert _search_params(fake_stac)["datetime"] == "2022-01-01T00:00:00Z/2022-12-31T23:59:59.999999Z"
+    assert "datetime 2022-01-01T00:00:00Z/2022-12-31T23:59:59.999999Z" in out
+
+
+def test_config_values_are_the_search_and_flags_override_them(capsys, fake_stac, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("start_time: 2022-05-01\nend_time: 2022-05-31\nmin_lat: 10\nmax_lat: 20\nmin_lon: 170\n"
+                   "max_lon: -170\nplatforms: [S2A, LANDSAT_9]\n")  # fmt: skip
+    code, _, err = _run(capsys, "--config", str(cfg), "--api-url", fake_stac.base_url,
+                        "--output", str(tmp_path / "o"), "-q")  # fmt: skip
+    assert code == 0, err
+    params = _search_params(fake_stac)
+    assert params["datetime"] == "2022-05-01T00:00:00Z/2022-05-31T23:59:59.999999Z"
+    assert params["bbox"] == "170.0,10.0,-170.0,20.0"  # min_lon > max_lon: across the antimeridian
+    assert "'Sentinel-2A'" in params["filter"] and "'Landsat-9'" in params["filter"]
+    assert "'Sentinel-3A'" not in params["filter"] and params["filter-lang"] == "cql2-text"
+
+    fake_stac.requests.clear()
+    code, _, err = _run(capsys, "--config", str(cfg), "--api-url", fake_stac.base_url, "--output", str(tmp_path / "p"),
+                        "--end-time", "2022-05-02T12:00:00Z", "--bbox", "0", "0", "1", "1", "--platforms", "S3A,S3B", "-q")  # fmt: skip
+    assert code == 0, err
+    params = _search_params(fake_stac)
+    assert params["datetime"] == "2022-05-01T00:00:00Z/2022-05-02T12:00:00Z" and params["bbox"] == "0.0,0.0,1.0,1.0"
+    assert "'Sentinel-3A'" in params["filter"] and "'Sentinel-3B'" in params["filter"] and "'Landsat-9'" not in params["filter"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--platforms", "Landsat9"], "unknown platform 'Landsat9'"),
+        (["--collections", "../x"], "not a collection id"),
+    ],
+)
+def test_bad_filters_fail_before_any_request(capsys, fake_stac, tmp_path, args, needle) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = _run(capsys, "--api-url", fake_stac.base_url, "--output", str(tmp_path / "o"), *args)
+    assert code == 2
+    _one_line_error(err, needle)
+    assert fake_stac.requests == []
