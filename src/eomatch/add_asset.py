@@ -366,11 +366,42 @@ class _PushPlan:
     api_key: str | None = None
 
 
+def read_api_key_file(path: str | os.PathLike[str]) -> str:
+    """The write key kept in a file (alone on its line): unlike ``--api-key KEY``, it is
+    not shown to every user of the machine by ``ps`` or ``/proc/*/cmdline``."""
+    where = Path(path).expanduser()
+    try:
+        text = where.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"API key file {where} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read API key file {where}: {getattr(exc, 'strerror', None) or exc}") from None
+    key = text.strip()
+    if not key or any(c.isspace() for c in key):
+        raise ConfigError(f"API key file {where} must hold the key alone, on one line")
+    return key
+
+
+def api_key_from(settings: Settings) -> str | None:
+    """The write key the settings point at: ``api_key_file`` (``--api-key-file``,
+    ``EOMATCH_API_KEY_FILE``), else ``api_key`` (``EOMATCH_API_KEY``)."""
+    if settings.api_key_file is not None:
+        return read_api_key_file(settings.api_key_file)
+    if settings.api_key is not None:
+        return settings.api_key.get_secret_value()
+    # Python callers whose settings were loaded without the environment (environ={})
+    # still find the key where the command line does.
+    return os.environ.get("EOMATCH_API_KEY") or None
+
+
 def _plan_push(settings: Settings, api_url: str | None, api_key: str | None) -> _PushPlan:
     """Resolve and check the push target before anything local is written."""
     if api_url:
         if not api_key:
-            raise ConfigError("pushing through --api-url needs an API key: pass --api-key or set EOMATCH_API_KEY")
+            raise ConfigError(
+                "pushing through --api-url needs an API key: --api-key-file PATH, "
+                "EOMATCH_API_KEY_FILE or EOMATCH_API_KEY"
+            )
         if urlparse(api_url).scheme not in ("http", "https"):
             raise ConfigError(f"--api-url must be an http(s) URL, got {api_url!r}")
         base = api_url.rstrip("/")
@@ -519,7 +550,8 @@ def register_analysis(
     the item (and its collection) is upserted into pgSTAC: through
     ``api_url`` with ``api_key`` if given, else straight into the database of
     the ``ingest.*`` settings (the local stack's ingest role when none are set);
-    ``api_key`` defaults to ``$EOMATCH_API_KEY``.
+    ``api_key`` defaults to the file ``settings.api_key_file`` (``EOMATCH_API_KEY_FILE``),
+    else ``EOMATCH_API_KEY``.
     Raises :class:`AddAssetError` (nothing written) or :class:`PushError`
     (written locally, push failed; ``push=True`` again is safe).
     """
@@ -531,8 +563,6 @@ def register_analysis(
         )
     if (api_url or api_key) and not push:
         raise ConfigError("an API URL or key was given without push=True (--push)")
-    if api_url and api_key is None:
-        api_key = os.environ.get("EOMATCH_API_KEY")  # same fallback for Python callers as for the CLI
     run_date_given = _as_date(date) if date is not None else None
     cat = MatchupCatalogue.open(catalogue_path)
     try:
@@ -558,6 +588,8 @@ def register_analysis(
                 from eomatch.settings import load_settings
 
                 settings = load_settings(overrides={"ingest": {"db_password": os.environ.get("PGPASSWORD")}})
+            if api_url and api_key is None:
+                api_key = api_key_from(settings)
             plan = _plan_push(settings, api_url, api_key)
 
         now_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

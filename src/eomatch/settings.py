@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -309,6 +317,12 @@ class Settings(BaseSettings):
     provider_backoff_s: float = 0.5
     provider_timeout_s: float = 60.0
 
+    # --- writes through the internal API (eomatch-add-asset --push --api-url) ---
+    api_key: SecretStr | None = Field(None, exclude=True)
+    """Write key (``EOMATCH_API_KEY``); never in dumps (the stack's settings file) or reprs."""
+    api_key_file: Path | None = None
+    """File holding the write key (``EOMATCH_API_KEY_FILE``, ``--api-key-file``); wins over ``api_key``."""
+
     # --- sections ---
     matchup_catalogue: CatalogueSettings = Field(default_factory=CatalogueSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
@@ -468,6 +482,8 @@ def load_settings(
         if clean:
             merged = _deep_merge(base.model_dump(exclude={"config_file"}), clean)
             settings = Settings.model_validate(merged)
+            if "api_key" not in clean:  # excluded from dumps, so carried over by hand
+                settings.api_key = base.api_key
         else:
             settings = base
     except ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -32,7 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--href", help="record this http(s) URL for the local file instead of its file:// URI")
     p.add_argument("--push", action="store_true", help="also upsert the item into pgSTAC (safe to repeat)")
     p.add_argument("--api-url", help="push through this internal API (e.g. http://server/api) instead of the database")
-    p.add_argument("--api-key", help="API key for --api-url (default: $EOMATCH_API_KEY)")
+    p.add_argument(
+        "--api-key-file", metavar="PATH",
+        help="file holding the API key for --api-url (default: $EOMATCH_API_KEY_FILE, else $EOMATCH_API_KEY)",
+    )  # fmt: skip
+    p.add_argument("--api-key", help="API key for --api-url; visible to other users in 'ps': prefer --api-key-file")
     add_db_flags(p)
     return p
 
@@ -40,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
 def _main(argv: Sequence[str] | None) -> int:
     p = _parser()
     args = p.parse_args(argv)
-    settings = settings_from_args(args, db_overrides(args))
+    settings = settings_from_args(args, {**db_overrides(args), "api_key_file": args.api_key_file})
+    if args.api_key is not None:
+        logging.getLogger("eomatch.cli").warning(
+            "--api-key is visible to every user of this machine (ps, /proc); use --api-key-file PATH or EOMATCH_API_KEY"
+        )
     from eomatch.add_asset import list_analysis_versions, register_analysis
     from eomatch.errors import ConfigError
 
@@ -73,7 +82,7 @@ def _main(argv: Sequence[str] | None) -> int:
         href=args.href,
         settings=settings,
         api_url=args.api_url,
-        api_key=args.api_key,  # default: $EOMATCH_API_KEY (register_analysis)
+        api_key=args.api_key,  # default: --api-key-file / EOMATCH_API_KEY_FILE / EOMATCH_API_KEY (register_analysis)
     )
     print(result.line(), file=sys.stdout)
     return 0
