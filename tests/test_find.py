@@ -151,8 +151,14 @@ def test_bad_config_fails_before_writing(tmp_path: Path, archive: Path) -> None:
         find(run_settings(tmp_path / "cat", archive, platforms=["S2A", "Nope-1"]), quiet=True)
     with pytest.raises(ConfigError, match="at least two"):
         find(run_settings(tmp_path / "cat", archive, platforms=["S2A", "Sentinel-2A"]), quiet=True)
-    with pytest.raises(ConfigError, match="no TLE for platform Sentinel-3A"):
-        find(run_settings(tmp_path / "cat", archive, platforms=["S2A", "S3A"]), quiet=True)
+    # every default satellite has packaged TLEs: a registered one without any
+    from eomatch.settings import _default_satellites
+
+    sats = [s.model_dump() for s in _default_satellites()]
+    sats.append({"name": "Sentinel-3C", "norad_id": 99999, "swath_km": 1270, "instrument": "OLCI",
+                 "collections": ["S3_OLCI_L1B"]})  # fmt: skip
+    with pytest.raises(ConfigError, match="no TLE for platform Sentinel-3C"):
+        find(run_settings(tmp_path / "cat", archive, platforms=["S2A", "Sentinel-3C"], satellites=sats), quiet=True)
     assert not (tmp_path / "cat").exists()
 
 

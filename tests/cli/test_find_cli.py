@@ -121,7 +121,14 @@ def test_events_progress_counts_days_on_stderr(tmp_path: Path, capsys: pytest.Ca
     ("over", "expected"),
     [
         ({"platforms": ["S2A", "FOO-7"]}, "unknown platform 'FOO-7'"),
-        ({"platforms": ["S2A", "Sentinel-3A"]}, "no TLE for platform Sentinel-3A"),
+        (  # every default satellite has packaged TLEs: a registered one without any
+            {"platforms": ["S2A", "Sentinel-3C"], "satellites": [
+                {"name": "Sentinel-2A", "aliases": ["S2A"], "norad_id": 40697, "swath_km": 290, "instrument": "MSI",
+                 "collections": ["S2_MSI_L1C"]},
+                {"name": "Sentinel-3C", "norad_id": 99999, "swath_km": 1270, "instrument": "OLCI", "collections": ["S3_OLCI_L1B"]},
+            ]},
+            "no TLE for platform Sentinel-3C",
+        ),
         ({"start_time": END, "end_time": START}, "end_time"),
         ({"platforms": ["S2A"]}, "platforms"),
     ],
