@@ -22,7 +22,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,18 +142,55 @@ def _collection_kind(collection_id: str, doc: dict[str, Any]) -> str:
     return "matchup" if "-vs-" in collection_id else "product"
 
 
-def collection_search(collection_docs: dict[str, dict[str, Any]]) -> tuple[list[str], str | None]:
+def _between(collection_id: str, products: Sequence[str]) -> bool:
+    """Whether a matchup or events collection id (``{c}-{token}-vs-{c}-{token}``, maybe
+    behind ``matchup-events-``) pairs two of ``products``."""
+    key = collection_id.removeprefix(f"{EVENTS_PREFIX}-")
+    halves = key.split("-vs-")
+    return len(halves) == 2 and all(any(h.startswith(f"{p}-") for p in products) for h in halves)
+
+
+def _api_collection_ids(client: StacClient, api: str) -> Iterator[str]:
+    """Every collection id the API lists (``/collections``, following ``next`` links);
+    an API without the list gives none (the search filter alone is then exact, only slower)."""
+    url: str | None = urljoin(api, "collections")
+    seen: set[str] = set()
+    while url and url not in seen:
+        seen.add(url)
+        try:
+            doc = client.get(url)
+        except QueryError as exc:
+            log.debug("no collection list at %s: %s", url, exc)
+            return
+        if not isinstance(doc, dict):
+            return
+        for coll in doc.get("collections") or []:
+            if isinstance(coll, dict) and isinstance(coll.get("id"), str):
+                yield coll["id"]
+        nxt = next((lk for lk in doc.get("links") or [] if lk.get("rel") == "next" and lk.get("href")), None)
+        url = urljoin(url, str(nxt["href"])) if nxt else None
+
+
+def collection_search(
+    collection_docs: dict[str, dict[str, Any]], api_collections: Iterable[str] = ()
+) -> tuple[list[str], str | None]:
     """How to search the wanted collections: (``collections`` parameter, CQL2 filter).
 
     Matchup and events collections are searched as they are. A product collection
     (``S2_MSI_L1C``) also keeps, as in ``eomatch-find``'s ``collections``, the events
-    and matchups whose two product collections are both among those given.
+    and matchups whose two product collections are both among those given: the
+    filter says exactly that, and the ``collections`` parameter names the API's
+    pair collections between them (from ``api_collections``) so that pgSTAC searches
+    those collections only, not the whole catalogue.
     """
     wanted = list(collection_docs)
     products = [c for c, doc in collection_docs.items() if _collection_kind(c, doc) == "product"]
     if not products:
         return wanted, None
-    return [], f'(collection IN {_cql2_list(wanted)} OR A_CONTAINED_BY("matchup:collections", {_cql2_list(products)}))'
+    pairs = [c for c in api_collections if c not in collection_docs and _between(c, products)]
+    return wanted + pairs, (
+        f'(collection IN {_cql2_list(wanted)} OR A_CONTAINED_BY("matchup:collections", {_cql2_list(products)}))'
+    )
 
 
 def site_bbox(settings: Settings) -> list[float] | None:
@@ -544,7 +581,10 @@ def query(
             asked.append(f"bbox {params['bbox']}")
         filters = [f"({filter.strip()})"] if filter and filter.strip() else []
         if wanted_collections:
-            by_param, by_filter = collection_search(collection_docs)
+            needs_pairs = any(_collection_kind(c, d) == "product" for c, d in collection_docs.items())
+            by_param, by_filter = collection_search(
+                collection_docs, _api_collection_ids(client, api) if needs_pairs else ()
+            )
             if by_param:
                 params["collections"] = ",".join(by_param)
             if by_filter:

@@ -218,3 +218,25 @@ def test_bad_filters_fail_before_any_request(capsys, fake_stac, tmp_path, args, 
     assert code == 2
     _one_line_error(err, needle)
     assert fake_stac.requests == []
+
+
+def test_product_collections_search_the_pairs_between_them(capsys, httpserver, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A product collection also asks for the matchup and events collections between the
+    given product collections that the API lists (so pgSTAC searches only those), and
+    the filter keeps exactly the pairs of those product collections."""
+    landing = {"type": "Catalog", "id": "fake", "stac_version": "1.1.0", "description": "d",
+               "conformsTo": ["https://api.stacspec.org/v1.0.0/item-search"],
+               "links": [{"rel": "search", "href": "search", "method": "GET"}]}  # fmt: skip
+    listed = ["P", "Q", "P-S2A-vs-Q-Landsat-9", "matchup-events-P-S2A-vs-Q-Landsat-9", "P-S2A-vs-R-S3A", "PX-S2A-vs-Q-L9"]
+    httpserver.expect_request("/").respond_with_json(landing)
+    httpserver.expect_request("/collections").respond_with_json({"collections": [{"id": c} for c in listed], "links": []})
+    for cid in ("P", "Q"):
+        httpserver.expect_request(f"/collections/{cid}").respond_with_json(
+            {"type": "Collection", "id": cid, "matchup:type": "product", "links": []})  # fmt: skip
+    httpserver.expect_request("/search").respond_with_json({"type": "FeatureCollection", "features": [], "links": []})
+    code, _, err = _run(capsys, "--api-url", httpserver.url_for("/"), "--output", str(tmp_path / "o"),
+                        "--collections", "P,Q", "-q")  # fmt: skip
+    assert code == 0, err
+    (search,) = [req for req, _ in httpserver.log if req.path == "/search"]
+    assert search.args["collections"].split(",") == ["P", "Q", "P-S2A-vs-Q-Landsat-9", "matchup-events-P-S2A-vs-Q-Landsat-9"]
+    assert search.args["filter"] == "(collection IN ('P', 'Q') OR A_CONTAINED_BY(\"matchup:collections\", ('P', 'Q')))"
