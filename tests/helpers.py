@@ -91,6 +91,12 @@ def derive_settings(settings: Any, stack: dict[str, Any]) -> Any:
     """A copy of ``settings`` with ``stack`` merged into its ``stack`` section."""
     from eomatch.settings import Settings
 
+    if "state_dir" in stack and "socket_dir" not in stack.get("api", {}):
+        # A second proxy with a folder of its own still fronts these settings' APIs.
+        from eomatch.stack.state import api_socket_dir
+
+        stack = {**stack, "api": {**stack.get("api", {}), "socket_dir": str(api_socket_dir(settings))}}
+
     def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
         out = dict(base)
         for key, value in top.items():

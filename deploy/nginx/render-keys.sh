@@ -1,8 +1,14 @@
 #!/bin/sh
 # Turns EOMATCH_API_KEYS ("name:key,name:key" from .env) into the nginx map of named keys.
 set -eu
-mkdir -p /etc/nginx/eomatch
-out=/etc/nginx/eomatch/keys.conf
+case "${EOMATCH_API_KEYS:-}" in
+  *change-me*|*changeme*|*change_me*)
+    echo "40-eomatch-keys: refusing to start: EOMATCH_API_KEYS still holds the placeholder key of .env.example;" \
+      "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'" >&2
+    exit 1 ;;
+esac
+out=${EOMATCH_KEYS_CONF:-/etc/nginx/eomatch/keys.conf}
+mkdir -p "$(dirname "$out")"
 {
   echo 'map $http_authorization $eomatch_key_name {'
   echo '    default "";'

@@ -80,6 +80,16 @@ class DatabaseSettings(_Section):
     pg_bin_dir: Path = Field(default_factory=default_pg_bin_dir)
     run_as: str = "postgres"
     """System user the server runs as when the stack is started by root."""
+    api_user: str = "eomatch_api"
+    """Role of the internal API (in ``pgstac_ingest``, like ``ingest_user``, but with
+    the API timeouts below; ``ingest_user`` is for bulk loads)."""
+    statement_timeout_s: float = Field(60.0, ge=0)
+    """``statement_timeout`` of the API roles (``api_user``, ``read_user``); 0 = none."""
+    idle_in_transaction_timeout_s: float = Field(60.0, ge=0)
+    """``idle_in_transaction_session_timeout`` of the API roles; 0 = none."""
+    ingest_statement_timeout_s: float = Field(0.0, ge=0)
+    """``statement_timeout`` of ``ingest_user`` (bulk loads of a million items must not
+    be cancelled); 0 = none. The admin role never has one (migrations, restores)."""
 
 
 class ApiSettings(_Section):
@@ -101,6 +111,12 @@ class ApiSettings(_Section):
     db_pool_max: int = 10
     health_urls: dict[str, str] = Field(default_factory=dict)
     """Component probe URLs for /health; empty = derive the local stack's ports."""
+    run_as: str = "eomatch"
+    """System user the local APIs run as when the stack is started by root (created
+    with ``useradd --system`` when missing); otherwise they run as the caller."""
+    socket_dir: Path | None = None
+    """Folder of the local APIs' unix sockets (what the proxy connects to); default
+    ``<state_dir>/run/api``."""
 
 
 class ProxySettings(_Section):
@@ -144,6 +160,10 @@ class StackSettings(_Section):
     log_format: Literal["text", "json"] = "text"
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 5
+    restart_backoff_s: float = Field(0.5, gt=0)
+    """The supervisor restarts a crashed API, browser or proxy after this long, doubling
+    for each crash in a row (a service up for a minute starts again from this)."""
+    restart_backoff_max_s: float = Field(30.0, gt=0)
 
 
 class IngestSettings(_Section):

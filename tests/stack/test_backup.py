@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from catalogue_factory import build_catalogue
@@ -26,7 +27,7 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
-def db_stack() -> Iterator[tuple[Settings, str]]:
+def db_stack() -> Iterator[tuple[Settings, ApiService]]:
     """Only what a backup needs: the database and the internal API (to compare through)."""
     state_dir = make_state_dir("eomatch-backup-")
     settings = stack_settings(state_dir)
@@ -36,7 +37,7 @@ def db_stack() -> Iterator[tuple[Settings, str]]:
     try:
         db.start()
         api.start()
-        yield settings, api.url()
+        yield settings, api
     finally:
         api.stop()
         db.stop()
@@ -50,15 +51,16 @@ def _item_count(settings: Settings) -> int:
     return int(row[0])
 
 
-def test_backup_restore_round_trip(db_stack: tuple[Settings, str], tmp_path: Path) -> None:
-    settings, api = db_stack
+def test_backup_restore_round_trip(db_stack: tuple[Settings, ApiService], tmp_path: Path) -> None:
+    settings, api_service = db_stack
+    api = api_service.client()
     cat = build_catalogue(tmp_path / "cat", n_events=3)
     ingest(settings, catalogue=cat.root, quiet=True)
     n_items = _item_count(settings)
     assert n_items == 12  # 3 events x (event + matchup + 2 products)
     product_id = next(iter(cat.iter_items("S2_MSI_L1C")))["id"]
-    url = f"{api}/collections/S2_MSI_L1C/items/{product_id}"
-    before = httpx.get(url, timeout=10)
+    url = f"/collections/S2_MSI_L1C/items/{product_id}"
+    before = api.get(url)
     assert before.status_code == 200
 
     dump = tmp_path / "eomatch.dump"
@@ -74,12 +76,12 @@ def test_backup_restore_round_trip(db_stack: tuple[Settings, str], tmp_path: Pat
     with psycopg.connect(stack_credentials(settings, "admin").dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM pgstac.items")
     assert _item_count(settings) == 0
-    assert httpx.get(url, timeout=10).status_code == 404
+    assert api.get(url).status_code == 404
 
     summary = restore(settings, dump)
     assert f"{n_items} items" in summary
     assert _item_count(settings) == n_items
-    after = httpx.get(url, timeout=10)
+    after = api.get(url)
     assert after.status_code == 200
     assert after.content == before.content
     # The roles still work after the restore: the ingest role can write, the read role read.
@@ -90,7 +92,7 @@ def test_backup_restore_round_trip(db_stack: tuple[Settings, str], tmp_path: Pat
         assert row is not None and row[0] == n_items
 
 
-def test_restore_errors_are_one_line(db_stack: tuple[Settings, str], tmp_path: Path) -> None:
+def test_restore_errors_are_one_line(db_stack: tuple[Settings, ApiService], tmp_path: Path) -> None:
     settings, _ = db_stack
     with pytest.raises(StackError, match="backup file not found"):
         restore(settings, tmp_path / "missing.dump")
@@ -110,7 +112,7 @@ def test_restore_errors_are_one_line(db_stack: tuple[Settings, str], tmp_path: P
     assert "Traceback" not in proc.stderr
 
 
-def test_truncated_dump_changes_nothing(db_stack: tuple[Settings, str], tmp_path: Path) -> None:
+def test_truncated_dump_changes_nothing(db_stack: tuple[Settings, ApiService], tmp_path: Path) -> None:
     settings, _ = db_stack
     cat = build_catalogue(tmp_path / "cat2", n_events=1)
     ingest(settings, catalogue=cat.root, quiet=True)
@@ -123,3 +125,20 @@ def test_truncated_dump_changes_nothing(db_stack: tuple[Settings, str], tmp_path
     with pytest.raises(StackError, match="nothing changed"):
         restore(settings, broken)
     assert _item_count(settings) == count
+
+
+def test_backup_file_is_private(db_stack: tuple[Settings, ApiService], tmp_path: Path) -> None:
+    """A dump holds the whole catalogue: mode 0600 whatever the umask, also when it
+    replaces an older, world-readable backup of the same name."""
+    settings, _ = db_stack
+    dump = tmp_path / "private.dump"
+    dump.write_bytes(b"an older backup")
+    dump.chmod(0o644)
+    old_umask = os.umask(0o022)
+    try:
+        backup(settings, dump)
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(dump.stat().st_mode) == 0o600
+    assert dump.read_bytes()[:5] == b"PGDMP"
+    assert not dump.with_name(dump.name + ".part").exists()

@@ -15,6 +15,7 @@ from eomatch.stack.render import (
     render_deploy_files,
     render_proxy_conf,
 )
+from eomatch.stack.state import StatePaths
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -48,7 +49,7 @@ def test_local_and_compose_proxy_route_identically(tmp_path: Path) -> None:
     assert _server_block(local) == _server_block(compose)
     assert _http_preamble(local) == _http_preamble(compose)
     assert "api-internal:8000" in compose and "api-external:8000" in compose
-    assert f"127.0.0.1:{settings.stack.api.internal_port}" in local
+    assert f"server unix:{StatePaths(tmp_path).api_socket_dir}/api-internal.sock;" in local
 
 
 def test_local_replicas_become_upstream_servers(tmp_path: Path) -> None:
@@ -57,10 +58,10 @@ def test_local_replicas_become_upstream_servers(tmp_path: Path) -> None:
         environ={},
     )
     conf = render_proxy_conf(settings, "local")
-    ext = settings.stack.api.external_port
+    sockets = StatePaths(tmp_path).api_socket_dir  # one unix socket per replica
     block = conf[conf.index("upstream eomatch_external"):]
     block = block[: block.index("}")]
-    assert f"127.0.0.1:{ext};" in block and f"127.0.0.1:{ext + 10};" in block
+    assert f"unix:{sockets}/api-external.sock;" in block and f"unix:{sockets}/api-external-2.sock;" in block
     names = [ApiService(settings, "external", i).name for i in range(2)]
     assert names == ["api-external", "api-external-2"]
 
@@ -85,9 +86,10 @@ def test_compose_services_versions_and_secrets() -> None:
         # Bounded json-file logs everywhere.
         assert svc["logging"]["driver"] == "json-file"
         assert "max-size" in svc["logging"]["options"] and "max-file" in svc["logging"]["options"]
-    # The external API connects with the read-only role, the internal with the ingest role.
+    # The external API connects with the read-only role, the internal with its own
+    # ingest-group role (which has the API timeouts; the ingest role is for bulk loads).
     assert services["api-external"]["environment"]["PGUSER"] == settings.stack.db.read_user
-    assert services["api-internal"]["environment"]["PGUSER"] == settings.stack.db.ingest_user
+    assert services["api-internal"]["environment"]["PGUSER"] == settings.stack.db.api_user
 
 
 @pytest.mark.skipif(

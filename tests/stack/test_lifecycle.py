@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -71,13 +70,16 @@ def test_up_is_idempotent(life: Stack) -> None:
     assert all(row["healthy"] for row in life.status())
 
 
-def test_killed_service_shows_down_and_up_restarts_it(life: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stopped_service_shows_down_and_up_restarts_it(life: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    """A service stopped on purpose stays down (the supervisor leaves it) until ``up``.
+    (A killed one comes back by itself: tests/stack/test_supervision.py.)"""
     life.up()
     svc = life.service("api-external")
     old = svc.pid()
     assert old is not None
-    os.kill(old, signal.SIGKILL)
+    svc.stop()
     assert wait_until(lambda: not is_running(old), 10)
+    time.sleep(1.0)  # several supervisor polls: it must not bring the service back
 
     rows = {row["service"]: row for row in life.status()}
     assert rows["api-external"]["pid"] is None and not rows["api-external"]["healthy"]
@@ -104,10 +106,13 @@ def test_down_stops_exactly_its_processes_and_data_survives(life: Stack, strange
         w.item(make_item("survivor", "kept", 5, 5))
     pids = {p for p in _pids(life).values() if p}
     assert len(pids) == 5
+    supervisor = life.supervisor.pid()
+    assert supervisor is not None
 
     stopped = life.down()
-    assert set(stopped) == {"db", "api-internal", "api-external", "browser", "proxy"}
-    assert not any(is_running(p) for p in pids)
+    assert stopped[0] == "supervisor"  # first, so that nothing is restarted behind down's back
+    assert set(stopped) == {"supervisor", "db", "api-internal", "api-external", "browser", "proxy"}
+    assert not any(is_running(p) for p in pids | {supervisor})
     assert is_running(stranger)
     assert all(row["pid"] is None and not row["healthy"] for row in life.status())
     assert life.down() == []  # nothing left to stop

@@ -33,6 +33,7 @@ from helpers import (
 from eomatch.server.health import collect_health
 from eomatch.settings import Settings
 from eomatch.stack import Stack
+from eomatch.stack.api import ApiService
 from eomatch.stack.keys import add_key
 from eomatch.stack.logfiles import rotate_nginx_logs
 from eomatch.stack.proxy import Proxy
@@ -208,9 +209,8 @@ def test_postgres_and_apis_log_to_files_under_the_state_folder(running_stack: Ru
 
 
 def test_metrics_on_both_api_ports_and_under_api_but_not_external(running_stack: RunningStack) -> None:
-    api = running_stack.settings.stack.api
-    internal = f"http://127.0.0.1:{api.internal_port}/metrics"
-    before = httpx.get(internal, timeout=10)
+    internal_app = ApiService(running_stack.settings, "internal").client()  # the app's own socket
+    before = internal_app.get("/metrics")
     assert before.status_code == 200
     n0 = _metric(before.text, "http_requests_total", handler="/collections", method="GET", status="200")
     for _ in range(3):
@@ -222,9 +222,9 @@ def test_metrics_on_both_api_ports_and_under_api_but_not_external(running_stack:
     # latency is labelled by status too: a 404 is counted apart from the 200s
     missing = f"{running_stack.internal}/collections/{unique_id('no-such')}"
     assert httpx.get(missing, timeout=10).status_code == 404
-    latest = httpx.get(internal, timeout=10).text
+    latest = internal_app.get("/metrics").text
     assert _metric(latest, "http_request_duration_seconds_count", handler="/collections/{collection_id}", status="404") >= 1
-    ext = httpx.get(f"http://127.0.0.1:{api.external_port}/metrics", timeout=10)
+    ext = ApiService(running_stack.settings, "external").client().get("/metrics")
     assert ext.status_code == 200 and "http_requests_total" in ext.text
     blocked = httpx.get(f"{running_stack.external}/metrics", timeout=10)
     assert blocked.status_code == 404

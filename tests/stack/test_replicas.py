@@ -46,7 +46,8 @@ def _served(stack: Stack) -> dict[str, float]:
     out = {}
     for api in stack.apis:
         if api.audience == "external":
-            text = httpx.get(api.url() + "/metrics", timeout=10).text
+            with api.client() as client:
+                text = client.get("/metrics").text
             out[api.name] = _metric(text, "http_requests_total", handler="/collections", method="GET")
     return out
 
@@ -54,7 +55,8 @@ def _served(stack: Stack) -> dict[str, float]:
 def test_both_replicas_serve_and_one_may_die(replica_stack: Stack) -> None:
     ext = [a for a in replica_stack.apis if a.audience == "external"]
     assert [a.name for a in ext] == ["api-external", "api-external-2"]
-    assert ext[1].port == ext[0].port + 10
+    assert [a.socket.name for a in ext] == ["api-external.sock", "api-external-2.sock"]  # one socket each
+    assert all(a.socket.is_socket() for a in ext)
     base = replica_stack.urls.external
     before = _served(replica_stack)
     n = 40
@@ -66,14 +68,21 @@ def test_both_replicas_serve_and_one_may_die(replica_stack: Stack) -> None:
     assert sum(delta.values()) == n
     assert all(d >= n // 4 for d in delta.values()), delta  # round robin spreads the load
 
-    # Kill one replica outright: nginx retries the other (proxy_next_upstream error).
+    # Kill one replica outright: nginx retries the other (proxy_next_upstream error)
+    # while the supervisor brings the killed one back on its own socket.
     pid = ext[1].pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: ext[1].pid() is None, 10)
     with httpx.Client(timeout=10) as client:
         codes = [client.get(base + "collections").status_code for _ in range(20)]
     assert codes == [200] * 20
+    assert wait_until(lambda: ext[1].pid() not in (None, pid) and ext[1].healthy(), 30, 0.1)
+    seen = replica_stack.health()["supervision"]["services"]
+    assert seen["api-external-2"]["restarts"] == 1 and seen["api-external-2"]["last_exit"]["signal"] == "SIGKILL"
+    assert seen["api-external"]["restarts"] == 0
+
+    # A replica stopped on purpose stays down: /health says which one.
+    ext[1].stop()
     health = httpx.get(replica_stack.urls.health, timeout=20)
     assert health.status_code == 503
     assert health.json()["components"]["api-external-2"]["ok"] is False

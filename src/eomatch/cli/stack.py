@@ -36,10 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("--port", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = _with_common(p.add_subparsers(dest="command", required=True), common)
-    up = sub.add_parser("up", help="start every service (idempotent) and print the URLs")
+    up = sub.add_parser("up", help="start every service and their supervisor (idempotent) and print the URLs")
     up.add_argument("--demo", action="store_true", help="load the demo matchup catalogue")
-    sub.add_parser("down", help="stop the services this stack started")
-    st = sub.add_parser("status", help="which services run, and the catalogue's health")
+    sub.add_parser("down", help="stop the supervisor, then the services this stack started")
+    st = sub.add_parser("status", help="which services run (restarts, sockets, users), and the catalogue's health")
     st.add_argument("--json", action="store_true")
     lg = sub.add_parser("logs", help="print a service's log")
     lg.add_argument("service")
@@ -109,7 +109,10 @@ def _main(argv: Sequence[str] | None) -> int:
         else:
             for row in rows:
                 state = "up" if row["healthy"] else ("running, unhealthy" if row["pid"] else "DOWN")
-                print(f"  {row['service']:<16} {state:<18} pid={row['pid'] or '-':<8} {row['url']}")
+                extra = f"  as {row['user']}" if row.get("user") else ""
+                if row.get("restarts"):
+                    extra += f"  restarts={row['restarts']} (last: {_exit_text(row.get('last_exit'))})"
+                print(f"  {row['service']:<16} {state:<18} pid={row['pid'] or '-':<8} {row['url']}{extra}")
             cat = report.get("catalogue") or {}
             if cat:
                 print(f"  catalogue: {cat['items_total']} items in {len(cat['items_per_collection'])} collections, "
@@ -161,21 +164,53 @@ def _main(argv: Sequence[str] | None) -> int:
     raise StackError(f"unknown command {args.command}")
 
 
+DB_SETUP_SECRETS = ("PGPASSWORD", "EOMATCH_API_PASSWORD", "EOMATCH_INGEST_PASSWORD", "EOMATCH_READ_PASSWORD")
+
+
 def _db_setup(settings) -> int:  # type: ignore[no-untyped-def]
-    """Compose's one-shot migrate service: admin credentials and role passwords from env."""
+    """Compose's one-shot migrate service: admin credentials and role passwords from env.
+
+    The stack's services wait for it, so a placeholder secret left from
+    ``deploy/.env.example`` (passwords, and API keys when given) stops the start here.
+    """
     import os
 
-    from eomatch.stack.db import DbCredentials, setup_database
+    from eomatch.stack.db import DbCredentials, role_timeouts, setup_database
+    from eomatch.stack.state import placeholder_problem
 
     env = os.environ
-    missing = [k for k in ("PGHOST", "PGUSER", "PGPASSWORD", "EOMATCH_INGEST_PASSWORD", "EOMATCH_READ_PASSWORD") if not env.get(k)]
+    missing = [k for k in ("PGHOST", "PGUSER", *DB_SETUP_SECRETS) if not env.get(k)]
     if missing:
         raise StackError(f"db-setup needs these environment variables: {', '.join(missing)}")
+    for name in DB_SETUP_SECRETS:
+        problem = placeholder_problem(name, env[name])
+        if problem:
+            raise StackError(f"refusing to start: {problem}")
+    for pair in filter(None, (p.strip() for p in env.get("EOMATCH_API_KEYS", "").split(","))):
+        key_name, _, key = pair.partition(":")
+        problem = placeholder_problem(f"the API key '{key_name}' in EOMATCH_API_KEYS", key)
+        if problem:
+            raise StackError(f"refusing to start: {problem}")
     db = settings.stack.db
     admin = DbCredentials(env["PGHOST"], int(env.get("PGPORT", "5432")), env.get("PGDATABASE", db.name), env["PGUSER"], env["PGPASSWORD"])
-    setup_database(admin, admin.dbname, {db.ingest_user: env["EOMATCH_INGEST_PASSWORD"]}, {db.read_user: env["EOMATCH_READ_PASSWORD"]})
-    print(f"pgSTAC ready in {admin.redacted()}; roles {db.ingest_user}, {db.read_user}")
+    setup_database(
+        admin,
+        admin.dbname,
+        {db.api_user: env["EOMATCH_API_PASSWORD"], db.ingest_user: env["EOMATCH_INGEST_PASSWORD"]},
+        {db.read_user: env["EOMATCH_READ_PASSWORD"]},
+        timeouts=role_timeouts(settings),
+    )
+    print(f"pgSTAC ready in {admin.redacted()}; roles {db.api_user}, {db.ingest_user}, {db.read_user}")
     return 0
+
+
+def _exit_text(last_exit) -> str:  # type: ignore[no-untyped-def]
+    """'killed by SIGKILL at <time>' from a supervisor exit record."""
+    if not last_exit:
+        return "unknown"
+    how = (f"killed by {last_exit['signal']}" if last_exit.get("signal")
+           else f"exit code {last_exit['code']}" if last_exit.get("code") is not None else "exit status unknown")
+    return f"{how} at {last_exit.get('at', '?')}"
 
 
 def _reload_proxy(stack) -> None:  # type: ignore[no-untyped-def]

@@ -24,15 +24,9 @@ def component_urls(settings: Settings) -> dict[str, str]:
     """Where each HTTP component answers a cheap probe (local ports, or configured)."""
     if settings.stack.api.health_urls:
         return dict(settings.stack.api.health_urls)
-    api = settings.stack.api
-    host = settings.stack.proxy.host
-    urls = {}
-    for i in range(api.internal_replicas):
-        urls[f"api-internal{'' if i == 0 else f'-{i + 1}'}"] = f"http://{host}:{api.internal_port + 10 * i}/_mgmt/ping"
-    for i in range(api.external_replicas):
-        urls[f"api-external{'' if i == 0 else f'-{i + 1}'}"] = f"http://{host}:{api.external_port + 10 * i}/_mgmt/ping"
-    urls["browser"] = f"http://{host}:{settings.stack.proxy.browser_port}/config.js"
-    return urls
+    from eomatch.stack.probes import local_component_urls  # the APIs' unix sockets
+
+    return local_component_urls(settings)
 
 
 def catalogue_counts(dsn: str) -> tuple[dict[str, int], datetime | None]:
@@ -119,10 +113,13 @@ def collect_health(
         components["db"] = {"ok": True}
     except Exception as exc:  # any driver error means "down"
         components["db"] = {"ok": False, "error": str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}
+    from eomatch.stack.probes import probe
+    from eomatch.stack.supervisor import supervision_report
+
     with httpx.Client(timeout=timeout_s) as client:
         for name, url in component_urls(settings).items():
             try:
-                r = client.get(url)
+                r = probe(client, url)
                 components[name] = {"ok": r.status_code < 500, "status": r.status_code}
             except httpx.HTTPError as exc:
                 components[name] = {"ok": False, "error": type(exc).__name__}
@@ -132,6 +129,8 @@ def collect_health(
         "components": components,
         "catalogue": catalogue,
         "stale": bool(catalogue["stale"]) if catalogue else None,
+        # local stack: restarts and last exits the supervisor recorded (None in Compose)
+        "supervision": supervision_report(settings),
         "checked_in_ms": round((time.perf_counter() - t0) * 1000, 1),
     }
 

@@ -1,8 +1,10 @@
 """The local stack: db, api-internal, api-external, browser, proxy on loopback.
 
-One small class per service with ``start`` / ``stop`` / ``status``; ``Stack``
-starts them in dependency order and stops them in reverse. All state lives in
-``stack.state_dir``.
+One small class per service with ``start`` / ``stop`` / ``status``. ``Stack.up``
+starts the database, then the supervisor (:mod:`eomatch.stack.supervisor`), which
+starts the APIs, the browser and the proxy in that order and restarts any of them
+that dies. ``down`` stops the supervisor first, then the services in reverse. All
+state lives in ``stack.state_dir``.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from typing import Any, Protocol
 
 from eomatch.errors import StackError
 from eomatch.settings import Settings
-from eomatch.stack.api import ApiService
-from eomatch.stack.browser import Browser
+from eomatch.stack.api import ApiService, api_user, write_settings_file
+from eomatch.stack.browser import Browser, build_browser
 from eomatch.stack.db import Database, stack_credentials
 from eomatch.stack.nginx import NginxInstance
 from eomatch.stack.process import check_port_free
 from eomatch.stack.proxy import Proxy
-from eomatch.stack.state import StatePaths
+from eomatch.stack.state import StatePaths, load_secrets
+from eomatch.stack.supervisor import SupervisorProcess, supervision_report
 
 SERVICES = ("db", "api-internal", "api-external", "browser", "proxy")
 
@@ -68,6 +71,7 @@ class Stack:
         ]
         self.browser = Browser(settings, quiet=quiet)
         self.proxy = Proxy(settings)
+        self.supervisor = SupervisorProcess(settings)
 
     def services(self) -> Iterator[Service]:
         yield self.db
@@ -75,8 +79,12 @@ class Stack:
         yield self.browser
         yield self.proxy
 
+    def supervised(self) -> list[Service]:
+        """What the supervisor starts and restarts, in start order."""
+        return [*self.apis, self.browser, self.proxy]
+
     def service(self, name: str) -> Service:
-        for svc in self.services():
+        for svc in (*self.services(), self.supervisor):
             if svc.name == name:
                 return svc
         raise StackError(f"unknown service '{name}'; services: {', '.join(s.name for s in self.services())}")
@@ -99,17 +107,34 @@ class Stack:
                 check = _port_check(self.settings, svc)
                 if check is not None:
                     check_port_free(*check)
-        for svc in self.services():
+        self._say(f"  {self.db.name:<14} starting..." if not _running(self.db) else f"  {self.db.name:<14} already running")
+        self.db.start()
+        if "api_password" not in load_secrets(self.paths):
+            self.db.setup_database()  # a state folder from before the API role: add it now
+        # What the supervisor needs, done here where the user sees it: the settings it
+        # loads, the API user, and the one-time browser build (minutes, with progress).
+        write_settings_file(self.settings, api_user(self.settings, create=True))
+        build_browser(self.settings, quiet=self.quiet)
+        for svc in self.supervised():
             self._say(f"  {svc.name:<14} starting..." if not _running(svc) else f"  {svc.name:<14} already running")
-            svc.start()
+        request = self.supervisor.start()
+        per_service_s = self.settings.stack.health_timeout_s + 30
+        errors = self.supervisor.wait(request, per_service_s * (len(self.supervised()) + 1))
+        if errors:
+            name, error = next(iter(errors.items()))
+            raise StackError(error if error.startswith(f"{name}:") else f"{name}: {error}")
         bad = [s["service"] for s in self.status() if not s["healthy"]]
         if bad:
             raise StackError(f"not healthy after start: {', '.join(bad)} (see 'eomatch-stack logs {bad[0]}')")
         return self.urls
 
     def down(self) -> list[str]:
-        """Stop exactly the processes this stack started (reverse order)."""
+        """Stop the supervisor (nothing is restarted any more), then exactly the
+        processes this stack started, in reverse order."""
         stopped = []
+        if _running(self.supervisor):
+            self.supervisor.stop()
+            stopped.append(self.supervisor.name)
         for svc in reversed(list(self.services())):
             if _running(svc):
                 svc.stop()
@@ -117,7 +142,18 @@ class Stack:
         return stopped
 
     def status(self) -> list[dict[str, Any]]:
-        return [svc.status() for svc in self.services()]
+        """One row per service (restarts as the supervisor recorded them), then the supervisor's."""
+        report = supervision_report(self.settings) or {}
+        seen = report.get("services") or {}
+        rows = []
+        for svc in self.services():
+            row = svc.status()
+            if svc.name in seen:
+                row["restarts"] = seen[svc.name].get("restarts", 0)
+                row["last_exit"] = seen[svc.name].get("last_exit")
+            rows.append(row)
+        rows.append(self.supervisor.status())
+        return rows
 
     def health(self) -> dict[str, Any]:
         """The same report as ``GET /health`` (computed here, works when nginx is down)."""
@@ -138,8 +174,6 @@ def _port_check(settings: Settings, svc: Service) -> tuple[str, int, str, str] |
     """(host, port, service, setting) a stopped service will listen on."""
     if isinstance(svc, Database):
         return svc.cfg.host, svc.cfg.port, svc.name, "stack.db.port"
-    if isinstance(svc, ApiService):
-        return settings.stack.proxy.host, svc.port, svc.name, f"stack.api.{svc.audience}_port"
     if isinstance(svc, NginxInstance):
         return settings.stack.proxy.host, svc.port, svc.name, svc.port_setting
     return None

@@ -2,7 +2,9 @@
 
 A backup is a custom-format archive made with the cluster's own ``pg_dump``
 (same major version as the server) as the admin role. It is written to
-``FILE.part`` and renamed, so ``FILE`` is either absent or a complete dump.
+``FILE.part`` and renamed, so ``FILE`` is either absent or a complete dump. It holds
+every item and the roles' grants: it is created mode 0600 before the first byte,
+whatever the umask, and replaces an older ``FILE`` whatever that one's mode was.
 A restore replaces the catalogue database's contents in one transaction
 (``--clean --if-exists --single-transaction``): on any error the old contents
 stay. The role grants are re-applied afterwards, as on ``eomatch-stack up``.
@@ -69,6 +71,8 @@ def backup(settings: Settings, file: str | Path) -> str:
     admin = _admin(settings)
     part = out.with_name(out.name + ".part")
     t0 = time.monotonic()
+    part.unlink(missing_ok=True)  # a killed run's leftover: it may have another mode
+    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # pg_dump keeps the mode
     try:
         _run(
             [pg_dump, "--format=custom", "--compress=6", f"--file={part}", f"--dbname={admin.dbname}"],

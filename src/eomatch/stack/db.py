@@ -2,9 +2,12 @@
 
 The cluster lives in the state folder. When the stack is started by root the
 server runs as the ``postgres`` user (PostgreSQL refuses root), so the data
-folder is owned by that user. Three roles: the admin (superuser, migrations
-only), an ingest role (``pgstac_ingest``) for the internal API and
-``eomatch-ingest``, and a read-only role (``pgstac_read``) for the external API.
+folder is owned by that user. Four roles: the admin (superuser, migrations
+only), the internal API's role and the ingest role (both in ``pgstac_ingest``;
+``eomatch-ingest`` uses the latter), and a read-only role (``pgstac_read``) for the
+external API. The two API roles get ``statement_timeout`` and
+``idle_in_transaction_session_timeout`` (``stack.db.*timeout_s``), so a runaway query
+cannot hold the database; bulk loads and migrations get none by default.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import pwd
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -57,11 +61,34 @@ class DbCredentials:
 
 
 def stack_credentials(settings: Settings, role: str) -> DbCredentials:
-    """Credentials of one of the stack's roles (``admin``, ``ingest``, ``read``)."""
+    """Credentials of one of the stack's roles (``admin``, ``api``, ``ingest``, ``read``)."""
     db = settings.stack.db
-    secrets = load_secrets(StatePaths(settings.stack.state_dir))
-    user = {"admin": db.admin_user, "ingest": db.ingest_user, "read": db.read_user}[role]
+    paths = StatePaths(settings.stack.state_dir)
+    secrets = load_secrets(paths)
+    user = {"admin": db.admin_user, "api": db.api_user, "ingest": db.ingest_user, "read": db.read_user}[role]
+    if f"{role}_password" not in secrets:
+        raise StackError(f"no password for the {role} role in {paths.secrets_file} yet: run 'eomatch-stack up'")
     return DbCredentials(db.host, db.port, db.name, user, secrets[f"{role}_password"])
+
+
+@dataclass(frozen=True)
+class RoleTimeouts:
+    """Per-role session defaults (``ALTER ROLE ... SET``); 0 = none (the server's 0)."""
+
+    statement_s: float = 0.0
+    idle_in_transaction_s: float = 0.0
+
+
+def role_timeouts(settings: Settings) -> dict[str, RoleTimeouts]:
+    """The timeouts of every role of the stack, by role name (local stack and Compose)."""
+    db = settings.stack.db
+    api = RoleTimeouts(db.statement_timeout_s, db.idle_in_transaction_timeout_s)
+    return {
+        db.api_user: api,
+        db.read_user: api,
+        db.ingest_user: RoleTimeouts(db.ingest_statement_timeout_s, 0.0),
+        db.admin_user: RoleTimeouts(),
+    }
 
 
 class Database:
@@ -240,14 +267,16 @@ class Database:
 
     # --- schema and roles ----------------------------------------------------
     def setup_database(self) -> None:
-        """Create the database, run ``pypgstac migrate``, create the two app roles."""
+        """Create the database, run ``pypgstac migrate``, create the app roles with
+        their timeouts."""
+        secrets = load_secrets(self.paths, create=True)  # adds roles newer than the folder
         admin = stack_credentials(self.settings, "admin")
-        secrets = load_secrets(self.paths)
         setup_database(
             admin,
             self.cfg.name,
-            {self.cfg.ingest_user: secrets["ingest_password"]},
+            {self.cfg.ingest_user: secrets["ingest_password"], self.cfg.api_user: secrets["api_password"]},
             {self.cfg.read_user: secrets["read_password"]},
+            timeouts=role_timeouts(self.settings),
         )
 
     def reset(self) -> None:
@@ -273,8 +302,10 @@ def setup_database(
     dbname: str,
     ingest_roles: dict[str, str],
     read_roles: dict[str, str],
+    timeouts: Mapping[str, RoleTimeouts] | None = None,
 ) -> None:
-    """Idempotent: database, pgSTAC migration, login roles in ``pgstac_ingest``/``pgstac_read``.
+    """Idempotent: database, pgSTAC migration, login roles in ``pgstac_ingest``/``pgstac_read``,
+    and each role of ``timeouts`` set to exactly those timeouts (others untouched).
 
     Shared by the local stack and the Compose ``migrate`` service.
     """
@@ -305,3 +336,21 @@ def setup_database(
                 conn.execute(
                     sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), sql.Identifier(user))
                 )
+        for user, limits in (timeouts or {}).items():
+            set_role_timeouts(conn, user, limits)
+
+
+def set_role_timeouts(conn, user: str, limits: RoleTimeouts) -> None:  # type: ignore[no-untyped-def]
+    """``ALTER ROLE user SET`` the two timeouts (``RESET`` for 0); new sessions get them."""
+    from psycopg import sql
+
+    for name, seconds in (
+        ("statement_timeout", limits.statement_s),
+        ("idle_in_transaction_session_timeout", limits.idle_in_transaction_s),
+    ):
+        if seconds > 0:
+            ms = max(1, round(seconds * 1000))
+            conn.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                sql.Identifier(user), sql.Identifier(name), sql.Literal(f"{ms}ms")))
+        else:
+            conn.execute(sql.SQL("ALTER ROLE {} RESET {}").format(sql.Identifier(user), sql.Identifier(name)))

@@ -86,8 +86,12 @@ def spawn(
     log_file: Path,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
-) -> int:
-    """Start a detached process that outlives this command; record its pid."""
+) -> subprocess.Popen[bytes]:
+    """Start a detached process that outlives this command; record its pid.
+
+    The caller may keep the ``Popen`` to learn how the process ended (the
+    supervisor does); dropping it is fine too.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
@@ -101,7 +105,52 @@ def spawn(
             start_new_session=True,
         )
     pid_file.write_text(f"{proc.pid}\n")
-    return proc.pid
+    return proc
+
+
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot): with the pid, names one process
+    for good, so a recycled pid is never taken for the process we saw."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """(pid, start ticks) of every process below ``pid`` (workers of an nginx or uvicorn)."""
+    found: list[tuple[int, int]] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            ticks = start_ticks(child)
+            if ticks is not None:
+                found.append((child, ticks))
+                todo.append(child)
+    return found
+
+
+def same_process(pid: int, ticks: int) -> bool:
+    return is_running(pid) and start_ticks(pid) == ticks
+
+
+def describe_exit(returncode: int | None) -> dict[str, object]:
+    """``{"code": 1, "signal": None}`` / ``{"code": None, "signal": "SIGKILL"}`` from a
+    ``Popen.returncode``-style value (negative = killed by that signal); None = unknown."""
+    if returncode is None:
+        return {"code": None, "signal": None}
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return {"code": None, "signal": name}
+    return {"code": returncode, "signal": None}
 
 
 def terminate(pid: int, timeout_s: float = 10.0, sig: int = signal.SIGTERM) -> None:

@@ -12,7 +12,7 @@ from typing import Literal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from eomatch.settings import Settings
-from eomatch.stack.state import StatePaths
+from eomatch.stack.state import StatePaths, api_upstreams
 
 TEMPLATES = Path(__file__).parent / "templates"
 Mode = Literal["local", "compose"]
@@ -63,8 +63,8 @@ def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
             mime_types="/etc/nginx/mime.types",
             temp_dir=paths.root / "nginx-tmp" / "proxy",
             keys_conf=paths.nginx_keys_conf,
-            internal_upstreams=[f"{host}:{p}" for p in replica_ports(st.api.internal_port, st.api.internal_replicas)],
-            external_upstreams=[f"{host}:{p}" for p in replica_ports(st.api.external_port, st.api.external_replicas)],
+            internal_upstreams=api_upstreams(settings, "internal"),
+            external_upstreams=api_upstreams(settings, "external"),
             browser_upstream=f"{host}:{st.proxy.browser_port}",
             listen_host=f"{host}:",
             port=st.proxy.port,
@@ -181,7 +181,7 @@ def compose_settings_yaml(settings: Settings) -> str:
     import yaml
 
     st = settings.stack
-    api = st.api.model_dump(mode="json")
+    api = st.api.model_dump(mode="json", exclude={"run_as", "socket_dir"})  # local stack only
     api["health_urls"] = {
         "api-internal": f"http://api-internal:{COMPOSE_API_PORT}/_mgmt/ping",
         "api-external": f"http://api-external:{COMPOSE_API_PORT}/_mgmt/ping",
