@@ -26,7 +26,7 @@ from eomatch import jsonio
 from eomatch.catalogue import MatchupCatalogue
 from eomatch.errors import IngestError
 from eomatch.ingest import HrefRewriter, IngestSummary, _ewkb_hex, ingest, transform_item
-from eomatch.model import link_target_id
+from eomatch.model import link_target_id, to_utc
 from eomatch.stack.db import DbCredentials, setup_database, stack_credentials
 
 # --------------------------------------------------------------------------- fixtures
@@ -66,6 +66,13 @@ def db_items(creds: DbCredentials) -> dict[tuple[str, str], dict[str, Any]]:
     with psycopg.connect(creds.dsn) as conn:
         rows = conn.execute("SELECT collection, id, content_hydrate(items.*) FROM pgstac.items").fetchall()
     return {(c, i): content for c, i, content in rows}
+
+
+def row_versions(creds: DbCredentials) -> dict[tuple[str, str], str]:
+    """(collection, id) -> the row's xmin: changes whenever the row is written again."""
+    with psycopg.connect(creds.dsn) as conn:
+        rows = conn.execute("SELECT collection, id, xmin::text FROM pgstac.items").fetchall()
+    return {(c, i): x for c, i, x in rows}
 
 
 def item_files(root: Path) -> Iterator[Path]:
@@ -245,15 +252,18 @@ def test_rerun_counts_modify_since_and_dry_run(running_stack: Any, new_db: Any, 
 
 @pytest.mark.stack
 def test_new_vs_updated_follows_the_database(running_stack: Any, new_db: Any, tmp_path: Path) -> None:
-    """Losing the local memory makes items 'updated' (they are in the database), and a
-    database emptied behind our back is refilled even with --since last."""
+    """Losing the local memory changes nothing the database holds: its markers say the
+    items are there as the files give them (unchanged, none rewritten). A database
+    emptied behind our back is refilled even with --since last."""
     settings, creds, root = running_stack.settings, new_db(), tmp_path / "cat"
     build_catalogue(root, n_events=2)
     assert run(settings, creds, root).new == 8
+    before = row_versions(creds)
     for f in (root / ".eomatch").glob("ingest-*.sqlite*"):
         f.unlink()
     lost = run(settings, creds, root)
-    assert (lost.new, lost.updated, lost.unchanged) == (0, 8, 0)
+    assert (lost.new, lost.updated, lost.unchanged) == (0, 0, 8)
+    assert row_versions(creds) == before  # nothing was sent again
 
     admin = stack_credentials(settings, "admin")
     with psycopg.connect(DbCredentials(admin.host, admin.port, creds.dbname, admin.user, admin.password).dsn) as conn:
@@ -299,3 +309,286 @@ def test_legacy_catalogue_ingests_without_conversion(running_stack: Any, new_db:
         "collections/S2_MSI_L1C/items/S2_OLD",
         f"collections/matchup-events-{mu['collection']}/items/{ev_id}",
     }
+
+
+# --------------------------------------------------------------------------- the database, not memory (issue 14)
+
+
+@pytest.mark.stack
+def test_delete_or_edit_through_the_api_then_reingest(running_stack: Any, tmp_path: Path) -> None:
+    """An item deleted through /api/ comes back, with or without --since last; one
+    replaced through /api/ with other content gets the file's content again. Counts
+    say what the database held: the deleted one is new, the edited one updated."""
+    from helpers import api_key, bearer
+
+    settings, root = running_stack.settings, tmp_path / "cat"
+    build_catalogue(root, n_events=2, start=unique_start())
+    assert ingest(settings, catalogue=root, quiet=True).new == 8
+    victim, edited = (jsonio.read_json(p) for p in sorted(item_files(root))[:2])
+
+    def url(doc: dict[str, Any]) -> str:
+        return f"{running_stack.internal}/collections/{doc['collection']}/items/{doc['id']}"
+
+    with httpx.Client(headers=bearer(api_key(running_stack)), timeout=30) as client:
+        assert client.delete(url(victim)).status_code in (200, 204)
+        assert client.get(url(victim)).status_code == 404
+        served = client.get(url(edited)).json()
+        served["properties"]["eomatch:note"] = "edited through the API"
+        assert client.put(url(edited), json=served).status_code == 200
+        assert client.get(url(edited)).json()["properties"]["eomatch:note"] == "edited through the API"
+
+        again = ingest(settings, catalogue=root, quiet=True)
+        assert (again.new, again.updated, again.unchanged) == (1, 1, 6), again.line()
+        assert client.get(url(victim)).status_code == 200
+        assert "eomatch:note" not in client.get(url(edited)).json()["properties"]
+
+        # --since last: no file changed, yet the item the database lost is sent again
+        assert client.delete(url(victim)).status_code in (200, 204)
+        since = ingest(settings, catalogue=root, quiet=True, since="last")
+        assert (since.new, since.updated, since.scanned) == (1, 0, 1), since.line()
+        assert client.get(url(victim)).status_code == 200
+        quiet = ingest(settings, catalogue=root, quiet=True, since="last")
+        assert quiet.changed == 0 and quiet.scanned == 0
+
+
+@pytest.fixture(scope="module")
+def db_only_stack() -> Iterator[Any]:
+    """A database of its own (a restore replaces everything in it): no APIs, no proxy."""
+    import shutil
+
+    from conftest import make_state_dir, stack_settings
+
+    from eomatch.stack.db import Database
+    from eomatch.stack.state import StatePaths
+
+    state_dir = make_state_dir("eomatch-ingest-restore-")
+    settings = stack_settings(state_dir)
+    StatePaths(state_dir).ensure()
+    db = Database(settings)
+    try:
+        db.start()
+        yield settings
+    finally:
+        db.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def copy_item(path: Path, new_id: str) -> Path:
+    """A new item file beside ``path``: the same item under another id."""
+    doc = jsonio.read_json(path)
+    doc["id"] = new_id
+    target = path.with_name(f"{new_id}.json")
+    jsonio.write_json_atomic(target, doc)
+    return target
+
+
+@pytest.mark.stack
+def test_restore_of_an_older_backup_then_reingest(db_only_stack: Any, tmp_path: Path) -> None:
+    """After ``eomatch-stack restore`` of a backup older than the last ingest, a
+    --since last run (no file changed since) sends what the backup lacks or holds
+    otherwise, and the database holds the catalogue again."""
+    from eomatch.stack.backup import backup, restore
+
+    settings, root = db_only_stack, tmp_path / "cat"
+    build_catalogue(root, n_events=2)
+    assert ingest(settings, catalogue=root, quiet=True).new == 8
+    backup(settings, tmp_path / "old.dump")
+
+    paths = sorted(item_files(root))
+    doc = jsonio.read_json(paths[0])
+    doc["properties"]["eomatch:note"] = "after the backup"
+    jsonio.write_json_atomic(paths[0], doc)
+    added = copy_item(paths[1], "ADDED_AFTER_THE_BACKUP")
+    after = ingest(settings, catalogue=root, quiet=True)
+    assert (after.new, after.updated, after.unchanged) == (1, 1, 7)
+    creds = stack_credentials(settings, "ingest")
+    want = db_items(creds)
+
+    restore(settings, tmp_path / "old.dump")
+    assert len(db_items(creds)) == 8  # the backup's items, the old content
+    since = ingest(settings, catalogue=root, quiet=True, since="last")
+    assert (since.new, since.updated, since.scanned) == (1, 1, 2), since.line()
+    assert db_items(creds) == want
+    assert db_items(creds)[(doc["collection"], doc["id"])]["properties"]["eomatch:note"] == "after the backup"
+    assert any(i == added.stem for _, i in want)
+    full = ingest(settings, catalogue=root, quiet=True)
+    assert (full.changed, full.unchanged) == (0, 9)
+
+
+def extent_of(items: list[dict[str, Any]]) -> tuple[list[float], datetime, datetime]:
+    """The bbox and time range that cover ``items`` (what a collection's extent must cover)."""
+    bbox = [min(i["bbox"][0] for i in items), min(i["bbox"][1] for i in items),
+            max(i["bbox"][2] for i in items), max(i["bbox"][3] for i in items)]  # fmt: skip
+    starts = [to_utc(i["properties"].get("start_datetime") or i["properties"]["datetime"]) for i in items]
+    ends = [to_utc(i["properties"].get("end_datetime") or i["properties"]["datetime"]) for i in items]
+    return bbox, min(starts), max(ends)
+
+
+@pytest.mark.stack
+def test_two_catalogues_feed_one_collection_extent_is_the_union(
+    running_stack: Any, new_db: Any, tmp_path: Path
+) -> None:
+    """A legacy catalogue (collection.json with no temporal extent, a whole-world bbox)
+    ingested into the collections a demo-like catalogue filled: each shared collection's
+    extent in the database covers the items of both, not the last file's."""
+    from catalogue_factory import build_legacy_catalogue
+
+    creds = new_db()
+    settings = running_stack.settings
+    build_catalogue(tmp_path / "demo", n_events=2, start=datetime(2023, 3, 1, 9, 0, tzinfo=UTC))
+    build_legacy_catalogue(tmp_path / "legacy")
+    assert run(settings, creds, tmp_path / "demo").new == 8
+    second = run(settings, creds, tmp_path / "legacy")
+    assert (second.new, second.repaired) == (4, 2), second.line()  # the matchup and event lacked start_datetime
+
+    files: dict[str, list[dict[str, Any]]] = {}
+    feeds: dict[str, set[str]] = {}
+    for root in (tmp_path / "demo", tmp_path / "legacy"):
+        for path in item_files(root):
+            doc = jsonio.read_json(path)
+            files.setdefault(doc["collection"], []).append(doc)
+            feeds.setdefault(doc["collection"], set()).add(root.name)
+    with psycopg.connect(creds.dsn) as conn:
+        extents = dict(conn.execute("SELECT id, content->'extent' FROM pgstac.collections").fetchall())
+    shared = {c for c, roots in feeds.items() if len(roots) == 2}
+    assert shared >= {"S2_MSI_L1C", "LANDSAT_C2L1"}
+    for collection, docs in files.items():
+        bbox, start, end = extent_of(docs)
+        got = extents[collection]
+        assert got["spatial"]["bbox"][0] == pytest.approx(bbox), collection
+        (interval,) = got["temporal"]["interval"]
+        assert None not in interval, collection
+        assert (to_utc(interval[0]), to_utc(interval[1])) == (start, end), collection
+
+    # the repaired items are valid STAC as the database holds them
+    from eomatch.validate import item_validator
+
+    stored = db_items(creds)
+    repaired = [v for (_, i), v in stored.items() if i in ("legacy-event-1",) or i.endswith("_20220521T083000")]
+    assert len(repaired) == 2
+    for item in repaired:
+        assert item["properties"]["start_datetime"] == item["properties"]["datetime"]
+        assert item_validator().problem(item) is None
+
+
+# --------------------------------------------------------------------------- every file ingested or reported (issues 10, 14)
+
+
+def broken_files(root: Path) -> dict[str, Path]:
+    """Item files that must be refused, each for one reason, beside real ones."""
+    s2 = sorted((root / "S2_MSI_L1C").rglob("S2A_*.json"))
+    base = jsonio.read_json(s2[0])
+    folder = s2[0].parent
+    out: dict[str, Path] = {}
+
+    def write(name: str, doc: Any) -> None:
+        out[name] = folder / f"{name}.json"
+        jsonio.write_json_atomic(out[name], doc)
+
+    write("NO_TYPE", {k: v for k, v in base.items() if k != "type"} | {"id": "NO_TYPE"})
+    write("LOWER_TYPE", base | {"type": "feature", "id": "LOWER_TYPE"})
+    write("PWNED", base | {"id": "../../../../outside/PWNED"})
+    write("BAD_ASSET", base | {"id": "BAD_ASSET", "assets": {"../x": {"href": "x.tif"}}})
+    write("NO_GEOMETRY", {k: v for k, v in base.items() if k not in ("geometry", "bbox")} | {"id": "NO_GEOMETRY"})
+    write("NOT_AN_OBJECT", [base])
+    # the same id as a real item, in another date folder
+    other = root / "S2_MSI_L1C" / "2030" / "01" / "01"
+    other.mkdir(parents=True)
+    out["DUPLICATE"] = other / s2[1].name
+    jsonio.write_json_atomic(out["DUPLICATE"], jsonio.read_json(s2[1]))
+    return out
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize("batch_size", [2000, 1])
+def test_broken_files_are_refused_one_line_each_and_the_rest_goes_in(
+    running_stack: Any, new_db: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, batch_size: int
+) -> None:
+    """Unsafe ids and asset keys, files that are no STAC Item, items that break STAC core,
+    and a second file with an id already taken are refused, each with one warning naming
+    the file and the rule; every other item goes in. (Batch size 1: the duplicate is
+    found across batches; 2000: within one.)"""
+    settings, creds, root = running_stack.settings, new_db(), tmp_path / "cat"
+    build_catalogue(root, n_events=2)
+    broken = broken_files(root)
+    caplog.set_level("WARNING", logger="eomatch.ingest")
+    summary = run(settings, creds, root, batch_size=batch_size)
+    assert (summary.new, summary.refused) == (8, len(broken)), summary.line()
+    assert f"; {len(broken)} refused;" in summary.line()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == len(broken)
+    rules = {
+        "NO_TYPE": 'no "type"',
+        "LOWER_TYPE": "'feature', not \"Feature\"",
+        "PWNED": "item id '../../../../outside/PWNED' is not a safe file name: contains a path separator",
+        "BAD_ASSET": "asset key '../x' is not a safe file name",
+        "NO_GEOMETRY": "STAC core",
+        "NOT_AN_OBJECT": "not a JSON object",
+        "DUPLICATE": "duplicate id",
+    }
+    for name, path in broken.items():
+        (line,) = [w for w in warnings if w.startswith(f"refused {path}: ")]
+        assert rules[name] in line, line
+        assert "\n" not in line
+    dup_line = next(w for w in warnings if w.startswith(f"refused {broken['DUPLICATE']}"))
+    original = next(p for p in item_files(root) if p.name == broken["DUPLICATE"].name and p != broken["DUPLICATE"])
+    assert str(original) in dup_line  # both files named
+    assert {i for _, i in db_items(creds)} == {jsonio.read_json(p)["id"] for p in item_files(root)
+                                               if p.stem not in broken and p != broken["DUPLICATE"]}  # fmt: skip
+    assert not (tmp_path / "outside").exists()
+
+    # --since last reads the refused files again (still refused), and a fixed one goes in
+    again = run(settings, creds, root, since="last")
+    assert (again.new, again.refused) == (0, len(broken)), again.line()
+    fixed = jsonio.read_json(broken["NO_TYPE"])
+    fixed["type"] = "Feature"
+    jsonio.write_json_atomic(broken["NO_TYPE"], fixed)
+    after_fix = run(settings, creds, root, since="last")
+    assert (after_fix.new, after_fix.refused) == (1, len(broken) - 1), after_fix.line()
+    assert ("S2_MSI_L1C", "NO_TYPE") in db_items(creds)
+
+
+@pytest.mark.stack
+def test_symlinked_date_folder_is_followed_and_a_loop_reported(
+    running_stack: Any, new_db: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Items under a date folder that is a symbolic link go in (they were skipped
+    silently); a link back up the tree is walked once and reported; a broken link to an
+    item file is refused."""
+    settings, creds, root = running_stack.settings, new_db(), tmp_path / "cat"
+    build_catalogue(root, n_events=2)
+    day = next(p.parent for p in item_files(root) if "LANDSAT_C2L1/" in str(p) and "-vs-" not in str(p))
+    elsewhere = tmp_path / "nfs" / "day"
+    elsewhere.parent.mkdir()
+    day.rename(elsewhere)
+    day.symlink_to(elsewhere, target_is_directory=True)
+    (day.parent / "loop").symlink_to(root / "LANDSAT_C2L1", target_is_directory=True)
+    (day.parent / "GONE.json").symlink_to(tmp_path / "nowhere.json")
+    caplog.set_level("WARNING", logger="eomatch.ingest")
+    summary = run(settings, creds, root)
+    assert (summary.new, summary.refused) == (8, 1), summary.line()
+    assert summary.skipped == {"already walked (symbolic link loop)": 1}
+    assert "1 skipped (1 already walked (symbolic link loop))" in summary.line()
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any(w == f"skipped folder {day.parent / 'loop'}: already walked (symbolic link loop)" for w in warnings), warnings
+    assert any(w == f"refused {day.parent / 'GONE.json'}: broken symbolic link" for w in warnings), warnings
+    linked = {jsonio.read_json(p)["id"] for p in elsewhere.glob("*.json")}
+    assert linked and linked <= {i for _, i in db_items(creds)}
+
+
+@pytest.mark.stack
+def test_stray_files_and_folders_at_the_top_are_reported(
+    running_stack: Any, new_db: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, creds, root = running_stack.settings, new_db(), tmp_path / "cat"
+    build_catalogue(root, n_events=1)
+    (root / "notes").mkdir()
+    (root / "notes" / "x.json").write_text("{}")
+    (root / "stray.json").write_text("{}")
+    caplog.set_level("WARNING", logger="eomatch.ingest")
+    summary = run(settings, creds, root)
+    assert summary.new == 4
+    assert summary.skipped == {"not a collection (no collection.json)": 1, "not in a collection folder": 1}
+    warnings = [r.getMessage() for r in caplog.records]
+    assert f"skipped folder {root / 'notes'}: not a collection (no collection.json)" in warnings
+    assert f"skipped file {root / 'stray.json'}: not in a collection folder" in warnings

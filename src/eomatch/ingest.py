@@ -1,22 +1,40 @@
 """Push a local matchup catalogue into pgSTAC (the design's ``eomatch-ingest``).
 
-Files are the source of truth. Items stream from disk in batches into
-pypgstac's ``Loader`` (upsert), collections first. Hrefs are made to work in the
-database: relative asset hrefs become absolute ``file://`` URIs (or URLs under
-``assets_base_url``), and item-to-item links become API-relative
-(``collections/{c}/items/{i}``), which stac-fastapi resolves against the root of
-whichever API serves the item, so they work on ``/api/`` and ``/external/``.
+Files are the source of truth: after a successful run every item of the
+catalogue is in the database with the content its file gives. Items stream from
+disk in batches into pypgstac's ``Loader`` (upsert), collections first. Hrefs
+are made to work in the database: relative asset hrefs become absolute
+``file://`` URIs (or URLs under ``assets_base_url``), and item-to-item links
+become API-relative (``collections/{c}/items/{i}``), which stac-fastapi resolves
+against the root of whichever API serves the item, so they work on ``/api/``
+and ``/external/``.
 
-Idempotent: a per catalogue + database state file remembers a hash of every
-item file sent, so an unchanged item is not sent again, and the run reports new /
-updated / unchanged counts. ``since="last"`` only looks at files modified after
-the previous successful run. A crash leaves the database consistent (every
-partition load is one transaction; the state records a batch only after it is
-committed) and the next run completes the work. One run at a time per catalogue
-and database: a second one finds the lock taken and returns at once.
+What the database holds is checked, not assumed. Every row ingest writes carries
+a marker in pgSTAC's ``private`` column (never served by the APIs): the
+catalogue it came from and a hash of the file. A write through the API resets
+``private``, a delete removes the row, a restore brings back older markers. The
+local state file (``<catalogue>/.eomatch/ingest-*.sqlite``) remembers what was
+sent, so an unchanged file is not even parsed; at the start of each run a count
+and a sum of the markers per collection, computed in the database, are compared
+with the state's. Where they differ the state is corrected from the database's
+rows and the files it lacks are looked at again, also with ``since="last"``
+(which otherwise only reads files changed since the previous successful run).
+The new / updated / unchanged counts are thus of the database.
 
-Reading, parsing and rewriting files runs in a thread ahead of the database
-loads, so the Python work overlaps the time the database spends upserting.
+Each item is checked before it is sent (:mod:`eomatch.validate`): ids,
+collection ids and asset keys must be safe file names, known defects of older
+catalogues are repaired and counted, and an item that breaks STAC core or the
+``matchup:`` schema, or repeats an id another file has, is refused with one line
+naming the file and the rule while the rest of the run goes on. Every JSON file
+under a collection folder is ingested, unchanged, or reported; symbolic links to
+folders are followed once (loops are reported).
+
+A crash leaves the database consistent (every partition load is one
+transaction; the state records a batch only after it is committed) and the next
+run completes the work. One run at a time per catalogue and database: a second
+one finds the lock taken and returns at once. Reading, parsing, checking and
+rewriting files runs in a thread ahead of the database loads, so the Python work
+overlaps the time the database spends upserting.
 """
 
 from __future__ import annotations
@@ -30,7 +48,7 @@ import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,20 +59,27 @@ from filelock import FileLock, Timeout
 
 from eomatch import jsonio
 from eomatch.catalogue import MatchupCatalogue
-from eomatch.errors import CatalogueError, ConfigError, EomatchError, IngestError
+from eomatch.errors import CatalogueError, ConfigError, EomatchError, IngestError, first_line
 from eomatch.model import MatchupError, to_utc
 from eomatch.progress import Progress
+from eomatch.safe_names import unsafe_reason
 from eomatch.settings import Settings
 from eomatch.stack.db import DbCredentials
+from eomatch.validate import item_validator, repair_legacy
 
 log = logging.getLogger(__name__)
 
 _STRUCTURAL = {"self", "root", "parent", "collection", "item", "child", "items"}
 _ITEM_LINK_RELS = {"derived_from", "related", "via", "source", "predecessor-version", "successor-version"}
 _MAX_LISTED = 200_000
-"""With ``since``, up to this many changed paths are listed in memory (one walk), beyond it streamed."""
-_STATE_VERSION = "3"
-"""Bump when transforms change: item hashes of older versions then no longer match."""
+"""With ``since``, up to this many paths are listed in memory (one walk), beyond it streamed."""
+_STATE_VERSION = "4"
+"""Bump when transforms or the state's tables change: the state is then rebuilt."""
+_MAX_REFUSALS_KEPT = 100
+"""Refusal lines an :class:`IngestSummary` keeps for callers (all are logged)."""
+MARK_SOURCE = "eomatch:source"
+MARK_HASH = "eomatch:hash"
+"""Keys of the marker ingest writes into ``pgstac.items.private``."""
 
 # Exit codes of ``eomatch-ingest --exit-codes monitoring`` (schedulers, monitoring).
 # A run that finds another one holding the lock did nothing wrong: it exits 0 and says so.
@@ -66,7 +91,14 @@ EXIT_LOCKED = 0
 
 @dataclass
 class IngestSummary:
-    """What one run did; ``line()`` is the one-line summary commands print."""
+    """What one run did; ``line()`` is the one-line summary commands print.
+
+    ``new`` items were not in the database, ``updated`` ones were there with other
+    content (or written by someone else), ``unchanged`` ones are there as the
+    file gives them. ``repaired`` counts items sent with a legacy defect repaired,
+    ``refused`` the files not sent (see ``refusals``), ``skipped`` folders and
+    files outside the item folders, by reason.
+    """
 
     catalogue: str
     target: str
@@ -74,10 +106,14 @@ class IngestSummary:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    repaired: int = 0
+    refused: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
     scanned: int = 0
     seconds: float = 0.0
     dry_run: bool = False
     locked: bool = False
+    refusals: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -101,8 +137,16 @@ class IngestSummary:
         what = f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged"
         if self.changed == 0:
             what = f"nothing to do ({self.unchanged} unchanged)"
+        extra = ""
+        if self.repaired:
+            extra += f"{self.repaired} repaired; "
+        if self.refused:
+            extra += f"{self.refused} refused; "
+        if self.skipped:
+            reasons = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items()))
+            extra += f"{sum(self.skipped.values())} skipped ({reasons}); "
         return (
-            f"{verb} {self.catalogue} into {self.target}: {what}; "
+            f"{verb} {self.catalogue} into {self.target}: {what}; {extra}"
             f"{self.collections} collections; {self.scanned} files scanned in {self.seconds:.1f}s "
             f"({rate:,.0f} items/s)"
         )
@@ -305,8 +349,35 @@ def _state_key(creds: DbCredentials) -> str:
     return hashlib.sha1(f"{creds.host}:{creds.port}/{creds.dbname}".encode()).hexdigest()[:12]
 
 
+def hash_halves(digest: str) -> tuple[int, int]:
+    """The first 64 bits of a hex digest as two unsigned 32-bit numbers.
+
+    Their sums per collection are compared between the state and the database
+    (where the same numbers come from ``('x' || substr(h, 1, 8))::bit(32)::bigint``):
+    32-bit parts keep SQLite's 64-bit sums exact up to 2**31 rows.
+    """
+    return int(digest[:8], 16), int(digest[8:16], 16)
+
+
+Aggregate = tuple[int, int, int]
+"""(rows, sum of high halves, sum of low halves) of one collection's markers."""
+
+
+@dataclass
+class _Recorded:
+    hash: str | None
+    path: str | None
+
+
 class IngestState:
-    """Per catalogue + database memory of what was sent (sqlite in the catalogue)."""
+    """Per catalogue + database memory of what the database holds from this catalogue.
+
+    ``sent``: (collection, id) -> hash of the file last loaded (and its two 32-bit
+    halves) and its path; ``sums``: count and sums of those per collection, kept
+    as rows change so a run compares them with the database's without a scan;
+    ``refused``: files refused, read again by ``since`` runs until they are fixed;
+    ``seen`` (temporary): items of a dry run so far, to find duplicate ids.
+    """
 
     def __init__(self, root: Path, creds: DbCredentials) -> None:
         key = _state_key(creds)
@@ -317,15 +388,23 @@ class IngestState:
         self.conn = sqlite3.connect(self.path, timeout=30)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS sent (id TEXT, collection TEXT, hash TEXT, PRIMARY KEY (collection, id))"
-        )
         self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        self.conn.commit()
         if self.get("version") != _STATE_VERSION:
-            self.conn.execute("DELETE FROM sent")
-            self.conn.execute("DELETE FROM meta")
-            self.set("version", _STATE_VERSION)
+            # Older states hold other tables (and hashes of other transforms): rebuilt,
+            # then refilled from the database's markers by the first run.
+            self.conn.executescript(
+                "DROP TABLE IF EXISTS sent; DROP TABLE IF EXISTS sums; DROP TABLE IF EXISTS refused; DELETE FROM meta;"
+            )
+        self.conn.executescript(
+            "CREATE TABLE IF NOT EXISTS sent (collection TEXT NOT NULL, id TEXT NOT NULL, hash TEXT, path TEXT,"
+            " hi INTEGER, lo INTEGER, PRIMARY KEY (collection, id));"
+            "CREATE TABLE IF NOT EXISTS sums (collection TEXT PRIMARY KEY, n INTEGER, hi INTEGER, lo INTEGER);"
+            "CREATE TABLE IF NOT EXISTS refused (path TEXT PRIMARY KEY, reason TEXT, run TEXT);"
+            "CREATE TEMP TABLE seen (collection TEXT NOT NULL, id TEXT NOT NULL, path TEXT,"
+            " PRIMARY KEY (collection, id));"
+        )
+        self.conn.commit()
+        self.set("version", _STATE_VERSION)
 
     def get(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -335,27 +414,129 @@ class IngestState:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         self.conn.commit()
 
-    def hashes(self, collection: str, ids: list[str]) -> dict[str, str]:
+    def aggregates(self) -> dict[str, Aggregate]:
+        return _state_aggregates(self.conn)
+
+    def lookup(self, collection: str, ids: list[str]) -> dict[str, _Recorded]:
+        # The ids go in as one JSON array: one statement, whatever their number.
+        rows = self.conn.execute(
+            "SELECT id, hash, path FROM sent WHERE collection = ? AND id IN (SELECT value FROM json_each(?))",
+            (collection, orjson.dumps(ids).decode()),
+        )
+        return {item_id: _Recorded(digest, path) for item_id, digest, path in rows}
+
+    def record(
+        self, rows: list[tuple[str, str, str | None, str | None]], previous: dict[tuple[str, str], str | None]
+    ) -> None:
+        """(collection, id, hash, path) rows: what the database now holds. ``previous``
+        has the hash each row had here before (absent: the row is new here)."""
+        deltas: dict[str, list[int]] = {}
+        out = []
+        for c, i, h, p in rows:
+            d = deltas.setdefault(c, [0, 0, 0])
+            if (c, i) in previous:
+                old_hi, old_lo = _halves_or_zero(previous[(c, i)])
+                d[1] -= old_hi
+                d[2] -= old_lo
+            else:
+                d[0] += 1
+            new_hi, new_lo = _halves_or_zero(h)
+            d[1] += new_hi
+            d[2] += new_lo
+            out.append((c, i, h, p, new_hi, new_lo))
+        # One statement over a JSON array: SQLite does the loop, not Python.
+        self.conn.execute(
+            "INSERT OR REPLACE INTO sent (collection, id, hash, path, hi, lo) SELECT value->>0, value->>1,"
+            " value->>2, value->>3, value->>4, value->>5 FROM json_each(?)",
+            (orjson.dumps(out).decode(),),
+        )
+        self._add_sums(deltas)
+        self.conn.commit()
+
+    def forget(self, rows: list[tuple[str, str, str | None]]) -> None:
+        """(collection, id, hash) rows the database no longer holds."""
+        deltas: dict[str, list[int]] = {}
+        for c, _, h in rows:
+            d = deltas.setdefault(c, [0, 0, 0])
+            hi, lo = _halves_or_zero(h)
+            d[0] -= 1
+            d[1] -= hi
+            d[2] -= lo
+        self.conn.executemany("DELETE FROM sent WHERE collection = ? AND id = ?", ((c, i) for c, i, _ in rows))
+        self._add_sums(deltas)
+        self.conn.commit()
+
+    def _add_sums(self, deltas: dict[str, list[int]]) -> None:
+        self.conn.executemany(
+            "INSERT INTO sums VALUES (?, ?, ?, ?) ON CONFLICT (collection) DO UPDATE SET "
+            "n = n + excluded.n, hi = hi + excluded.hi, lo = lo + excluded.lo",
+            ((c, n, hi, lo) for c, (n, hi, lo) in deltas.items()),
+        )
+
+    def recount(self, collection: str) -> None:
+        """Sums of one collection from its rows (after a reconciliation rewrote them)."""
+        n, hi, lo = self.conn.execute(
+            "SELECT count(*), coalesce(sum(hi), 0), coalesce(sum(lo), 0) FROM sent WHERE collection = ?", (collection,)
+        ).fetchone()
+        self.conn.execute("INSERT OR REPLACE INTO sums VALUES (?, ?, ?, ?)", (collection, n, hi, lo))
+        self.conn.commit()
+
+    def seen_paths(self, collection: str, ids: list[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         for i in range(0, len(ids), 900):
             chunk = ids[i : i + 900]
-            q = f"SELECT id, hash FROM sent WHERE collection = ? AND id IN ({','.join('?' * len(chunk))})"
+            q = f"SELECT id, path FROM seen WHERE collection = ? AND id IN ({','.join('?' * len(chunk))})"
             out.update(self.conn.execute(q, (collection, *chunk)).fetchall())
         return out
 
-    def record(self, rows: Iterable[tuple[str, str, str]]) -> None:
-        self.conn.executemany("INSERT OR REPLACE INTO sent (id, collection, hash) VALUES (?, ?, ?)", rows)
+    def add_seen(self, collection: str, rows: list[tuple[str, str]]) -> None:
+        self.conn.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)", ((collection, i, p) for i, p in rows))
+
+    def refused_paths(self) -> list[str]:
+        return [p for (p,) in self.conn.execute("SELECT path FROM refused ORDER BY path")]
+
+    def has_refused(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM refused LIMIT 1").fetchone() is not None
+
+    def set_refused(self, path: str, reason: str, run: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO refused VALUES (?, ?, ?)", (path, reason, run))
         self.conn.commit()
 
-    def counts(self) -> dict[str, int]:
-        return dict(self.conn.execute("SELECT collection, count(*) FROM sent GROUP BY collection").fetchall())
+    def clear_refused(self, paths: Iterable[str]) -> None:
+        self.conn.executemany("DELETE FROM refused WHERE path = ?", ((p,) for p in paths))
+        self.conn.commit()
 
-    def forget(self, collection: str) -> None:
-        self.conn.execute("DELETE FROM sent WHERE collection = ?", (collection,))
+    def clear_refused_before(self, run: str) -> None:
+        """After a full run: files no longer refused (fixed or gone) are forgotten."""
+        self.conn.execute("DELETE FROM refused WHERE run IS NOT ?", (run,))
         self.conn.commit()
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _halves_or_zero(digest: str | None) -> tuple[int, int]:
+    return hash_halves(digest) if digest else (0, 0)
+
+
+def _state_aggregates(conn: sqlite3.Connection) -> dict[str, Aggregate]:
+    """Count and sums of the recorded hashes per collection (what the database should hold)."""
+    rows = conn.execute("SELECT collection, n, hi, lo FROM sums WHERE n != 0 OR hi != 0 OR lo != 0").fetchall()
+    return {c: (int(n), int(hi), int(lo)) for c, n, hi, lo in rows}
+
+
+def _recorded_files(conn: sqlite3.Connection, files: list[tuple[str, str]]) -> set[tuple[str, str, str]]:
+    """(collection folder, file stem, hash) of the given files as last loaded, looked up
+    by the id the layout gives (``{collection}/.../{id}.json``); the hash covers the path,
+    so a match is this very file. Runs in the reading thread, on its own connection."""
+    by_folder: dict[str, list[str]] = {}
+    for folder, stem in files:
+        by_folder.setdefault(folder, []).append(stem)
+    out: set[tuple[str, str, str]] = set()
+    for folder, stems in by_folder.items():
+        q = "SELECT id, hash FROM sent WHERE collection = ? AND id IN (SELECT value FROM json_each(?))"
+        out.update((folder, item_id, digest) for item_id, digest in conn.execute(q, (folder, orjson.dumps(stems).decode())))
+    return out
 
 
 # --------------------------------------------------------------------------- reading
@@ -453,21 +634,42 @@ class _FileItem:
     digest: str
     path: str
     item: dict[str, Any] | None = None
-    """The database row (formatted) or item (not formatted); None when unchanged."""
+    """The database row (formatted) or item (not formatted); None when unchanged or refused."""
+    refusal: str | None = None
+    """Why the file is not sent (one line), or None."""
+    repairs: list[str] | None = None
+
+    @property
+    def unchanged(self) -> bool:
+        return self.item is None and self.refusal is None
 
 
 def _iso_utc(epoch_s: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
 
 
-def _walk(dirs: dict[str, Path], since_ns: int | None) -> Iterator[tuple[str, str]]:
-    """(collection folder, path) of every item file; a stat only with ``since``.
+Report = Callable[[str, str, str], None]
+"""``report(kind, path, reason)``: a folder or file the walk does not ingest."""
+
+
+def _walk(
+    dirs: dict[str, Path],
+    since_ns: int | None,
+    full: frozenset[str] = frozenset(),
+    report: Report | None = None,
+) -> Iterator[tuple[str, str]]:
+    """(collection folder, path) of every item file; a stat only with ``since``
+    (except for the collections in ``full``, all of whose files are listed).
 
     Directories are read through a file descriptor, so each stat resolves one
     name rather than the whole path (twice as fast on a 100k-file catalogue).
+    Symbolic links to folders are followed; a folder reached a second time (a
+    loop, or two links to it) is walked once and reported.
     """
     skip = ("collection.json", "catalog.json")
+    visited: set[tuple[int, int]] = set()
     for name, folder in sorted(dirs.items()):
+        coll_since = None if name in full else since_ns
         stack = [os.fspath(folder)]
         while stack:
             current = stack.pop()
@@ -477,6 +679,12 @@ def _walk(dirs: dict[str, Path], since_ns: int | None) -> Iterator[tuple[str, st
                 continue  # vanished or not a folder
             subdirs = []
             try:
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) in visited:
+                    if report is not None:
+                        report("folder", current, "already walked (symbolic link loop)")
+                    continue
+                visited.add((st.st_dev, st.st_ino))
                 with os.scandir(fd) as it:
                     for entry in it:
                         n = entry.name
@@ -484,10 +692,26 @@ def _walk(dirs: dict[str, Path], since_ns: int | None) -> Iterator[tuple[str, st
                             continue
                         if entry.is_dir(follow_symlinks=False):
                             subdirs.append(f"{current}/{n}")
-                        elif n.endswith(".json") and n not in skip:
+                            continue
+                        if entry.is_symlink():
+                            try:
+                                if entry.is_dir():
+                                    subdirs.append(f"{current}/{n}")
+                                    continue
+                            except OSError:
+                                pass
+                        if n.endswith(".json") and n not in skip:
+                            if coll_since is None:
+                                yield name, f"{current}/{n}"
+                                continue
                             # ctime too: files copied in with their old mtime (rsync -a, cp -p)
                             # still changed here when they arrived.
-                            if since_ns is None or _changed_ns(entry.stat()) > since_ns:
+                            try:
+                                est = entry.stat()
+                            except OSError:  # a broken symbolic link: read (and reported) anyway
+                                yield name, f"{current}/{n}"
+                                continue
+                            if max(est.st_mtime_ns, est.st_ctime_ns) > coll_since:
                                 yield name, f"{current}/{n}"
             finally:
                 os.close(fd)
@@ -503,61 +727,105 @@ def _changed_ns(st: os.stat_result) -> int:
 def _read_items(
     paths: Iterable[tuple[str, str | Path]], rewriter: HrefRewriter, salt: bytes
 ) -> Iterator[_FileItem]:
-    """Read, hash and transform item files (the hash is of path and bytes: cheap, stable)."""
-    for batch in _read_batches(paths, rewriter, salt, 1, None, None):
+    """Read, hash, check and transform item files (the hash is of path and bytes: cheap, stable)."""
+    prepare = _Preparer(rewriter, source="", formatter=None)
+    for batch in _read_batches(paths, salt, 1, None, prepare):
         yield from batch
+
+
+def item_problem(item: Any) -> str | None:
+    """Why a parsed file cannot be an item (one line), before any schema: the
+    checks that keep ids, collection ids and asset keys usable as file names."""
+    if not isinstance(item, dict):
+        return f"not a JSON object but a JSON {type(item).__name__}"
+    if "type" not in item:
+        return 'no "type" member: not a STAC Item ("type": "Feature")'
+    if item["type"] != "Feature":
+        return f'"type" is {item["type"]!r}, not "Feature": not a STAC Item'
+    if "id" not in item:
+        return 'no "id" member'
+    for key, what in (("id", "item id"), ("collection", "collection id")):
+        if key == "collection" and key not in item:
+            continue
+        reason = unsafe_reason(item.get(key))
+        if reason is not None:
+            return f"{what} {item.get(key)!r} is not a safe file name: {reason}"
+    assets = item.get("assets")
+    if isinstance(assets, dict):
+        for key in assets:
+            reason = unsafe_reason(key)
+            if reason is not None:
+                return f"asset key {key!r} is not a safe file name: {reason}"
+    return None
+
+
+class _Preparer:
+    """Parsed file -> checked, repaired, transformed (and formatted) item, or a refusal."""
+
+    def __init__(self, rewriter: HrefRewriter, source: str, formatter: Callable[[str, dict[str, Any]], Any] | None) -> None:
+        self.rewriter = rewriter
+        self.source = source
+        self.formatter = formatter
+
+    def __call__(self, fi: _FileItem, item: Any, mtime_s: float) -> None:
+        problem = item_problem(item)
+        if problem is not None:
+            fi.refusal = problem
+            return
+        item.setdefault("collection", fi.collection)
+        fi.collection, fi.id = str(item["collection"]), str(item["id"])
+        fi.repairs = repair_legacy(item)
+        item = transform_item(item, fi.path, self.rewriter, _iso_utc(mtime_s))
+        problem = item_validator().problem(item)  # compiled at the first item read
+        if problem is not None:
+            fi.refusal = problem
+            return
+        # The marker the database keeps in pgstac.items.private (never served).
+        item["private"] = {MARK_SOURCE: self.source, MARK_HASH: fi.digest}
+        if self.formatter is not None:
+            try:
+                item = self.formatter(fi.collection, item)
+            except EomatchError:
+                raise
+            except Exception as exc:
+                fi.refusal = f"cannot be loaded: {first_line(exc)}"
+                return
+        fi.item = item
+
+
+def _stem(path: str) -> str:
+    return os.path.basename(path)[: -len(".json")]
 
 
 def _read_batches(
     paths: Iterable[tuple[str, str | Path]],
-    rewriter: HrefRewriter,
     salt: bytes,
     batch: int,
-    known_hashes: Any,
-    formatter: Any,
+    recorded: Callable[[list[tuple[str, str]]], set[tuple[str, str, str]]] | None,
+    prepare: _Preparer,
 ) -> Iterator[list[_FileItem]]:
-    """Batches of read items; unchanged files (``known_hashes``) are not parsed at all.
-
-    ``known_hashes(collection, ids) -> {id: hash}`` looks up what was sent before;
-    ``formatter(item) -> row`` turns a transformed item into pypgstac's row.
-    """
-    raw: list[tuple[str, str, bytes, float]] = []
+    """Batches of read items; files recorded with the same hash (``recorded``) are not parsed."""
+    raw: list[tuple[str, str, bytes | None, float]] = []
 
     def finish() -> list[_FileItem]:
         out: list[_FileItem] = []
-        previous: dict[tuple[str, str], str] = {}
-        if known_hashes is not None:
-            by_coll: dict[str, list[str]] = {}
-            for coll, path, _, _ in raw:
-                by_coll.setdefault(coll, []).append(os.path.basename(path)[: -len(".json")])
-            for coll, ids in by_coll.items():
-                for item_id, digest in known_hashes(coll, ids).items():
-                    previous[(coll, item_id)] = digest
+        known = recorded([(coll, _stem(path)) for coll, path, _, _ in raw]) if recorded is not None else set()
         for coll, path, data, mtime_s in raw:
+            if data is None:
+                out.append(_FileItem(coll, "", "", path, refusal="broken symbolic link"))
+                continue
             # The path is hashed too: relative hrefs become absolute from where the file is.
             h = hashlib.blake2b(path.encode(), digest_size=16, key=salt)
             h.update(data)
-            digest = h.hexdigest()
-            stem = os.path.basename(path)[: -len(".json")]
-            if previous.get((coll, stem)) == digest:
-                out.append(_FileItem(coll, stem, digest, path, None))
+            fi = _FileItem(coll, "", h.hexdigest(), path)
+            if (coll, _stem(path), fi.digest) in known:
+                out.append(fi)
                 continue
             try:
                 item = orjson.loads(data)
             except orjson.JSONDecodeError as exc:
                 raise CatalogueError(f"malformed JSON in {path} line {exc.lineno}: {exc.msg}") from None
-            if not isinstance(item, dict) or item.get("type") != "Feature" or not item.get("id"):
-                continue
-            item.setdefault("collection", coll)
-            item = transform_item(item, path, rewriter, _iso_utc(mtime_s))
-            fi = _FileItem(str(item["collection"]), str(item["id"]), digest, path, item)
-            if formatter is not None:
-                try:
-                    fi.item = formatter(fi.collection, item)
-                except EomatchError:
-                    raise
-                except Exception as exc:
-                    raise IngestError(f"item {fi.id} ({path}) cannot be loaded: {_first_line(exc)}") from None
+            prepare(fi, item, mtime_s)
             out.append(fi)
         raw.clear()
         return out
@@ -570,7 +838,10 @@ def _read_batches(
                 st = os.fstat(fh.fileno())
                 mtime_s = max(st.st_mtime, st.st_ctime)  # see _changed_ns
         except FileNotFoundError:
-            continue  # removed since the walk saw it
+            if not os.path.islink(path):
+                continue  # removed since the walk saw it
+            raw.append((coll, path, None, 0.0))
+            continue
         except OSError as exc:
             raise CatalogueError(f"cannot read {path}: {exc.strerror}") from None
         raw.append((coll, path, data, mtime_s))
@@ -674,11 +945,12 @@ def ingest(
         conn = connect(creds)
         state = IngestState(root, creds)
         try:
-            _run(cat, conn, creds, state, summary, HrefRewriter(root, base_url), since, dry_run, quiet, batch)
+            run = _Run(cat, conn, creds, state, summary, HrefRewriter(root, base_url), dry_run, quiet, batch)
+            run.run(since)
         except EomatchError:
             raise
         except Exception as exc:  # database errors mid-run: one line, not a traceback
-            raise IngestError(f"ingest into {creds.redacted()} failed: {_first_line(exc)}") from None
+            raise IngestError(f"ingest into {creds.redacted()} failed: {first_line(exc)}") from None
         finally:
             state.close()
             conn.close()
@@ -688,198 +960,514 @@ def ingest(
     return summary
 
 
-def _db_collections(conn: Any) -> dict[str, int]:
+_OVERVIEW_SQL = f"""
+SELECT c.id, coalesce(s.n, 0), coalesce(s.mine, 0), coalesce(s.hi, 0), coalesce(s.lo, 0)
+FROM pgstac.collections c LEFT JOIN (
+    SELECT collection, count(*) AS n,
+        count(*) FILTER (WHERE private->>'{MARK_SOURCE}' = %(src)s) AS mine,
+        sum(('x' || substr(private->>'{MARK_HASH}', 1, 8))::bit(32)::bigint)
+            FILTER (WHERE private->>'{MARK_SOURCE}' = %(src)s) AS hi,
+        sum(('x' || substr(private->>'{MARK_HASH}', 9, 8))::bit(32)::bigint)
+            FILTER (WHERE private->>'{MARK_SOURCE}' = %(src)s) AS lo
+    FROM pgstac.items GROUP BY collection
+) s ON s.collection = c.id
+"""
+
+
+@dataclass
+class _DbCollection:
+    rows: int
+    """Items of the collection in the database, whoever wrote them."""
+    mine: Aggregate
+    """Count and sums of the markers of this catalogue's rows."""
+
+
+def _db_overview(conn: Any, source: str) -> dict[str, _DbCollection]:
+    """Every collection in the database with its item count and this catalogue's markers.
+
+    One pass over ``pgstac.items`` (about 80 ms for 100k items); runs while the
+    ``since`` walk stats the files.
+    """
     return {
-        cid: int(n)
-        for cid, n in conn.execute(
-            "SELECT c.id, coalesce(s.n, 0) FROM pgstac.collections c LEFT JOIN "
-            "(SELECT collection, count(*) AS n FROM pgstac.items GROUP BY collection) s ON s.collection = c.id"
-        ).fetchall()
+        cid: _DbCollection(int(n), (int(mine), int(hi), int(lo)))
+        for cid, n, mine, hi, lo in conn.execute(_OVERVIEW_SQL, {"src": source}).fetchall()
     }
 
 
-def _run(
-    cat: Any,
-    conn: Any,
-    creds: DbCredentials,
-    state: IngestState,
-    summary: IngestSummary,
-    rewriter: HrefRewriter,
-    since: str | None,
-    dry_run: bool,
-    quiet: bool,
-    batch: int,
-) -> None:
-    started_epoch = time.time()
-    changed_since: float | None = None
-    if since == "last":
-        last = state.get("last_success_epoch")
-        changed_since = float(last) if last else None
+class _Background:
+    """A function run in a thread; ``result()`` waits for it (and raises what it raised)."""
 
-    # The database may have been reset or restored since we last sent: trust our
-    # memory of a collection only if the database still holds at least that much.
-    in_db = _db_collections(conn)
-    for collection, n in state.counts().items():
-        if in_db.get(collection, 0) < n:
-            state.forget(collection)
-            changed_since = None  # a full look is needed to refill it
-    remembered = state.counts()
-    since_ns = int(changed_since * 1e9) if changed_since is not None else None
-    dirs = cat._collection_dirs()
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
 
-    # Collections first. With ``since``, a collection.json not modified since the
-    # last run, of a collection the database still has, is not even read (their
-    # item links make them large).
-    collections = []
-    known = set(in_db)
-    for name, folder in sorted(dirs.items()):
-        col_path = folder / "collection.json"
-        try:
-            col_mtime_ns = _changed_ns(col_path.stat())
-        except FileNotFoundError:
-            continue
-        if since_ns is not None and name in in_db and col_mtime_ns <= since_ns:
-            summary.collections += 1
-            continue
-        col = jsonio.read_json(col_path)
-        collections.append(transform_collection(col, folder, rewriter))
-        known.add(str(col["id"]))
-        summary.collections += 1
+        def work() -> None:
+            try:
+                self._value = fn()
+            except BaseException as exc:  # handed to the caller
+                self._error = exc
 
-    # pypgstac is imported and connected only when something is to be loaded (a
-    # scheduled run with nothing to do stays fast): one loader for the loads, one
-    # for formatting items in the reading thread.
-    loaders: dict[str, Any] = {}
+        self._thread = threading.Thread(target=work, name="ingest-check", daemon=True)
+        self._thread.start()
 
-    def get_loader(role: str) -> Any:
-        if role not in loaders:
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _Run:
+    """One ingest run: check the database against the state, read, load, record."""
+
+    def __init__(
+        self,
+        cat: Any,
+        conn: Any,
+        creds: DbCredentials,
+        state: IngestState,
+        summary: IngestSummary,
+        rewriter: HrefRewriter,
+        dry_run: bool,
+        quiet: bool,
+        batch: int,
+    ) -> None:
+        self.cat, self.conn, self.creds, self.state, self.summary = cat, conn, creds, state, summary
+        self.rewriter, self.dry_run, self.quiet, self.batch = rewriter, dry_run, quiet, batch
+        self.root = os.fspath(rewriter.root)
+        # Item hashes cover the file and what the transform depends on; the source
+        # names this catalogue (and transform) in the database's markers.
+        self.salt = hashlib.blake2b(
+            f"{_STATE_VERSION}|{rewriter.root}|{rewriter.base or ''}".encode(), digest_size=32
+        ).digest()
+        self.source = hashlib.blake2b(self.salt, digest_size=8).hexdigest()
+        self.run_id = f"{time.time():.6f}"
+        self.loaders: dict[str, Any] = {}
+        self.known: set[str] = set()
+        self.in_db: dict[str, _DbCollection] = {}
+        self.touched: set[str] = set()
+        self.had_refused = False
+        self.reported: set[str] = set()
+
+    # ----------------------------------------------------------------- helpers
+
+    def get_loader(self, role: str) -> Any:
+        """pypgstac is imported and connected only when something is to be loaded (a
+        scheduled run with nothing to do stays fast): one loader for the loads, one
+        for formatting items in the reading thread."""
+        if role not in self.loaders:
             from pypgstac.db import PgstacDB
 
-            db = PgstacDB(dsn=creds.dsn, commit_on_exit=True)
-            loaders[role] = (db, _fast_loader_class()(db=db))
-        return loaders[role][1]
+            db = PgstacDB(dsn=self.creds.dsn, commit_on_exit=True)
+            self.loaders[role] = (db, _fast_loader_class()(db=db))
+        return self.loaders[role][1]
 
-    reader = sqlite3.connect(state.path, timeout=30, check_same_thread=False)
-    prefetch: _Prefetch | None = None
-    try:
-        changed_cols = [c for c in collections if c != _db_collection(conn, c["id"])]
-        if changed_cols and not dry_run:
+    def report_skip(self, kind: str, path: str, reason: str) -> None:
+        """A folder or file left out on purpose: one warning, counted by reason."""
+        if path in self.reported:
+            return
+        self.reported.add(path)
+        log.warning("skipped %s %s: %s", kind, path, reason)
+        self.summary.skipped[reason] = self.summary.skipped.get(reason, 0) + 1
+
+    def refuse(self, path: str, reason: str) -> None:
+        """A file not sent: one warning naming it and the rule, remembered for ``since`` runs."""
+        line = f"refused {path}: {reason}"
+        log.warning("%s", line)
+        self.summary.refused += 1
+        if len(self.summary.refusals) < _MAX_REFUSALS_KEPT:
+            self.summary.refusals.append(line)
+        if not self.dry_run:
+            self.state.set_refused(path, reason, self.run_id)
+            self.had_refused = True
+
+    # ----------------------------------------------------------------- the run
+
+    def run(self, since: str | None) -> None:
+        started_epoch = time.time()
+        state, summary = self.state, self.summary
+        since_ns: int | None = None
+        if since == "last":
+            last = state.get("last_success_epoch")
+            since_ns = int(float(last) * 1e9) if last else None
+        dirs = self.cat._collection_dirs()
+
+        # The database's markers and the state's, counted while the ``since`` walk
+        # stats the files (PostgreSQL and SQLite work without holding the GIL).
+        def counts() -> tuple[dict[str, _DbCollection], dict[str, Aggregate]]:
+            in_db = _db_overview(self.conn, self.source)
+            own = sqlite3.connect(state.path, timeout=30)
+            try:
+                return in_db, _state_aggregates(own)
+            finally:
+                own.close()
+
+        overview = _Background(counts)
+        changed: list[tuple[str, str]] = []
+        streamed = False
+        if since_ns is not None:
+            changed = list(itertools.islice(_walk(dirs, since_ns, report=self.report_skip), _MAX_LISTED))
+            streamed = len(changed) >= _MAX_LISTED
+        self.in_db, mine_in_state = overview.result()
+        self.known = set(self.in_db)
+
+        # Where the database and the state disagree, the database is right.
+        look_again: dict[str, None] = {}
+        full: set[str] = set()
+        full_all = False
+        for collection in sorted(set(mine_in_state) | {c for c, d in self.in_db.items() if d.mine[0]}):
+            in_db = self.in_db.get(collection)
+            if (in_db.mine if in_db else (0, 0, 0)) == mine_in_state.get(collection, (0, 0, 0)):
+                continue
+            paths, needs_full = self._reconcile(collection, collect=since_ns is not None)
+            log.info("the database's %s differs from what this catalogue sent: %d files looked at again",
+                     collection, len(paths))
+            if needs_full:
+                if collection in dirs:
+                    full.add(collection)
+                else:
+                    full_all = True
+            for p in paths:
+                look_again[p] = None
+        if full_all:
+            since_ns = None
+        had_refused = state.has_refused()
+        self.had_refused = had_refused
+
+        self._load_collections(dirs, since_ns)
+        self._report_strays(dirs)
+
+        # Which files: with ``since``, the changed ones (one walk, a stat per file,
+        # usually few), then those the database lacks or holds otherwise and those
+        # refused before; a full run streams the walk and counts it (for the ETA)
+        # with a second, stat-free walk that overlaps the first reads.
+        paths: Iterable[tuple[str, str]]
+        count: Callable[[], int]
+        full_set = frozenset(full)
+        if since_ns is None:
+            paths = _walk(dirs, None, report=self.report_skip)
+            count = lambda: sum(1 for _ in _walk(dirs, None))  # noqa: E731
+        else:
+            again = dict.fromkeys(itertools.chain(look_again, self._refused_still_there() if had_refused else ()))
+            if not streamed and not full_set:
+                listed = [(c, p) for c, p in changed if p not in again]
+                listed += [(self._folder_of(p), p) for p in again]
+                paths, n_listed = listed, len(listed)
+                count = lambda: n_listed  # noqa: E731
+            else:  # too many changes to list, or whole collections to look at again
+                paths = itertools.chain(
+                    ((self._folder_of(p), p) for p in again),
+                    ((c, p) for c, p in _walk(dirs, since_ns, full_set, report=self.report_skip) if p not in again),
+                )
+                count = lambda: len(again) + sum(1 for _, p in _walk(dirs, since_ns, full_set) if p not in again)  # noqa: E731
+
+        reader = sqlite3.connect(state.path, timeout=30, check_same_thread=False)
+        prefetch: _Prefetch | None = None
+        try:
+
+            def recorded(files: list[tuple[str, str]]) -> set[tuple[str, str, str]]:
+                return _recorded_files(reader, files)
+
+            def formatter(collection: str, item: dict[str, Any]) -> Any:
+                if self.dry_run or collection not in self.known:
+                    return item  # nothing will be loaded (dry run) or the batch fails anyway
+                return self.get_loader("format").format_item(item)
+
+            prepare = _Preparer(self.rewriter, self.source, formatter)
+            # Reading, parsing, checking, rewriting and formatting run in a thread ahead of the loads.
+            prefetch = _Prefetch(_read_batches(paths, self.salt, self.batch, recorded, prepare))
+            progress = Progress("ingest", total=count(), quiet=self.quiet)
+            for pending in prefetch:
+                summary.scanned += len(pending)
+                self._load_batch(pending)
+                progress.update(len(pending))
+            progress.close()
+        finally:
+            if prefetch is not None:
+                prefetch.close()
+            reader.close()
+            for db, _ in self.loaders.values():
+                db.close()
+        if not self.dry_run:
+            self._update_extents()
+            if since_ns is None and self.had_refused:
+                state.clear_refused_before(self.run_id)
+            state.set("last_success_epoch", repr(started_epoch))
+
+    def _refused_still_there(self) -> list[str]:
+        """Files refused before, to read again (those gone since are forgotten)."""
+        out = []
+        for p in self.state.refused_paths():
+            if os.path.lexists(p):
+                out.append(p)
+            else:
+                self.state.clear_refused([p])
+        return out
+
+    def _folder_of(self, path: str) -> str:
+        rel = os.path.relpath(path, self.root)
+        return rel.split(os.sep, 1)[0]
+
+    # ----------------------------------------------------------------- reconcile
+
+    def _reconcile(self, collection: str, collect: bool) -> tuple[list[str], bool]:
+        """Make the state's rows of ``collection`` what the database holds from this catalogue.
+
+        Both sides stream in id order (byte order on both) and are merged, so
+        memory does not grow with the collection. Returns the files to look at
+        again (with ``collect``: their rows were missing or different in the
+        database) and whether a full look at the collection is needed instead
+        (the database holds rows whose file the state cannot name).
+        """
+        paths: list[str] = []
+        needs_full = False
+        upserts: list[tuple[str, str, str | None, str | None]] = []
+        deletes: list[tuple[str, str, str | None]] = []
+
+        def flush() -> None:
+            if upserts:
+                self.state.record(upserts, {})  # sums recounted below
+                upserts.clear()
+            if deletes:
+                self.state.forget(deletes)
+                deletes.clear()
+
+        def again(path: str | None) -> None:
+            nonlocal needs_full
+            if not collect or needs_full:
+                return
+            if path is None or len(paths) >= _MAX_LISTED:
+                needs_full = True
+                paths.clear()
+            else:
+                paths.append(path)
+
+        reader = sqlite3.connect(self.state.path, timeout=30)
+        try:
+            mine = reader.execute("SELECT id, hash, path FROM sent WHERE collection = ? ORDER BY id", (collection,))
+            db = self.conn.cursor().stream(
+                f"SELECT id, private->>'{MARK_HASH}' FROM pgstac.items WHERE collection = %s "
+                f"AND private->>'{MARK_SOURCE}' = %s ORDER BY id COLLATE \"C\"",
+                (collection, self.source),
+            )
+            d = next(db, None)
+            s = next(mine, None)
+            while d is not None or s is not None:
+                if s is None or (d is not None and d[0] < s[0]):  # in the database only
+                    upserts.append((collection, d[0], d[1], None))  # type: ignore[index]
+                    needs_full = needs_full or collect
+                    paths.clear()
+                    d = next(db, None)
+                elif d is None or s[0] < d[0]:  # sent, but the database lacks it
+                    deletes.append((collection, s[0], s[1]))
+                    again(s[2])
+                    s = next(mine, None)
+                else:
+                    if d[1] != s[1]:  # the database holds other content
+                        upserts.append((collection, s[0], d[1], s[2]))
+                        again(s[2])
+                    d, s = next(db, None), next(mine, None)
+                if len(upserts) + len(deletes) >= 5000:
+                    flush()
+            flush()
+        finally:
+            reader.close()
+        self.state.recount(collection)
+        return paths, needs_full
+
+    # ----------------------------------------------------------------- collections
+
+    def _load_collections(self, dirs: dict[str, Path], since_ns: int | None) -> None:
+        """Collections first. With ``since``, a collection.json not modified since the
+        last run, of a collection the database still has, is not even read (their item
+        links make them large)."""
+        changed_cols = []
+        for name, folder in sorted(dirs.items()):
+            col_path = folder / "collection.json"
+            try:
+                col_mtime_ns = _changed_ns(col_path.stat())
+            except FileNotFoundError:
+                continue
+            self.summary.collections += 1
+            if since_ns is not None and name in self.in_db and col_mtime_ns <= since_ns:
+                continue
+            col = jsonio.read_json(col_path)
+            if not isinstance(col, dict):
+                raise CatalogueError(f"{col_path} is not a JSON object")
+            reason = unsafe_reason(col.get("id"))
+            if reason is not None:
+                raise CatalogueError(f"{col_path}: collection id {col.get('id')!r} is not a safe file name: {reason}")
+            doc = transform_collection(col, folder, self.rewriter)
+            self.known.add(doc["id"])
+            stored = _db_collection(self.conn, doc["id"])
+            held = self.in_db.get(doc["id"])
+            if stored is not None and held is not None and held.rows:
+                # The extent in the database is computed from the items it holds (see
+                # _update_extents); the file's may be older, or cover other items.
+                doc["extent"] = stored.get("extent", doc.get("extent"))
+            if doc != stored:
+                changed_cols.append(doc)
+        if changed_cols and not self.dry_run:
             from pypgstac.load import Methods
 
             try:
-                get_loader("load").load_collections(iter(changed_cols), insert_mode=Methods.upsert)
+                self.get_loader("load").load_collections(iter(changed_cols), insert_mode=Methods.upsert)
             except Exception as exc:
-                raise IngestError(f"loading collections failed: {_first_line(exc)}") from None
+                raise IngestError(f"loading collections failed: {first_line(exc)}") from None
+            self.touched.update(c["id"] for c in changed_cols)
 
-        def known_hashes(collection: str, ids: list[str]) -> dict[str, str]:
-            if not remembered.get(collection):
-                return {}
-            return _hashes(reader, collection, ids)
+    def _report_strays(self, dirs: dict[str, Path]) -> None:
+        """JSON files and folders at the catalogue's top that no collection holds."""
+        folders = {os.path.realpath(f) for f in dirs.values()}
+        try:
+            entries = sorted(os.scandir(self.root), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir and os.path.realpath(entry.path) not in folders:
+                self.report_skip("folder", entry.path, "not a collection (no collection.json)")
+            elif not is_dir and entry.name.endswith(".json") and entry.name != "catalog.json":
+                self.report_skip("file", entry.path, "not in a collection folder")
 
-        def formatter(collection: str, item: dict[str, Any]) -> dict[str, Any]:
-            if dry_run or collection not in known:
-                return item  # nothing will be loaded (dry run) or the batch fails anyway
-            return get_loader("format").format_item(item)  # type: ignore[no-any-return]
+    def _update_extents(self) -> None:
+        """Extents of the collections loaded into this run, from the items the database holds.
 
-        # Item hashes cover the file and what the transform depends on.
-        salt = hashlib.blake2b(f"{_STATE_VERSION}|{rewriter.root}|{rewriter.base or ''}".encode(), digest_size=32).digest()
-        # Which files: with ``since``, one walk (a stat per file) lists the changed
-        # ones, usually few; a full run streams the walk and counts it (for the
-        # ETA) with a second, stat-free walk that overlaps the first reads.
-        paths: Iterable[tuple[str, str]]
-        total: int | None = None
-        if since_ns is not None:
-            changed = list(itertools.islice(_walk(dirs, since_ns), _MAX_LISTED))
-            if len(changed) < _MAX_LISTED:
-                paths, total = changed, len(changed)
-            else:
-                paths = _walk(dirs, since_ns)
-        else:
-            paths = _walk(dirs, None)
-        # Reading, parsing, rewriting and formatting run in a thread ahead of the loads.
-        prefetch = _Prefetch(_read_batches(paths, rewriter, salt, batch, known_hashes, formatter))
-        if total is None:
-            total = sum(1 for _ in _walk(dirs, since_ns))
-        progress = Progress("ingest", total=total, quiet=quiet)
-        for pending in prefetch:
-            summary.scanned += len(pending)
-            _load_batch(pending, conn, state, remembered, in_db, known, get_loader, summary, dry_run)
-            progress.update(len(pending))
-        progress.close()
-    finally:
-        if prefetch is not None:
-            prefetch.close()
-        reader.close()
-        for db, _ in loaders.values():
-            db.close()
-    if not dry_run:
-        state.set("last_success_epoch", repr(started_epoch))
+        pgSTAC's ``collection_extent(id, true)`` refreshes the partitions' statistics
+        and aggregates them; a collection without items keeps the file's extent.
+        """
+        for collection in sorted(self.touched):
+            self.conn.execute(
+                "UPDATE pgstac.collections c SET content = jsonb_set(c.content, '{extent}', x.e) "
+                "FROM (SELECT pgstac.collection_extent(%s, true) AS e) x "
+                "WHERE c.id = %s AND x.e IS NOT NULL AND c.content->'extent' IS DISTINCT FROM x.e",
+                (collection, collection),
+            )
+
+    # ----------------------------------------------------------------- items
+
+    def _load_batch(self, pending: list[_FileItem]) -> None:
+        """Classify one batch (new / updated / unchanged / refused), upsert what
+        changed, mark it, remember it."""
+        summary, state = self.summary, self.state
+        by_collection: dict[str, list[_FileItem]] = {}
+        in_batch: dict[tuple[str, str], str] = {}
+        accepted: list[str] = []
+        for fi in pending:
+            if fi.unchanged:  # the file's hash matched what the database holds: not even parsed
+                summary.unchanged += 1
+                continue
+            if fi.refusal is not None:
+                self.refuse(fi.path, fi.refusal)
+                continue
+            other = in_batch.get((fi.collection, fi.id))
+            if other is not None:
+                if other != fi.path:
+                    self.refuse(fi.path, _duplicate(fi, other))
+                continue
+            in_batch[(fi.collection, fi.id)] = fi.path
+            if fi.collection not in self.known:
+                raise IngestError(
+                    f"item {fi.id} ({fi.path}) belongs to collection '{fi.collection}', "
+                    "which is neither in the catalogue nor in the database"
+                )
+            by_collection.setdefault(fi.collection, []).append(fi)
+        to_send: list[Any] = []
+        sent_rows: list[tuple[str, str, str | None, str | None]] = []
+        previous: dict[tuple[str, str], str | None] = {}
+        marks: dict[str, list[tuple[str, str]]] = {}
+        for collection, rows in by_collection.items():
+            ids = [r.id for r in rows]
+            # Earlier batches of this run are recorded already (a dry run records
+            # nothing: it keeps the ids it saw apart), so one lookup finds ids that
+            # another file has, in this run or before it.
+            recorded = state.lookup(collection, ids)
+            seen = state.seen_paths(collection, ids) if self.dry_run else {}
+            keep = []
+            for fi in rows:
+                rec = recorded.get(fi.id)
+                earlier = seen.get(fi.id)
+                if earlier is not None and earlier != fi.path:
+                    self.refuse(fi.path, _duplicate(fi, earlier))
+                    continue
+                if rec is not None and rec.path and rec.path != fi.path and self._holds(rec.path, fi):
+                    self.refuse(fi.path, _duplicate(fi, rec.path))
+                    continue
+                keep.append(fi)
+            if self.dry_run:
+                state.add_seen(collection, [(fi.id, fi.path) for fi in keep])
+            # Lookups only where they can find something: a collection empty at the
+            # start of the run needs no query.
+            fresh = [fi.id for fi in keep if fi.id not in recorded]
+            held = self.in_db.get(collection)
+            existing = _existing_ids(self.conn, collection, fresh) if fresh and held and held.rows else set()
+            for fi in keep:
+                accepted.append(fi.path)
+                rec = recorded.get(fi.id)
+                if rec is not None:
+                    previous[(collection, fi.id)] = rec.hash
+                if rec is not None and rec.hash == fi.digest:
+                    summary.unchanged += 1  # the markers' sums vouch for it; the state had lost its path
+                    if rec.path != fi.path:
+                        sent_rows.append((collection, fi.id, fi.digest, fi.path))
+                    continue
+                if rec is None and fi.id not in existing:
+                    summary.new += 1
+                else:
+                    summary.updated += 1
+                    marks.setdefault(collection, []).append((fi.id, fi.digest))
+                if fi.repairs:
+                    summary.repaired += 1
+                    log.debug("repaired %s: %s", fi.path, "; ".join(fi.repairs))
+                to_send.append(fi.item)
+                sent_rows.append((collection, fi.id, fi.digest, fi.path))
+        if self.dry_run:
+            return
+        if to_send:
+            from pypgstac.load import Methods
+
+            try:
+                self.get_loader("load").load_items(iter(to_send), insert_mode=Methods.upsert, chunksize=len(to_send))
+            except Exception as exc:
+                raise IngestError(f"loading items failed: {first_line(exc)}") from None
+            # pypgstac's upsert leaves ``private`` of rows that were there: mark them here.
+            for collection, rows in marks.items():
+                self.conn.execute(
+                    "UPDATE pgstac.items i SET private = jsonb_build_object(%s::text, %s::text, %s::text, v.h) "
+                    "FROM unnest(%s::text[], %s::text[]) AS v(id, h) WHERE i.collection = %s AND i.id = v.id",
+                    (MARK_SOURCE, self.source, MARK_HASH, [r[0] for r in rows], [r[1] for r in rows], collection),
+                )
+            self.touched.update(by_collection)
+        if sent_rows:
+            state.record(sent_rows, previous)
+        if self.had_refused and accepted:
+            state.clear_refused(accepted)
+
+    def _holds(self, path: str, fi: _FileItem) -> bool:
+        """Whether the file at ``path`` still is item ``fi.id`` of ``fi.collection``
+        (it may have been edited or removed since it was loaded)."""
+        try:
+            with open(path, "rb") as fh:
+                other = orjson.loads(fh.read())
+        except (OSError, orjson.JSONDecodeError):
+            return False
+        if not isinstance(other, dict) or other.get("id") != fi.id:
+            return False
+        return other.get("collection", self._folder_of(path)) == fi.collection
+
+
+def _duplicate(fi: _FileItem, other: str) -> str:
+    return f"duplicate id {fi.id!r} in collection {fi.collection!r}: {other} has it too (kept)"
 
 
 def _db_collection(conn: Any, collection_id: str) -> dict[str, Any] | None:
     row = conn.execute("SELECT content FROM pgstac.collections WHERE id = %s", (collection_id,)).fetchone()
     return dict(row[0]) if row else None
-
-
-def _hashes(conn: sqlite3.Connection, collection: str, ids: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for i in range(0, len(ids), 900):
-        chunk = ids[i : i + 900]
-        q = f"SELECT id, hash FROM sent WHERE collection = ? AND id IN ({','.join('?' * len(chunk))})"
-        out.update(conn.execute(q, (collection, *chunk)).fetchall())
-    return out
-
-
-def _load_batch(
-    pending: list[_FileItem],
-    conn: Any,
-    state: IngestState,
-    remembered: dict[str, int],
-    in_db: dict[str, int],
-    known: set[str],
-    get_loader: Any,
-    summary: IngestSummary,
-    dry_run: bool,
-) -> None:
-    """Classify one batch (new / updated / unchanged), upsert what changed, remember it."""
-    by_collection: dict[str, list[_FileItem]] = {}
-    for fi in pending:
-        if fi.item is None:  # the file's hash matched: not even parsed
-            summary.unchanged += 1
-            continue
-        if fi.collection not in known:
-            raise IngestError(
-                f"item {fi.id} ({fi.path}) belongs to collection '{fi.collection}', "
-                "which is neither in the catalogue nor in the database"
-            )
-        by_collection.setdefault(fi.collection, []).append(fi)
-    to_send: list[dict[str, Any]] = []
-    sent_rows: list[tuple[str, str, str]] = []
-    for collection, rows in by_collection.items():
-        # Lookups only where they can find something: an empty memory or an
-        # empty collection in the database needs no query.
-        previous = state.hashes(collection, [r.id for r in rows]) if remembered.get(collection) else {}
-        fresh = [r.id for r in rows if r.id not in previous]
-        existing = _existing_ids(conn, collection, fresh) if fresh and in_db.get(collection) else set()
-        for fi in rows:
-            old = previous.get(fi.id)
-            if old == fi.digest:
-                summary.unchanged += 1
-                continue
-            if old is None and fi.id not in existing:
-                summary.new += 1
-            else:
-                summary.updated += 1
-            to_send.append(fi.item)  # type: ignore[arg-type]
-            sent_rows.append((fi.id, collection, fi.digest))
-    if to_send and not dry_run:
-        from pypgstac.load import Methods
-
-        try:
-            get_loader("load").load_items(iter(to_send), insert_mode=Methods.upsert, chunksize=len(to_send))
-        except Exception as exc:
-            raise IngestError(f"loading items failed: {_first_line(exc)}") from None
-        state.record(sent_rows)
 
 
 def _existing_ids(conn: Any, collection: str, ids: list[str]) -> set[str]:
@@ -890,8 +1478,7 @@ def _existing_ids(conn: Any, collection: str, ids: list[str]) -> set[str]:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return first_line(exc)
 
 
 def urljoin_base(base: str, rel: str) -> str:
