@@ -313,3 +313,29 @@ def test_dry_run_and_since_last_flags(new_db: Any, tmp_path: Path) -> None:
     assert real.returncode == 0 and "4 new" in real.stdout and sum(counts(creds).values()) == 4
     again = cli(*base, "--since", "last", "--exit-codes", "monitoring", env=env)
     assert again.returncode == 3 and "nothing to do" in again.stdout and "0 files scanned" in again.stdout
+
+
+def test_refused_files_are_one_warning_line_each_and_the_run_goes_on(new_db: Any, tmp_path: Path) -> None:
+    """A path-traversal id and a file with no "type" are named on stderr, one line each;
+    the summary counts them; every other item goes in; the exit code says 'ingested'."""
+    import json
+
+    creds, root = new_db(), tmp_path / "cat"
+    build_catalogue(root, n_events=1)
+    s2 = next(p for p in sorted((root / "S2_MSI_L1C").rglob("*.json")) if p.name != "collection.json")
+    doc = json.loads(s2.read_text())
+    pwned = s2.with_name("PWNED.json")
+    pwned.write_text(json.dumps({**doc, "id": "../../../../outside/PWNED"}))
+    typeless = s2.with_name("TYPELESS.json")
+    typeless.write_text(json.dumps({**{k: v for k, v in doc.items() if k != "type"}, "id": "TYPELESS"}))
+    proc = cli("--catalogue", str(root), *db_flags(creds), "-q", "--exit-codes", "monitoring",
+               env=cli_env(PGPASSWORD=creds.password))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stderr.strip().splitlines()) == sorted([
+        f"warning: refused {pwned}: item id '../../../../outside/PWNED' is not a safe file name: "
+        "contains a path separator",
+        f'warning: refused {typeless}: no "type" member: not a STAC Item ("type": "Feature")',
+    ])  # fmt: skip
+    assert "4 new, 0 updated, 0 unchanged; 2 refused; 4 collections" in proc.stdout
+    assert sum(counts(creds).values()) == 4
+    assert not (tmp_path / "outside").exists()
