@@ -143,6 +143,10 @@ def test_get_events_is_a_stream_filtered_by_the_index(cat: MatchupCatalogue) -> 
     assert ids(bbox=[175, 55, -170, 70]) == ["Sentinel-2B/Landsat-9"]  # across the antimeridian
     assert ids(bbox=[0, 55, 10, 70]) == []  # the antimeridian event is not at Greenwich
     assert ids(bbox=[-179, 55, -178, 70]) == ["Sentinel-2B/Landsat-9"]
+    # a date alone as stop_time is its whole UTC day, as in eomatch-find and eomatch-query
+    second_day = (T0 + timedelta(days=3)).date().isoformat()  # the second event is that morning
+    assert len(ids(stop_time=second_day)) == 2
+    assert len(ids(stop_time=(T0 + timedelta(days=2)).date().isoformat())) == 1
 
 
 def test_get_events_property_filters(cat: MatchupCatalogue) -> None:

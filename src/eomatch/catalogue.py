@@ -51,10 +51,10 @@ from eomatch.model import (
     item_relpath,
     item_times,
     link_target_id,
+    parse_time_bound,
     platform_spellings,
     relative_href,
     structural_links,
-    to_utc,
 )
 from eomatch.safe_names import unsafe_reason
 
@@ -104,13 +104,14 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def _epoch(value: Any) -> float | None:
+def _epoch(value: Any, end: bool = False) -> float | None:
+    """Seconds since 1970 of a time bound; a date alone is its whole UTC day (as in find/query)."""
     if value is None:
         return None
     if isinstance(value, int | float):
         return float(value)
     try:
-        return to_utc(value).timestamp()
+        return parse_time_bound(value, end=end).timestamp()
     except MatchupError as exc:
         raise CatalogueError(str(exc)) from None
 
@@ -1109,7 +1110,7 @@ class MatchupCatalogue:
             params.append(_epoch(start_time))
         if stop_time is not None:
             sql += " AND start_ts <= ?"
-            params.append(_epoch(stop_time))
+            params.append(_epoch(stop_time, end=True))
         if bbox is not None:
             if len(bbox) != 4:
                 raise CatalogueError("bbox must be [west, south, east, north]")
