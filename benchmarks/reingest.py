@@ -3,9 +3,11 @@
 Writes a catalogue of N items with ``_synth.py``, ingests it into a fresh pgSTAC
 database, then runs again with ``since="last"`` (nothing changed: only the
 directory walk and a few queries are left) and, for information, a full
-unchanged re-run without ``since`` (every file read and hashed, none parsed).
-Each run is timed inside its own child process. The last line is
-``ratio=<first run s / re-run s>`` (target >= 20).
+unchanged re-run without ``since`` (every file read and hashed, none parsed), and a
+``since`` re-run after ``--lost`` items were deleted from the database behind
+ingest's back (the markers' sums differ: the collection's ids are read from pgSTAC
+and the lost items sent again). Each run is timed inside its own child process. The
+last line is ``ratio=<first run s / re-run s>`` (target >= 20).
 
     .venv/bin/python benchmarks/reingest.py --items 100000
 """
@@ -29,6 +31,21 @@ from ingest_throughput import (  # noqa: E402
     scratch_dir,
 )
 
+from eomatch.stack.db import DbCredentials  # noqa: E402
+
+
+def delete_some(creds: DbCredentials, n: int) -> int:
+    """Delete ``n`` items straight in pgSTAC (as a restore or an API client could); how many went."""
+    import psycopg
+
+    with psycopg.connect(creds.dsn, autocommit=True) as conn:
+        cur = conn.execute(
+            "DELETE FROM pgstac.items WHERE (collection, id) IN "
+            "(SELECT collection, id FROM pgstac.items ORDER BY md5(id) LIMIT %s)",
+            (n,),
+        )
+        return cur.rowcount
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -37,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", help="use this running stack instead of starting one")
     ap.add_argument("--db-port", type=int, help="its database port")
     ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--lost", type=int, default=100, help="items deleted from the database before the last run")
     args = ap.parse_args(argv)
     work = scratch_dir("eomatch-reingest-bench-")
     try:
@@ -50,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                 rerun = eomatch_child(creds, root, args.batch_size, since="last")
                 full = eomatch_child(creds, root, args.batch_size)
                 counts = item_counts(creds)
+                deleted = delete_some(creds, args.lost)
+                repair = eomatch_child(creds, root, args.batch_size, since="last")
+                repaired_counts = item_counts(creds)
             finally:
                 drop_database(settings, creds.dbname)
     finally:
@@ -63,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"first ingest:           {first['seconds']:.2f}s  {first['line']}")
     print(f"re-run --since last:    {rerun['seconds']:.2f}s  {rerun['line']}")
     print(f"re-run, full unchanged: {full['seconds']:.2f}s  {full['line']}")
+    if repair["new"] != deleted or repaired_counts != counts:
+        raise SystemExit(f"after deleting {deleted} items the --since last run did not restore them: {repair['line']}")
+    print(f"re-run --since last, {deleted} deleted in the database: {repair['seconds']:.2f}s  {repair['line']}")
     print(f"full unchanged re-run is {first['seconds'] / full['seconds']:.1f}x faster than the first ingest")
     print(f"ratio={first['seconds'] / rerun['seconds']:.1f}")
     return 0

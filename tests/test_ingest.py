@@ -491,6 +491,8 @@ def broken_files(root: Path) -> dict[str, Path]:
     write("BAD_ASSET", base | {"id": "BAD_ASSET", "assets": {"../x": {"href": "x.tif"}}})
     write("NO_GEOMETRY", {k: v for k, v in base.items() if k not in ("geometry", "bbox")} | {"id": "NO_GEOMETRY"})
     write("NOT_AN_OBJECT", [base])
+    write("LINKS_NOT_A_LIST", base | {"id": "LINKS_NOT_A_LIST", "links": {"rel": "self"}})
+    write("HREF_NOT_A_STRING", base | {"id": "HREF_NOT_A_STRING", "links": [{"rel": "via", "href": 3}]})
     # the same id as a real item, in another date folder
     other = root / "S2_MSI_L1C" / "2030" / "01" / "01"
     other.mkdir(parents=True)
@@ -524,6 +526,8 @@ def test_broken_files_are_refused_one_line_each_and_the_rest_goes_in(
         "BAD_ASSET": "asset key '../x' is not a safe file name",
         "NO_GEOMETRY": "STAC core",
         "NOT_AN_OBJECT": "not a JSON object",
+        "LINKS_NOT_A_LIST": '"links" is not a JSON array',
+        "HREF_NOT_A_STRING": "not a valid STAC Item",
         "DUPLICATE": "duplicate id",
     }
     for name, path in broken.items():

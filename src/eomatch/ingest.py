@@ -750,6 +750,9 @@ def item_problem(item: Any) -> str | None:
         reason = unsafe_reason(item.get(key))
         if reason is not None:
             return f"{what} {item.get(key)!r} is not a safe file name: {reason}"
+    for key, kind in (("properties", dict), ("links", list), ("assets", dict)):
+        if key in item and not isinstance(item[key], kind):
+            return f'"{key}" is not a JSON {"object" if kind is dict else "array"}'
     assets = item.get("assets")
     if isinstance(assets, dict):
         for key in assets:
@@ -775,7 +778,11 @@ class _Preparer:
         item.setdefault("collection", fi.collection)
         fi.collection, fi.id = str(item["collection"]), str(item["id"])
         fi.repairs = repair_legacy(item)
-        item = transform_item(item, fi.path, self.rewriter, _iso_utc(mtime_s))
+        try:
+            item = transform_item(item, fi.path, self.rewriter, _iso_utc(mtime_s))
+        except (TypeError, AttributeError, ValueError) as exc:  # members of the wrong JSON type
+            fi.refusal = f"not a valid STAC Item: {first_line(exc)}"
+            return
         problem = item_validator().problem(item)  # compiled at the first item read
         if problem is not None:
             fi.refusal = problem

@@ -13,7 +13,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    p = base_parser("eomatch-ingest", "Push a local matchup catalogue into pgSTAC (upsert; safe to re-run).")
+    p = base_parser(
+        "eomatch-ingest",
+        "Make pgSTAC hold a local matchup catalogue: checked items, upsert, what the database "
+        "lost sent again; safe to re-run.",
+    )
     p.add_argument("--catalogue", help="catalog.json or its folder (default: matchup_catalogue.path)")
     add_db_flags(p)  # default: ingest.db_* in the config, else the local stack
     p.add_argument("--assets-base-url", help="serve files under the catalogue root from this http(s) base")
