@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import pytest
 from jsonschema import Draft7Validator
@@ -11,10 +13,14 @@ from shapely.geometry import box
 from eomatch.errors import EomatchError
 from eomatch.model import Matchup, MatchupEvent, Product
 from eomatch.schema import (
+    SCHEMA_PATH,
     SCHEMA_URL,
     SchemaValidationError,
     iter_errors,
     load_schema,
+    register_with_pystac,
+    served_schema,
+    served_schema_url,
     validate_item,
 )
 
@@ -71,3 +77,48 @@ def test_broken_items_are_rejected_with_a_one_line_message(which, edit, field) -
     assert "\n" not in message
     assert repr(item["id"]) in message
     assert field in message or field in " ".join(iter_errors(item))
+
+
+def test_items_listing_the_schema_at_a_stack_url_are_valid() -> None:
+    """API responses name the schema at the stack that serves it; a copy of such an item
+    (e.g. from eomatch-query) is still a matchup item. Another version is not."""
+    for served in ("http://127.0.0.1:8000/schemas/matchup/v1.0.0/schema.json",
+                   "https://matchups.example.org/schemas/matchup/v1.0.0/schema.json"):  # fmt: skip
+        item = copy.deepcopy(_items()[1])
+        item["stac_extensions"] = [served]
+        assert iter_errors(item) == []
+    for other in ("https://example.org/schemas/matchup/v2.0.0/schema.json", "matchup/v1.0.0/schema.json"):
+        item = copy.deepcopy(_items()[1])
+        item["stac_extensions"] = [other]
+        with pytest.raises(SchemaValidationError, match="stac_extensions"):
+            validate_item(item)
+
+
+def test_served_schema_has_the_served_url_as_id() -> None:
+    schema = served_schema("http://10.0.0.5:8000/")
+    assert schema["$id"] == served_schema_url("http://10.0.0.5:8000") == "http://10.0.0.5:8000" + SCHEMA_PATH
+    assert load_schema()["$id"] == SCHEMA_URL  # the packaged copy is not changed
+
+
+def test_pystac_validates_catalogue_files_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Catalogue files keep the canonical URL, whose host does not exist: once eomatch
+    registered its schema, pystac's validate() needs no network for them."""
+    import socket
+
+    import pystac
+    from catalogue_factory import build_catalogue
+    from pystac.validation import JsonSchemaSTACValidator, RegisteredValidator
+
+    build_catalogue(tmp_path / "cat", n_events=1)
+    files = [p for p in (tmp_path / "cat").rglob("*.json") if json.loads(p.read_text()).get("type") == "Feature"]
+    assert len(files) == 4  # two products, an event, a matchup
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise OSError("offline")
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
+    monkeypatch.setattr(RegisteredValidator, "_validator", JsonSchemaSTACValidator())
+    register_with_pystac()
+    for path in files:
+        checked = pystac.Item.from_file(str(path)).validate()
+        assert SCHEMA_URL in checked, path

@@ -10,7 +10,14 @@ from typing import Any
 from eomatch.errors import CatalogueError
 
 SCHEMA_URL = "https://eomatch.example/schema/matchup/v1.0.0/schema.json"
-"""``$id`` of the schema; every eomatch item lists it in ``stac_extensions``."""
+"""Canonical ``$id`` of the schema; every item eomatch writes lists it in
+``stac_extensions``. The host does not exist (``.example``): catalogue files are
+written before any server is known, and the APIs answer with
+:func:`served_schema_url` instead, a URL their own stack serves."""
+
+SCHEMA_PATH = "/schemas/matchup/v1.0.0/schema.json"
+"""Where a stack serves the schema, under its public base URL (both APIs' responses
+point there, so validators can fetch it without reaching another host)."""
 
 
 class SchemaValidationError(CatalogueError):
@@ -22,6 +29,31 @@ def load_schema() -> dict[str, Any]:
     """The schema as a dict (read once from the installed package)."""
     text = resources.files(__package__).joinpath("matchup.json").read_text(encoding="utf-8")
     return json.loads(text)
+
+
+def served_schema_url(base_url: str) -> str:
+    """The schema's URL on a stack reached at ``base_url`` (``scheme://host[:port]``)."""
+    return base_url.rstrip("/") + SCHEMA_PATH
+
+
+def served_schema(base_url: str) -> dict[str, Any]:
+    """The schema as a stack serves it: its ``$id`` is the URL it is served at, so a
+    validator resolves its ``#/definitions`` refs against that URL, not the canonical one."""
+    return {**load_schema(), "$id": served_schema_url(base_url)}
+
+
+def register_with_pystac() -> None:
+    """Let ``pystac``'s ``validate()`` check eomatch files offline: the canonical URL
+    (whose host does not exist) answers from the packaged schema.
+
+    Not done on import: building pystac's validator costs ~70 ms that most
+    eomatch commands never need.
+    """
+    from pystac.validation import RegisteredValidator
+
+    cache = getattr(RegisteredValidator.get_validator(), "schema_cache", None)
+    if isinstance(cache, dict):
+        cache.setdefault(SCHEMA_URL, load_schema())
 
 
 def _inline_refs(node: Any, definitions: dict[str, Any]) -> Any:
