@@ -59,6 +59,7 @@ def create_app(
         ExternalFilterMiddleware,
         RequestLogMiddleware,
     )
+    from eomatch.server.schema_url import SchemaUrlMiddleware, add_schema_route
 
     api_cfg = settings.stack.api
     if credentials is None:
@@ -107,12 +108,14 @@ def create_app(
     app.state.eomatch_audience = audience
     app.state.eomatch_health_dsn = credentials.dsn
     add_health_routes(app, settings, audience)
+    add_schema_route(app)
     _add_db_unavailable_handler(app)
     _add_metrics(app)
     app.add_middleware(Bbox3DMiddleware)
     if not internal:
         policy = policy_from_settings(api_cfg.public_schemes, api_cfg.internal_path_prefixes)
         app.add_middleware(ExternalFilterMiddleware, policy=policy)
+    app.add_middleware(SchemaUrlMiddleware)  # after the filter: it sees the final body
     app.add_middleware(RequestLogMiddleware)
     return app
 
