@@ -47,6 +47,7 @@ def temp_stack_settings(state_dir: Path) -> Settings:
                     "port": free_port(),
                     "browser_port": free_port(),
                     "tls_port": free_port(),
+                    "internal_port": free_port(),
                     "external_rate_per_s": 100000,
                     "external_burst": 100000,
                 },

@@ -37,7 +37,7 @@ def make_state_dir(prefix: str = "eomatch-test-") -> Path:
 
 def stack_settings(state_dir: Path, **stack_overrides: object) -> Settings:
     """Settings of a test stack: every port free, browser build cached in the repo."""
-    ports = {name: free_port() for name in ("db", "internal", "external", "browser", "proxy", "tls")}
+    ports = {name: free_port() for name in ("db", "internal", "external", "browser", "proxy", "tls", "proxy_internal")}
     stack = {
         "state_dir": str(state_dir),
         "db": {"port": ports["db"]},
@@ -46,6 +46,7 @@ def stack_settings(state_dir: Path, **stack_overrides: object) -> Settings:
             "port": ports["proxy"],
             "browser_port": ports["browser"],
             "tls_port": ports["tls"],
+            "internal_port": ports["proxy_internal"],
             "external_rate_per_s": 1000,
             "external_burst": 2000,
         },

@@ -88,8 +88,17 @@ def unique_id(prefix: str) -> str:
 
 
 def derive_settings(settings: Any, stack: dict[str, Any]) -> Any:
-    """A copy of ``settings`` with ``stack`` merged into its ``stack`` section."""
+    """A copy of ``settings`` with ``stack`` merged into its ``stack`` section.
+
+    A second proxy (a new ``proxy.port``) also gets a free internal listener port
+    unless one is given, so it never collides with the session stack's.
+    """
     from eomatch.settings import Settings
+    from eomatch.stack.process import free_port
+
+    proxy = stack.get("proxy")
+    if isinstance(proxy, dict) and "port" in proxy and "internal_port" not in proxy:
+        stack = {**stack, "proxy": {**proxy, "internal_port": free_port()}}
 
     if "state_dir" in stack and "socket_dir" not in stack.get("api", {}):
         # A second proxy with a folder of its own still fronts these settings' APIs.
@@ -204,16 +213,16 @@ def links_of(doc: Any, rels: Iterable[str]) -> Iterator[dict[str, Any]]:
 # --- offline STAC schemas --------------------------------------------------------
 
 
+OFFICIAL_SCHEMA_HOSTS = ("schemas.stacspec.org", "geojson.org")
+
+
 def offline_schemas() -> dict[str, dict[str, Any]]:
-    """URL -> JSON schema for what validators fetch: STAC 1.1.0 and GeoJSON from the
-    copies pystac ships, and eomatch's own matchup schema from the package."""
+    """URL -> JSON schema for what validators fetch: the official STAC 1.1.0 and
+    GeoJSON schemas, from the copies pystac ships. Nothing of eomatch's: the stack
+    serves its matchup schema itself, at a URL its responses name."""
     from pystac.validation.local_validator import get_local_schema_cache
 
-    from eomatch.schema import SCHEMA_URL, load_schema
-
-    schemas = dict(get_local_schema_cache())
-    schemas[SCHEMA_URL] = load_schema()
-    return schemas
+    return {url: doc for url, doc in get_local_schema_cache().items() if urlparse(url).hostname in OFFICIAL_SCHEMA_HOSTS}
 
 
 @contextlib.contextmanager

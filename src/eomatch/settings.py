@@ -131,8 +131,16 @@ class ProxySettings(_Section):
     tls_key: Path | None = None
     tls_port: int = 8443
     nginx_bin: Path = Path("/usr/sbin/nginx")
-    public_url: str | None = None
-    """Base URL users reach the proxy at (for printing); default http://host:port."""
+    internal_host: str = "127.0.0.1"
+    internal_port: int = Field(8100, ge=1, le=65535)
+    """The internal listener (always on): ``/api/`` with its metrics, ``/health``.
+    Bind it where only trusted networks reach (loopback, the VPN address)."""
+    internal_on_public: bool = True
+    """The public listener (``port``, ``tls_port``) serves ``/api/`` too; false leaves
+    it ``/external/``, the browser, ``/schemas/``, ``/assets/`` and ``/health``."""
+    assets_root: Path | None = None
+    """Folder whose regular files the proxy serves read-only at ``/assets/`` (the
+    catalogue or shared drive ``--assets-base-url`` points into); unset = none."""
 
 
 class BrowserSettings(_Section):
@@ -160,6 +168,40 @@ class StackSettings(_Section):
     log_format: Literal["text", "json"] = "text"
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 5
+    public_url: str | None = None
+    """``scheme://host[:port]`` users reach the public listener at: API links and the
+    served schema URL use it, whatever Host a client sends. Unset = the proxy's own
+    ``http://proxy.host:proxy.port`` (``https://proxy.host:tls_port`` over TLS)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _public_url_moved(cls, data: Any) -> Any:
+        """``stack.proxy.public_url`` (eomatch < 0.2) is now ``stack.public_url``."""
+        proxy = data.get("proxy") if isinstance(data, dict) else None
+        if isinstance(proxy, dict) and "public_url" in proxy:
+            proxy = dict(proxy)
+            moved = proxy.pop("public_url")
+            data = {**data, "proxy": proxy}
+            if data.get("public_url") is None:
+                data["public_url"] = moved
+        return data
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        url = value.strip().rstrip("/")
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a URL: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} must be http(s)://host[:port] with no path (e.g. https://matchups.example.org)")
+        return url
     restart_backoff_s: float = Field(0.5, gt=0)
     """The supervisor restarts a crashed API, browser or proxy after this long, doubling
     for each crash in a row (a service up for a minute starts again from this)."""

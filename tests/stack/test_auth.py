@@ -7,6 +7,7 @@ rate-limited with a JSON 429.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -262,3 +263,75 @@ def test_external_rate_limit_answers_json_429(running_stack: RunningStack, stric
         # POST /search is limited too; the internal API is not
         assert client.post(strict_proxy + "/external/search", json={}).status_code == 429
         assert all(client.get(strict_proxy + "/api/collections").status_code == 200 for _ in range(10))
+
+
+# --- keys match exactly ----------------------------------------------------------
+
+
+def _raw_post(base_url: str, path: str, authorization: bytes, body: bytes) -> tuple[int, bytes]:
+    """A request with an Authorization value httpx would refuse to send (trailing blanks)."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(
+            b"POST " + path.encode() + b" HTTP/1.1\r\nHost: " + url.netloc.encode() + b"\r\n"
+            b"Authorization: " + authorization + b"\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data.partition(b"\r\n\r\n")[2]
+
+
+def _variants(key: str) -> dict[str, bytes]:
+    """Near misses of a valid key: each must be refused."""
+    return {
+        "swapped case": f"Bearer {key.swapcase()}".encode(),
+        "upper case": f"Bearer {key.upper()}".encode(),
+        "lower case": f"Bearer {key.lower()}".encode(),
+        "swapped case + trailing space": f"Bearer {key.swapcase()} ".encode(),
+        "trailing tab": f"Bearer {key}\t".encode(),
+        "two spaces": f"Bearer  {key}".encode(),
+        "one character more": f"Bearer {key}x".encode(),
+        "one character less": f"Bearer {key[:-1]}".encode(),
+        "key as a prefix": f"Bearer {key[:8]}".encode(),
+    }
+
+
+@pytest.mark.parametrize("variant", list(_variants("k" * 20)))
+def test_keys_match_exactly(running_stack: RunningStack, keys: Keys, variant: str) -> None:
+    """nginx compares map strings case-insensitively; a key with its case changed (or
+    anything but the key) must get 401 and change nothing."""
+    assert keys.valid.swapcase() != keys.valid  # token_urlsafe keys have letters
+    cid = unique_id("exact")
+    status, body = _raw_post(running_stack.base_url, "/api/collections", _variants(keys.valid)[variant],
+                             json.dumps(make_collection(cid)).encode())
+    assert status == 401, body[:200]
+    assert json.loads(body)["code"] == "Unauthorized"
+    assert httpx.get(f"{running_stack.internal}/collections/{cid}", timeout=30).status_code == 404
+
+
+def test_the_exact_key_still_works_whatever_the_scheme_case(running_stack: RunningStack, keys: Keys) -> None:
+    """Auth scheme names are case-insensitive in HTTP (RFC 9110 11.1); the key is not."""
+    for scheme in (b"Bearer", b"bearer", b"BEARER"):
+        cid = unique_id("scheme")
+        status, body = _raw_post(running_stack.base_url, "/api/collections", scheme + b" " + keys.valid.encode(),
+                                 json.dumps(make_collection(cid)).encode())
+        assert status in (200, 201), body[:200]
+        with Writer(running_stack) as w:
+            w.client.delete(f"{running_stack.internal}/collections/{cid}")
+
+
+def test_key_conf_is_a_case_sensitive_regex_with_escaped_keys() -> None:
+    from eomatch.errors import ConfigError
+    from eomatch.stack.render import render_keys_conf
+
+    conf = render_keys_conf({"pipeline": "abc.DEF+ghi/jkl=mno~pqr-stu_vwx"})
+    assert r'"~^[Bb][Ee][Aa][Rr][Ee][Rr] abc\.DEF\+ghi\/jkl\=mno\~pqr\-stu\_vwx$" "pipeline";' in conf
+    for bad in ('short', 'has space in it 0123456789', 'quote"0123456789abcdef', 'back\\slash0123456789'):
+        with pytest.raises(ConfigError):
+            render_keys_conf({"k": bad})

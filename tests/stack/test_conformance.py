@@ -1,62 +1,169 @@
-"""``stac-api-validator`` on both APIs through nginx: core, collections, features,
-item-search and filter, with no errors.
+"""Third-party validators accept both APIs' responses as served, through nginx:
+``stac-api-validator`` (core, collections, features, item-search, filter),
+``stac-validator``, ``stac-check`` and pystac's ``validate()``, on eomatch's own
+product, event and matchup items as well as plain STAC items.
 
-The validator fetches STAC JSON schemas from the internet, which is unreachable
-here: :func:`helpers.serve_schemas_offline` answers those requests from the copies
-pystac ships (STAC 1.1.0 and GeoJSON), so the test data is STAC 1.1.0. Any other
-off-machine request fails the test by name.
+The internet is unreachable here: :func:`helpers.serve_schemas_offline` answers
+the official STAC 1.1.0 and GeoJSON schema URLs from the copies pystac ships,
+and nothing else. The matchup schema must come from the stack itself, at the URL
+the items name; any other off-machine request fails the test by name.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
 
+import httpx
 import pytest
 from conftest import RunningStack
-from helpers import Writer, make_collection, make_item, serve_schemas_offline
+from helpers import (
+    LOOPBACK_HOSTS,
+    OFFICIAL_SCHEMA_HOSTS,
+    Writer,
+    make_collection,
+    make_item,
+    offline_schemas,
+    serve_schemas_offline,
+    unique_id,
+)
+from shapely.geometry import box
+
+from eomatch.schema import SCHEMA_PATH, SCHEMA_URL
 
 pytestmark = pytest.mark.stack
 
 CONFORMANCE = ["core", "collections", "features", "item-search", "filter"]
-COLLECTION = "conformance"
 # Items are placed inside this polygon so intersects/bbox searches return something.
 GEOMETRY = {"type": "Polygon", "coordinates": [[[100, 0], [105, 0], [105, 1], [100, 1], [100, 0]]]}
+APIS = ["internal", "external"]
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    collection: str
+    matchup_ids: list[str]
+    """A product, an event and a matchup item written by eomatch's model."""
+
+
+def _matchup_items(collection: str, asset_href: str) -> list[dict[str, Any]]:
+    """Two products, their event and their matchup, as eomatch's model writes them,
+    moved into ``collection`` with links as ingest makes them (relative to the API)."""
+    from eomatch.model import Matchup, MatchupEvent, Product
+
+    event = MatchupEvent.create(
+        platform_a="Sentinel-2A", collection_a="S2_MSI_L1C",
+        platform_b="Landsat-9", collection_b="LANDSAT_C2L1",
+        start="2022-06-07T08:30:00Z", end="2022-06-07T09:10:00Z",
+        region=box(100.1, 0.1, 100.9, 0.9), min_distance_km=10.0, solar_elevation_deg=45.0,
+    )  # fmt: skip
+    asset = {"data": {"href": asset_href, "type": "text/html", "roles": ["data"]}}
+    pa = Product.create(id=unique_id("S2A"), collection="S2_MSI_L1C", platform="Sentinel-2A",
+                        geometry=box(100.1, 0.1, 100.6, 0.6), start="2022-06-07T08:31:00Z", assets=asset)  # fmt: skip
+    pb = Product.create(id=unique_id("LC09"), collection="LANDSAT_C2L1", platform="Landsat-9",
+                        geometry=box(100.3, 0.3, 100.8, 0.8), start="2022-06-07T08:50:00Z", assets=asset)  # fmt: skip
+    matchup = Matchup.create(event, pa.to_dict(), pb.to_dict())
+    docs = [copy.deepcopy(d) for d in (pa.to_dict(), pb.to_dict(), event.to_dict(), matchup.to_dict())]
+    ids = {d["id"] for d in docs}
+    for doc in docs:
+        assert SCHEMA_URL in doc["stac_extensions"]
+        doc["collection"] = collection
+        links = []
+        for link in doc.get("links", []):
+            target = link["href"].rsplit("/", 1)[-1].removesuffix(".json")
+            if target in ids:
+                links.append({**link, "href": f"collections/{collection}/items/{target}"})
+        doc["links"] = links
+    return docs
 
 
 @pytest.fixture(scope="module")
-def conformance_catalogue(running_stack: RunningStack) -> Iterator[str]:
+def catalogue(running_stack: RunningStack) -> Iterator[Catalogue]:
+    cid = unique_id("conformance")
+    # a public asset that really resolves (the validators open asset URLs)
+    asset_href = running_stack.base_url + "/"
+    matchup_docs = _matchup_items(cid, asset_href)
     with Writer(running_stack) as w:
-        w.collection(make_collection(COLLECTION, title="Conformance", bbox=[100, 0, 105, 1]))
+        w.collection(make_collection(cid, title="Conformance", bbox=[100, 0, 105, 1]))
         for i in range(5):
             w.item(
                 make_item(
-                    COLLECTION,
-                    f"conf-{i}",
-                    100.2 + 0.9 * i,
-                    0.2,
-                    size_deg=0.5,
+                    cid, f"conf-{i}", 100.2 + 0.9 * i, 0.2, size_deg=0.5,
                     datetime_utc=f"2022-06-0{i + 1}T10:00:00Z",
-                    # a public asset that really resolves (the validator opens asset URLs)
-                    assets={"data": {"href": running_stack.base_url + "/", "type": "text/html", "roles": ["data"]}},
+                    assets={"data": {"href": asset_href, "type": "text/html", "roles": ["data"]}},
                 )
-            )
-    yield COLLECTION
+            )  # fmt: skip
+        for doc in matchup_docs:
+            w.item(doc)
+    yield Catalogue(cid, [d["id"] for d in matchup_docs])
     with Writer(running_stack) as w:
-        w.client.delete(f"{running_stack.internal}/collections/{COLLECTION}")
+        w.client.delete(f"{running_stack.internal}/collections/{cid}")
 
 
-@pytest.mark.parametrize("api", ["internal", "external"])
-def test_stac_api_validator(running_stack: RunningStack, conformance_catalogue: str, api: str) -> None:
+def _root(running_stack: RunningStack, api: str) -> str:
+    return running_stack.internal if api == "internal" else running_stack.external
+
+
+def test_the_offline_map_holds_only_official_schemas() -> None:
+    """Ours must come from the stack, so the map must not answer for it."""
+    hosts = {urlparse(url).hostname for url in offline_schemas()}
+    assert hosts == set(OFFICIAL_SCHEMA_HOSTS), hosts
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_items_name_the_schema_the_stack_serves(running_stack: RunningStack, catalogue: Catalogue, api: str) -> None:
+    """Every response lists <the listener's base>/schemas/matchup/v1.0.0/schema.json, never
+    the canonical URL (its host does not exist); that URL answers with the schema, whose
+    $id is that URL and which accepts the served items."""
+    from jsonschema import Draft7Validator
+
+    root = _root(running_stack, api)
+    served = running_stack.base_url + SCHEMA_PATH
+    cid, some = catalogue.collection, catalogue.matchup_ids
+    with httpx.Client(timeout=30) as client:
+        responses = {
+            "item": client.get(f"{root}/collections/{cid}/items/{some[-1]}"),
+            "items": client.get(f"{root}/collections/{cid}/items?limit=100"),
+            "search": client.get(f"{root}/search?collections={cid}&ids={','.join(some)}"),
+            "search POST": client.post(f"{root}/search", json={"collections": [cid], "ids": some}),
+            "collection": client.get(f"{root}/collections/{cid}"),
+            "collections": client.get(f"{root}/collections"),
+        }
+        for name, r in responses.items():
+            assert r.status_code == 200, (name, r.text[:200])
+            assert SCHEMA_URL not in r.text and "eomatch.example" not in r.text, name
+        features = responses["items"].json()["features"]
+        ours = [f for f in features if f["id"] in some]
+        assert len(ours) == len(some)
+        assert all(served in f["stac_extensions"] for f in ours)
+        assert sorted(f["id"] for f in responses["search POST"].json()["features"]) == sorted(some)
+
+        r = client.get(served)
+        assert r.status_code == 200, r.text[:200]
+        assert r.headers["content-type"].startswith("application/schema+json")
+        assert "max-age" in r.headers.get("cache-control", "")
+        schema = r.json()
+    assert schema["$id"] == served
+    Draft7Validator.check_schema(schema)
+    for feature in ours:
+        errors = [e.message for e in Draft7Validator(schema).iter_errors(feature)]
+        assert errors == [], (feature["id"], errors)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_stac_api_validator(running_stack: RunningStack, catalogue: Catalogue, api: str) -> None:
     from stac_api_validator.validations import QueryConfig, validate_api
 
-    root = (running_stack.internal if api == "internal" else running_stack.external) + "/"
     missing: list[str] = []
     with serve_schemas_offline(missing):
         warnings, errors = validate_api(
-            root_url=root,
+            root_url=_root(running_stack, api) + "/",
             ccs_to_validate=CONFORMANCE,
-            collection=conformance_catalogue,
+            collection=catalogue.collection,
             geometry=json.dumps(GEOMETRY),
             auth_bearer_token=None,
             auth_query_parameter=None,
@@ -66,5 +173,41 @@ def test_stac_api_validator(running_stack: RunningStack, conformance_catalogue: 
             transaction_collection=None,
             headers=None,
         )
-    assert not missing, f"validator needed schemas we have no local copy of: {sorted(set(missing))}"
+    assert not missing, f"validator needed schemas from other hosts: {sorted(set(missing))}"
     assert list(errors) == [], "\n".join(errors)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_stac_validator_and_stac_check_accept_served_items(
+    running_stack: RunningStack, catalogue: Catalogue, api: str
+) -> None:
+    from stac_check.lint import Linter
+    from stac_validator.validate import StacValidate
+
+    root = _root(running_stack, api)
+    missing: list[str] = []
+    with serve_schemas_offline(missing):
+        for item_id in catalogue.matchup_ids:
+            url = f"{root}/collections/{catalogue.collection}/items/{item_id}"
+            validator = StacValidate(url, links=True, assets=True)
+            assert validator.run(), (url, validator.message)
+            assert any(SCHEMA_PATH in s for m in validator.message for s in m.get("schema", [])), validator.message
+            linter = Linter(url)
+            assert linter.valid_stac, (url, linter.error_type, linter.error_msg)
+    assert not missing, f"validators needed schemas from other hosts: {sorted(set(missing))}"
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_pystac_validates_served_items(running_stack: RunningStack, catalogue: Catalogue, api: str) -> None:
+    """pystac has the official schemas built in; ours it fetches from the stack."""
+    import pystac
+    from pystac.validation import JsonSchemaSTACValidator
+
+    root = _root(running_stack, api)
+    validator = JsonSchemaSTACValidator()  # a fresh schema cache: nothing registered by hand
+    fetched: list[str] = []
+    for item_id in catalogue.matchup_ids:
+        item = pystac.Item.from_file(f"{root}/collections/{catalogue.collection}/items/{item_id}")
+        checked = item.validate(validator=validator)
+        fetched += [s for s in checked if urlparse(s).hostname not in OFFICIAL_SCHEMA_HOSTS]
+    assert fetched and all(urlparse(s).hostname in LOOPBACK_HOSTS for s in fetched), fetched

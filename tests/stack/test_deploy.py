@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from conftest import make_state_dir
+from helpers import make_collection
 
+from eomatch import __version__
 from eomatch.settings import load_settings
 from eomatch.stack.api import ApiService
 from eomatch.stack.render import (
+    COMPOSE_INTERNAL_PORT,
+    COMPOSE_PROXY_PORT,
     render_browser_config_js,
     render_deploy_files,
     render_proxy_conf,
@@ -129,3 +141,150 @@ def test_env_example_names_every_secret_compose_needs() -> None:
     needed = set(re.findall(r"\$\{(EOMATCH_[A-Z_]+)", compose))
     missing = [v for v in sorted(needed) if f"{v}=" not in env_example]
     assert not missing
+
+
+# --- deploy/ on its own: database from .env, no build context outside it ----------
+
+
+def test_compose_takes_the_database_from_the_environment() -> None:
+    """Moving to a managed PostgreSQL is a .env change (POSTGRES_HOST/POSTGRES_PORT),
+    not an edit of a generated file; the default is the db service."""
+    services = yaml.safe_load(render_deploy_files(default_settings())["compose.yaml"])["services"]
+    for name in ("migrate", "api-internal", "api-external"):
+        env = services[name]["environment"]
+        assert env["PGHOST"] == "${POSTGRES_HOST:-db}", name
+        assert str(env["PGPORT"]) == "${POSTGRES_PORT:-5432}", name
+    assert services["migrate"]["depends_on"]["db"]["required"] is False  # up -d --scale db=0
+    env_example = (DEPLOY / ".env.example").read_text()
+    assert "POSTGRES_HOST=" in env_example and "POSTGRES_PORT=" in env_example
+
+
+def _dockerfile_sources(dockerfile: Path) -> list[str]:
+    sources = []
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if words[:1] in (["COPY"], ["ADD"]) and not any(w.startswith("--from") for w in words):
+            sources += [w for w in words[1:-1] if not w.startswith("--")]
+    return sources
+
+
+def test_deploy_builds_from_its_own_folder(tmp_path: Path) -> None:
+    """Every build context is deploy/ itself, and everything the Dockerfiles copy and the
+    services mount is in it once rendered, except the wheel the README says how to build."""
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(DEPLOY, copy, ignore=shutil.ignore_patterns(".env", "tls", "dist"))
+    services = yaml.safe_load((copy / "compose.yaml").read_text())["services"]
+    builds = {name: svc["build"] for name, svc in services.items() if "build" in svc}
+    assert builds and all(b["context"] == "." for b in builds.values()), builds
+    wheel = "dist/eomatch-${EOMATCH_VERSION}-py3-none-any.whl"
+    for build in builds.values():
+        for source in _dockerfile_sources(copy / build["dockerfile"]):
+            if source == wheel:
+                assert build["args"]["EOMATCH_VERSION"] == __version__
+                continue
+            assert (copy / source).exists(), (build["dockerfile"], source)
+    for name, svc in services.items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert (copy / source).exists() or source == "./tls", (name, volume)
+    readme = (DEPLOY / "README.md").read_text()
+    assert "pip wheel --no-deps -w deploy/dist ." in readme
+    for script in ("nginx/render-keys.sh", "nginx/render-urls.sh"):
+        assert os.access(copy / script, os.X_OK), f"{script} must be executable (docker-entrypoint.d runs only those)"
+
+
+def test_gitignore_keeps_deploy_secrets_out() -> None:
+    repo = DEPLOY.parent
+    paths = ["deploy/.env", "deploy/tls/key.pem", "deploy/dist/eomatch-0.1.0-py3-none-any.whl"]
+    proc = subprocess.run(["git", "check-ignore", *paths], cwd=repo, capture_output=True, text=True)
+    assert proc.stdout.split() == paths, proc.stdout
+    assert subprocess.run(["git", "check-ignore", "deploy/.env.example"], cwd=repo).returncode == 1
+
+
+def test_internal_listener_is_published_on_loopback_by_default() -> None:
+    services = yaml.safe_load(render_deploy_files(default_settings())["compose.yaml"])["services"]
+    ports = services["proxy"]["ports"]
+    internal = [p for p in ports if p.endswith(f":{COMPOSE_INTERNAL_PORT}")]
+    assert internal == ["${EOMATCH_INTERNAL_BIND:-127.0.0.1}:${EOMATCH_INTERNAL_PORT:-8100}:8001"], ports
+    env = services["proxy"]["environment"]
+    assert env["EOMATCH_PUBLIC_URL"].startswith("${EOMATCH_PUBLIC_URL:?")  # no silent localhost links
+
+
+# --- the Compose proxy, run by real nginx with its entrypoint scripts --------------
+
+
+def _upstream_servers(conf: str, name: str) -> list[str]:
+    block = conf[conf.index(f"upstream {name} {{"):]
+    block = block[: block.index("}")]
+    return re.findall(r"^\s*server (\S+);", block, re.M)
+
+
+@pytest.fixture
+def compose_proxy(running_stack: Any, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """deploy/'s proxy as its container runs it: the rendered compose nginx.conf, keys and
+    URLs from .env-style variables through the committed entrypoint scripts; container
+    paths and service names replaced by this machine's (the session stack's apps)."""
+    from eomatch.stack.process import free_port
+
+    root = make_state_dir("eomatch-compose-proxy-")
+    etc = root / "etc"
+    ports = {"public": free_port(), "internal": free_port()}
+    key = secrets.token_urlsafe(32)
+    env = {
+        **os.environ,
+        "EOMATCH_KEYS_CONF": str(etc / "keys.conf"),
+        "EOMATCH_URLS_DIR": str(etc),
+        "EOMATCH_API_KEYS": f"pipeline:{key}",
+        "EOMATCH_PUBLIC_URL": "https://matchups.example.org",
+        "EOMATCH_INTERNAL_URL": f"http://127.0.0.1:{ports['internal']}",
+    }
+    for script in ("render-keys.sh", "render-urls.sh"):
+        subprocess.run(["sh", str(DEPLOY / "nginx" / script)], env=env, check=True, capture_output=True)
+    conf = render_deploy_files(running_stack.settings)["nginx/proxy.conf"]
+    local = render_proxy_conf(running_stack.settings, "local")
+    for name, service in (("eomatch_internal", "api-internal"), ("eomatch_external", "api-external"),
+                          ("eomatch_browser", "browser")):  # fmt: skip
+        compose_servers = _upstream_servers(conf, name)
+        assert len(compose_servers) == 1 and compose_servers[0].startswith(service + ":")
+        conf = conf.replace(f"server {compose_servers[0]};", "".join(f"server {s}; " for s in _upstream_servers(local, name)))
+    conf = (
+        conf.replace("/etc/nginx/eomatch/", f"{etc}/")
+        .replace("pid /tmp/nginx.pid;", f"pid {root}/nginx.pid;")
+        .replace("error_log /dev/stderr", f"error_log {root}/error.log")
+        .replace("access_log /dev/stdout", f"access_log {root}/access.log")
+        .replace(f"listen {COMPOSE_PROXY_PORT};", f"listen 127.0.0.1:{ports['public']};")
+        .replace(f"listen {COMPOSE_INTERNAL_PORT};", f"listen 127.0.0.1:{ports['internal']};")
+    )
+    if os.geteuid() == 0:  # the local APIs' socket folder admits the workers' group only
+        conf = "user www-data;\n" + conf
+    (root / "nginx.conf").write_text(conf)
+    nginx = str(running_stack.settings.stack.proxy.nginx_bin)
+    subprocess.run([nginx, "-e", str(root / "error.log"), "-c", str(root / "nginx.conf")], check=True, capture_output=True)
+    try:
+        yield {"public": f"http://127.0.0.1:{ports['public']}", "internal": env["EOMATCH_INTERNAL_URL"], "key": key}
+    finally:
+        subprocess.run([nginx, "-e", str(root / "error.log"), "-c", str(root / "nginx.conf"), "-s", "quit"], capture_output=True)
+        time.sleep(0.3)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.stack
+def test_compose_proxy_links_keys_and_listeners(running_stack: Any, compose_proxy: dict[str, str]) -> None:
+    import httpx
+
+    public, internal, key = compose_proxy["public"], compose_proxy["internal"], compose_proxy["key"]
+    with httpx.Client(timeout=30) as client:
+        r = client.get(f"{public}/external/", headers={"Host": "evil.example", "Forwarded": "host=evil.example"})
+        assert r.status_code == 200
+        self_link = next(lk["href"] for lk in r.json()["links"] if lk["rel"] == "self")
+        assert self_link.startswith("https://matchups.example.org/external"), self_link
+        r = client.get(f"{internal}/api/", headers={"Host": "evil.example"})
+        assert next(lk["href"] for lk in r.json()["links"] if lk["rel"] == "self").startswith(f"{internal}/api")
+        cid = f"compose-{secrets.token_hex(5)}"
+        refused = client.post(f"{internal}/api/collections", json=make_collection(cid),
+                              headers={"Authorization": f"Bearer {key.swapcase()}"})  # fmt: skip
+        assert refused.status_code == 401
+        created = client.post(f"{internal}/api/collections", json=make_collection(cid), headers={"Authorization": f"Bearer {key}"})
+        assert created.status_code in (200, 201), created.text[:200]
+        client.delete(f"{internal}/api/collections/{cid}", headers={"Authorization": f"Bearer {key}"})

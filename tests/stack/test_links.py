@@ -74,3 +74,77 @@ def test_every_link_works_through_the_proxy(
                     assert page["features"], (path, link)
                     assert page["features"][0]["id"] != doc["features"][0]["id"], "next page repeats page 1"
     assert set(RELS) <= seen_rels, f"never saw {set(RELS) - seen_rels}"
+
+
+# --- links come from the proxy's own address, never from the client's headers -----
+
+HOSTILE = {
+    "Host": {"Host": "evil.example"},
+    "Host with port": {"Host": "evil.example:8443"},
+    "X-Forwarded-Host": {"X-Forwarded-Host": "evil.example", "X-Forwarded-Port": "443", "X-Forwarded-Proto": "https"},
+    "Forwarded": {"Forwarded": "for=1.2.3.4;host=evil.example;proto=https"},
+}
+
+
+@pytest.mark.parametrize("hostile", list(HOSTILE))
+@pytest.mark.parametrize("api", ["internal", "external"])
+def test_client_host_headers_never_reach_links(
+    running_stack: RunningStack, catalogue: tuple[str, list[str]], api: str, hostile: str
+) -> None:
+    """A client's Host/Forwarded headers would otherwise plant links (and, with a cache
+    in front, poison them for everyone); nginx sends the apps its own address."""
+    cid, ids = catalogue
+    base = running_stack.internal if api == "internal" else running_stack.external
+    with httpx.Client(timeout=30) as client:
+        for path in ("/", f"/collections/{cid}/items?limit=1", f"/search?collections={cid}&limit=1"):
+            r = client.get(base + path, headers=HOSTILE[hostile])
+            assert r.status_code == 200, (path, r.text[:200])
+            assert "evil.example" not in r.text, path
+            hrefs = [lk["href"] for lk in links_of(r.json(), RELS)]
+            assert hrefs and all(h.startswith(base + "/") or h == base for h in hrefs), (path, hrefs)
+
+
+@pytest.fixture(scope="module")
+def public_url_proxy(running_stack: RunningStack) -> Iterator[tuple[str, str, str]]:
+    """A second proxy with ``stack.public_url`` set: (its own URL, public URL, internal URL)."""
+    import shutil
+
+    from conftest import free_port, make_state_dir
+    from helpers import derive_settings
+
+    from eomatch.stack.proxy import Proxy
+
+    state = make_state_dir("eomatch-public-url-")
+    public = "https://matchups.example.org"
+    settings = derive_settings(
+        running_stack.settings,
+        {"state_dir": str(state), "public_url": public + "/", "proxy": {"port": free_port(), "tls_port": free_port()}},
+    )
+    proxy = Proxy(settings)
+    proxy.paths.ensure()
+    proxy.start()
+    try:
+        yield f"http://127.0.0.1:{settings.stack.proxy.port}", public, proxy.internal_url
+    finally:
+        proxy.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.mark.parametrize("api", ["api", "external"])
+def test_links_use_public_url_when_set(
+    public_url_proxy: tuple[str, str, str], catalogue: tuple[str, list[str]], api: str
+) -> None:
+    """Behind a load balancer or TLS terminator the proxy's own address is not what users
+    reach: ``stack.public_url`` is; the internal listener keeps its own address."""
+    own, public, internal = public_url_proxy
+    cid, _ = catalogue
+    with httpx.Client(timeout=30) as client:
+        r = client.get(f"{own}/{api}/collections/{cid}/items?limit=1", headers={"Host": "evil.example"})
+        assert r.status_code == 200, r.text[:200]
+        hrefs = [lk["href"] for lk in links_of(r.json(), RELS)]
+        assert hrefs and all(h.startswith(f"{public}/{api}/") for h in hrefs), hrefs
+        r = client.get(f"{internal}/{api}/collections/{cid}/items?limit=1")
+        assert r.status_code == 200, r.text[:200]
+        hrefs = [lk["href"] for lk in links_of(r.json(), RELS)]
+        assert hrefs and all(h.startswith(f"{internal}/{api}/") for h in hrefs), hrefs
+        assert client.get(hrefs[0]).status_code == 200

@@ -34,13 +34,21 @@ def _load(paths: StatePaths) -> dict[str, dict[str, str]]:
 def _save(paths: StatePaths, keys: dict[str, dict[str, str]]) -> None:
     paths.conf.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(paths.keys_file, orjson.dumps(keys, option=orjson.OPT_INDENT_2), mode=0o600)
+    _write_conf(paths, keys)
+
+
+def _write_conf(paths: StatePaths, keys: dict[str, dict[str, str]]) -> None:
     conf = render_keys_conf({name: entry["key"] for name, entry in keys.items()})
     write_bytes_atomic(paths.nginx_keys_conf, conf.encode(), mode=0o600)
 
 
 def ensure_keys_conf(paths: StatePaths) -> None:
-    if not paths.nginx_keys_conf.exists():
-        _save(paths, _load(paths))
+    """Render the nginx map from the keys file, every time the proxy's config is
+    written: a map rendered by an older eomatch (e.g. case-insensitive strings) is
+    replaced rather than trusted."""
+    paths.conf.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(paths.conf / ".keys.lock")):
+        _write_conf(paths, _load(paths))
 
 
 def add_key(paths: StatePaths, name: str) -> str:

@@ -5,12 +5,14 @@ Compose. The local stack and ``deploy/`` use the same templates, so they cannot 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from eomatch.errors import ConfigError
 from eomatch.settings import Settings
 from eomatch.stack.state import StatePaths, api_upstreams
 
@@ -21,6 +23,23 @@ Mode = Literal["local", "compose"]
 COMPOSE_API_PORT = 8000
 COMPOSE_BROWSER_PORT = 8080
 COMPOSE_PROXY_PORT = 80
+COMPOSE_INTERNAL_PORT = 8001
+COMPOSE_ASSETS_ROOT = "/srv/eomatch/assets"
+"""Where Compose mounts ``stack.proxy.assets_root`` (read-only) in the proxy."""
+
+# Request limits at nginx (docs/operations.md, "Request limits").
+MAX_REQUEST_LINE = "16k"
+"""Longest request line (method, path and query string) and longest header line."""
+MAX_BODY = "64k"
+"""Body of any request a location does not allow more for (GETs have none)."""
+MAX_SEARCH_BODY = "1m"
+"""``POST .../search``: a CQL2 filter and an intersects geometry fit easily."""
+MAX_WRITE_BODY = "16m"
+"""Writes through ``/api/``: an item with many assets, an ItemCollection of hundreds."""
+ASSETS_MAX_AGE_S = 600
+"""Browsers and caches reuse an ``/assets/`` file this long, then revalidate (ETag)."""
+
+_WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "*", "")
 
 
 def _env() -> Environment:
@@ -49,12 +68,80 @@ def worker_user() -> str | None:
     return "www-data" if os.geteuid() == 0 else None
 
 
+def _bracketed(host: str) -> str:
+    """An IPv6 literal as it appears in a URL or an nginx ``listen``."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+@dataclass(frozen=True)
+class Listener:
+    """The address a proxy listener's links use: ``proto://host:port``."""
+
+    proto: str
+    host: str
+    port: int
+    env: str = ""
+    """Compose: the ``.env`` variable that gives the address at container start."""
+    include: str = ""
+    """Compose: the nginx include the proxy's entrypoint renders from ``env``."""
+
+    @property
+    def url(self) -> str:
+        default = 443 if self.proto == "https" else 80
+        return f"{self.proto}://{self.host}" + ("" if self.port == default else f":{self.port}")
+
+
+def listener_from_url(url: str) -> Listener:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return Listener(parts.scheme, _bracketed(parts.hostname or ""), port)
+
+
+def public_listeners(settings: Settings) -> tuple[Listener, Listener, Listener]:
+    """(public http, public https, internal) link addresses of the local proxy.
+
+    ``stack.public_url`` when set, else the proxy's own configured address; never the
+    client's ``Host`` (a request could otherwise plant links to any host, and poison
+    a cache for everyone).
+    """
+    st, px = settings.stack, settings.stack.proxy
+    if px.internal_host.strip("[]") in _WILDCARD_HOSTS:
+        raise ConfigError(
+            f"stack.proxy.internal_host '{px.internal_host}' listens on every address: bind the internal "
+            "listener to one address (127.0.0.1, or the VPN address)"
+        )
+    internal = Listener("http", _bracketed(px.internal_host), px.internal_port)
+    if st.public_url:
+        public = listener_from_url(st.public_url)
+        return public, public, internal
+    if px.host.strip("[]") in _WILDCARD_HOSTS:
+        raise ConfigError(
+            f"stack.proxy.host '{px.host}' listens on every address: set stack.public_url to the "
+            "URL users reach the proxy at (links are built from it)"
+        )
+    host = _bracketed(px.host)
+    return Listener("http", host, px.port), Listener("https", host, px.tls_port), internal
+
+
+def _check_listeners(settings: Settings) -> None:
+    px = settings.stack.proxy
+    ports = {"stack.proxy.port": px.port, "stack.proxy.internal_port": px.internal_port}
+    if px.tls_cert is not None and px.tls_key is not None:
+        ports["stack.proxy.tls_port"] = px.tls_port
+    if px.internal_host == px.host and len(set(ports.values())) < len(ports):
+        raise ConfigError(f"the proxy's listeners need different ports: {', '.join(f'{k}={v}' for k, v in ports.items())}")
+
+
 def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
     st = settings.stack
     paths = StatePaths(st.state_dir)
     tls = st.proxy.tls_cert is not None and st.proxy.tls_key is not None
     if mode == "local":
         host = st.proxy.host
+        _check_listeners(settings)
+        public, tls_public, internal = public_listeners(settings)
         ctx = dict(
             user=worker_user(),
             pid_file=paths.run / "proxy.pid",
@@ -66,11 +153,15 @@ def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
             internal_upstreams=api_upstreams(settings, "internal"),
             external_upstreams=api_upstreams(settings, "external"),
             browser_upstream=f"{host}:{st.proxy.browser_port}",
-            listen_host=f"{host}:",
-            port=st.proxy.port,
-            tls_port=st.proxy.tls_port,
+            public_listen=f"{_bracketed(host)}:{st.proxy.port}",
+            tls_listen=f"{_bracketed(host)}:{st.proxy.tls_port}",
+            internal_listen=f"{_bracketed(st.proxy.internal_host)}:{st.proxy.internal_port}",
+            public=public,
+            tls_public=tls_public,
+            internal=internal,
             tls_cert=st.proxy.tls_cert,
             tls_key=st.proxy.tls_key,
+            assets_root=_assets_root(settings),
         )
     else:
         ctx = dict(
@@ -85,20 +176,42 @@ def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
             internal_upstreams=[f"api-internal:{COMPOSE_API_PORT}"],
             external_upstreams=[f"api-external:{COMPOSE_API_PORT}"],
             browser_upstream=f"browser:{COMPOSE_BROWSER_PORT}",
-            listen_host="",
-            port=COMPOSE_PROXY_PORT,
-            tls_port=443,
+            public_listen=str(COMPOSE_PROXY_PORT),
+            tls_listen="443",
+            internal_listen=str(COMPOSE_INTERNAL_PORT),
+            # The addresses users reach are only known on the server: .env gives them.
+            public=Listener("", "", 0, "EOMATCH_PUBLIC_URL", "/etc/nginx/eomatch/public-url.conf"),
+            tls_public=Listener("", "", 0, "EOMATCH_PUBLIC_URL", "/etc/nginx/eomatch/public-url.conf"),
+            internal=Listener("", "", 0, "EOMATCH_INTERNAL_URL", "/etc/nginx/eomatch/internal-url.conf"),
             tls_cert="/etc/nginx/eomatch/tls/cert.pem",
             tls_key="/etc/nginx/eomatch/tls/key.pem",
+            assets_root=COMPOSE_ASSETS_ROOT if st.proxy.assets_root is not None else None,
         )
     return _env().get_template("nginx-proxy.conf.j2").render(
         mode=mode,
         log_format=st.log_format,
         external_rate_per_s=st.proxy.external_rate_per_s,
         external_burst=st.proxy.external_burst,
+        internal_on_public=st.proxy.internal_on_public,
         tls=tls,
+        max_request_line=MAX_REQUEST_LINE,
+        max_body=MAX_BODY,
+        max_search_body=MAX_SEARCH_BODY,
+        max_write_body=MAX_WRITE_BODY,
+        assets_max_age_s=ASSETS_MAX_AGE_S,
         **ctx,
     )
+
+
+def _assets_root(settings: Settings) -> str | None:
+    """``stack.proxy.assets_root`` as nginx's ``alias`` (absolute, no trailing slash)."""
+    root = settings.stack.proxy.assets_root
+    if root is None:
+        return None
+    text = str(root.expanduser().absolute()).rstrip("/") or "/"
+    if any(c in text for c in ('"', "'", ";", "{", "}", "$", "\\", "\n")) or " " in text:
+        raise ConfigError(f"stack.proxy.assets_root '{root}': use a path without spaces, quotes, ';', '$' or braces")
+    return text
 
 
 def render_browser_conf(settings: Settings, root: Path | str, mode: Mode = "local") -> str:
@@ -159,7 +272,28 @@ def render_compose(settings: Settings) -> str:
         browser_version=st.browser.version,
         public_schemes=",".join(st.api.public_schemes),
         internal_prefixes=",".join(st.api.internal_path_prefixes),
+        internal_port=COMPOSE_INTERNAL_PORT,
+        assets_mount=COMPOSE_ASSETS_ROOT,
     )
+
+
+KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,512}$")
+"""What a key may look like: RFC 6750's token characters (no quotes, spaces or backslashes)."""
+KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def key_pattern(key: str) -> str:
+    """The nginx map regex matching ``Authorization: Bearer <key>`` exactly.
+
+    nginx compares map *strings* case-insensitively, so a key with its case changed
+    would pass; a regex (``~``) is case-sensitive. Every non-alphanumeric character
+    of the key is escaped. The scheme name ``Bearer`` is case-insensitive, as HTTP
+    says of every auth scheme.
+    """
+    if not KEY_RE.match(key):
+        raise ConfigError("an API key must be 16-512 letters, digits or '._~+/=-'")
+    escaped = re.sub(r"([^A-Za-z0-9])", r"\\\1", key)
+    return f"~^[Bb][Ee][Aa][Rr][Ee][Rr] {escaped}$"
 
 
 def render_keys_conf(keys: dict[str, str]) -> str:
@@ -170,7 +304,9 @@ def render_keys_conf(keys: dict[str, str]) -> str:
         '    default "";',
     ]
     for name, key in sorted(keys.items()):
-        lines.append(f'    "Bearer {key}" "{name}";')
+        if not KEY_NAME_RE.match(name):
+            raise ConfigError(f"invalid key name '{name}': use letters, digits, '.', '_' or '-'")
+        lines.append(f'    "{key_pattern(key)}" "{name}";')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -200,13 +336,21 @@ def compose_settings_yaml(settings: Settings) -> str:
 
 
 def render_deploy_files(settings: Settings) -> dict[str, str]:
-    """Every generated file of ``deploy/``, by path relative to it."""
+    """Every generated file of ``deploy/``, by path relative to it. With the committed
+    ones (Dockerfiles, entrypoint scripts) and a wheel in ``dist/``, the folder builds
+    wherever it is copied: no build context outside it."""
+    from importlib import resources
+
+    browser_pkg = resources.files("eomatch.stack").joinpath("browser_pkg")
     return {
         "compose.yaml": render_compose(settings),
         "settings.yaml": compose_settings_yaml(settings),
         "nginx/proxy.conf": render_proxy_conf(settings, mode="compose"),
         "browser/nginx.conf": render_browser_conf(settings, "/usr/share/nginx/html", mode="compose"),
         "browser/config.js": render_browser_config_js(settings),
+        # STAC Browser's pinned dependencies (the same lock file as the local build)
+        "browser/package.json": browser_pkg.joinpath("package.json").read_text(encoding="utf-8"),
+        "browser/package-lock.json": browser_pkg.joinpath("package-lock.json").read_text(encoding="utf-8"),
     }
 
 
