@@ -92,7 +92,7 @@ class Stack:
     @property
     def urls(self) -> Urls:
         p = self.settings.stack.proxy
-        return Urls((self.settings.stack.public_url or f"http://{p.host}:{p.port}").rstrip("/"))
+        return Urls((p.public_url or f"http://{p.host}:{p.port}").rstrip("/"))
 
     def _say(self, text: str) -> None:
         if not self.quiet:
@@ -100,7 +100,13 @@ class Stack:
 
     def up(self) -> Urls:
         """Start what is not running; idempotent; returns when every service is healthy."""
+        from filelock import FileLock
+
         self.paths.ensure()
+        with FileLock(str(self.paths.run / ".up.lock")):  # two 'up' at once: one after the other
+            return self._up()
+
+    def _up(self) -> Urls:
         # Every port first: a busy one must stop 'up' before anything was started.
         for svc in self.services():
             if not _running(svc):

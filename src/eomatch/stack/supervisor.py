@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import fcntl
 import logging
 import os
 import signal
@@ -184,10 +185,11 @@ class Supervisor:
             try:
                 self._start(w)
                 w.crashes_in_row = 0
-            except EomatchError as exc:
-                errors[w.svc.name] = str(exc)
-                w.state, w.last_error, w.next_try_at = "failed", str(exc), None
-                log.error("%s: %s", w.svc.name, exc)
+            except Exception as exc:  # one service's failure must not stop the others' start
+                message = _problem(exc)
+                errors[w.svc.name] = message
+                w.state, w.last_error, w.next_try_at = "failed", message, None
+                log.error("%s: %s", w.svc.name, message)
         self.request = {"id": request_id, "done": True, "errors": errors}
         self.save()
 
@@ -228,6 +230,13 @@ class Supervisor:
         if code is None and not w.child:
             w.last_exit["note"] = "not started by the supervisor: exit status unknown"
         self._stop_leftovers(w)
+        successor = w.svc.pid()
+        if successor is not None and successor != w.last_exit["pid"]:
+            # stopped and started again by someone else between two polls (a test, an
+            # operator): not a crash, just a new process to watch
+            log.info("%s (pid %s) was replaced by pid %s", w.svc.name, w.pid, successor)
+            self._adopt(w, successor, started_here=False)
+            return
         if w.svc.pid_file.exists():
             delay = backoff_s(w.crashes_in_row, self.first_backoff_s, self.max_backoff_s)
             w.crashes_in_row += 1
@@ -264,12 +273,19 @@ class Supervisor:
             w.restarts += 1
             w.last_restart_at = _now()
             log.warning("%s restarted (pid %s, restart %d)", w.svc.name, w.pid, w.restarts)
-        except EomatchError as exc:
-            w.last_error = first_line(exc)
+        except Exception as exc:  # whatever it is, try again later rather than die
+            w.last_error = _problem(exc)
             delay = backoff_s(w.crashes_in_row, self.first_backoff_s, self.max_backoff_s)
             w.crashes_in_row += 1
             w.state, w.next_try_at = "restarting", time.monotonic() + delay
             log.error("%s did not start again: %s; next try in %.1fs", w.svc.name, w.last_error, delay)
+
+
+def _problem(exc: BaseException) -> str:
+    """One line for the state file and ``up``: a user-facing message as is, else its type too."""
+    if isinstance(exc, EomatchError):
+        return first_line(exc)
+    return f"{type(exc).__name__}: {first_line(exc, '')}".rstrip(": ")
 
 
 def _parent_of(pid: int) -> int | None:
@@ -310,6 +326,12 @@ def run(settings: Settings, request_id: str) -> int:
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGUSR1, on_request)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    paths = StatePaths(settings.stack.state_dir)
+    lock = open(paths.run / "supervisor.lock", "a")  # held for life: one supervisor per stack
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise StackError(f"another supervisor already watches the stack in {paths.root}") from None
     sup = Supervisor(Stack(settings, quiet=True))
     log.info("supervisor %d watching %s", os.getpid(), ", ".join(w.svc.name for w in sup.watches))
     sup.start_pass(request_id)
@@ -319,7 +341,10 @@ def run(settings: Settings, request_id: str) -> int:
             pending = _read_request(sup.paths)
             if pending and pending != sup.request.get("id"):
                 sup.start_pass(pending)
-        sup.poll()
+        try:
+            sup.poll()
+        except Exception:  # a supervisor that dies supervises nothing: log, keep watching
+            log.exception("supervisor: poll failed")
         time.sleep(POLL_INTERVAL_S)
     log.info("supervisor %d stopping; the services keep running", os.getpid())
     return 0
