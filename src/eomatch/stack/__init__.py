@@ -92,7 +92,7 @@ class Stack:
     @property
     def urls(self) -> Urls:
         p = self.settings.stack.proxy
-        return Urls((p.public_url or f"http://{p.host}:{p.port}").rstrip("/"))
+        return Urls((self.settings.stack.public_url or f"http://{p.host}:{p.port}").rstrip("/"))
 
     def _say(self, text: str) -> None:
         if not self.quiet:
