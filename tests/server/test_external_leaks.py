@@ -161,3 +161,81 @@ def _check_catalogue(
                 expected = _public(internal[doc["id"]].get("assets", {}))
                 assert doc.get("assets", {}) == expected, (method, path, doc["id"])
         assert seen == set(internal), "some document never came back through /external/"
+
+
+# --- every href anywhere (issue 10, item 5) ----------------------------------------------
+
+
+def _all_hrefs(doc: Any) -> list[str]:
+    if isinstance(doc, dict):
+        own = [doc["href"]] if isinstance(doc.get("href"), str) else []
+        return own + [h for v in doc.values() for h in _all_hrefs(v)]
+    if isinstance(doc, list):
+        return [h for v in doc for h in _all_hrefs(v)]
+    return []
+
+
+@pytest.mark.parametrize("via", ["api", "pypgstac"])
+def test_every_href_is_public_or_gone(running_stack: RunningStack, writer: Writer, via: str) -> None:
+    """``alternate`` hrefs, stored links with bare or relative paths (which stac-fastapi
+    would resolve into URLs on the API host), collection links and ``item_assets``:
+    each either is a public URL outside the internal prefixes or is not in the answer."""
+    prefix = _prefix(running_stack)
+    private = "/srv/private"
+    cid = unique_id("hrefs")
+    alternate = {
+        "bare": {"href": f"{private}/a.tif"},
+        "relative": {"href": "products/a.tif"},
+        "file": {"href": f"file://{prefix}/a.tif"},
+        "prefixed": {"href": f"https://data.example.org{prefix}/a.tif"},
+        "s3-mirror": {"href": "https://mirror.example.org/a.tif", "title": "mirror"},
+    }
+    public_link = {"rel": "related", "href": "https://example.org/about", "title": "about"}
+    links = [
+        {"rel": "license", "href": f"{private}/LICENSE.txt"},
+        {"rel": "license", "href": "LICENSE.txt"},
+        {"rel": "via", "href": "../../source/item.json"},
+        {"rel": "describedby", "href": "https://example.org/doc", "title": f"see {prefix}/doc.pdf"},
+        public_link,
+    ]
+    coll = make_collection(cid, title="hrefs", assets={"thumb": {"href": f"{private}/t.png"},
+                                                         "web": {"href": "https://example.org/t.png"}})
+    coll["links"] = [dict(link) for link in links]
+    coll["item_assets"] = {"data": {"type": "image/tiff", "roles": ["data"]},
+                           "odd": {"href": f"{private}/template.tif"}}
+    coll["summaries"] = {"processing": [f"{prefix}/bin/run.sh", "public text"]}
+    item = make_item(cid, "item-0", 10, 10, assets={
+        "data": {"href": "https://data.example.org/a.tif", "alternate": alternate},
+    }, properties={"source": f"{prefix}/x.nc"})
+    item["links"] = [dict(link) for link in links]
+    if via == "api":
+        writer.collection(coll)
+        writer.item(item)
+    else:
+        load_with_pypgstac(running_stack.credentials("ingest").dsn, [coll], [item])
+    try:
+        with httpx.Client(timeout=30) as client:
+            stored = client.get(f"{running_stack.internal}/collections/{cid}/items/item-0").json()
+            assert stored["assets"]["data"]["alternate"] == alternate  # the internal API shows all
+            for method, path, body in _views(cid, ["item-0"]):
+                r = client.request(method, running_stack.external + path, json=body)
+                assert r.status_code == 200, (method, path, r.text[:200])
+                doc = orjson.loads(r.content)
+                for href in _all_hrefs(doc):
+                    assert href.lower().startswith(("https://", "http://")), (path, href)
+                    assert private not in href and prefix not in href, (path, href)
+                    assert not href.endswith("LICENSE.txt") and "source/item.json" not in href, (path, href)
+                assert prefix not in r.text and "file:" not in r.text.lower(), path
+                for d in _docs_with_assets(doc):
+                    if d.get("id") == "item-0" and "assets" in d:
+                        assert d["assets"]["data"]["alternate"] == {"s3-mirror": alternate["s3-mirror"]}
+                    if d.get("id") in ("item-0", cid) and "fields" not in path and "fields" not in str(body):
+                        assert public_link in d["links"], (path, d["links"])  # stored, public: kept
+                        assert not [lk for lk in d["links"] if lk["rel"] in ("license", "via", "describedby")
+                                    and lk.get("title", "").startswith("see")], path
+            coll_out = client.get(f"{running_stack.external}/collections/{cid}").json()
+            assert coll_out["item_assets"] == {"data": coll["item_assets"]["data"]}
+            assert coll_out["assets"] == {"web": coll["assets"]["web"]}
+            assert coll_out["summaries"]["processing"] == ["public text"]
+    finally:
+        writer.client.delete(f"{running_stack.internal}/collections/{cid}")

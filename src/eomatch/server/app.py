@@ -52,7 +52,7 @@ def create_app(
     from stac_fastapi.pgstac.db import close_db_connection, connect_to_db
     from stac_fastapi.pgstac.models.extensions import Extensions
 
-    from eomatch.server.filters import policy_from_settings
+    from eomatch.server.filters import filtering_connection_getter, policy_from_settings
     from eomatch.server.health import add_health_routes
     from eomatch.server.middleware import (
         Bbox3DMiddleware,
@@ -91,9 +91,13 @@ def create_app(
         db_max_conn_size=api_cfg.db_pool_max,
     )
 
+    policy = policy_from_settings(api_cfg.public_schemes, api_cfg.internal_path_prefixes)
+    # External: stored links with no public href go before stac-fastapi resolves them.
+    get_conn = None if internal else filtering_connection_getter(policy)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await connect_to_db(app, postgres_settings=pg, add_write_connection_pool=internal)
+        await connect_to_db(app, get_conn=get_conn, postgres_settings=pg, add_write_connection_pool=internal)
         yield
         await close_db_connection(app)
 
@@ -113,7 +117,6 @@ def create_app(
     _add_metrics(app)
     app.add_middleware(Bbox3DMiddleware)
     if not internal:
-        policy = policy_from_settings(api_cfg.public_schemes, api_cfg.internal_path_prefixes)
         app.add_middleware(ExternalFilterMiddleware, policy=policy)
     app.add_middleware(SchemaUrlMiddleware)  # after the filter: it sees the final body
     app.add_middleware(RequestLogMiddleware)

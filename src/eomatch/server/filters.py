@@ -1,15 +1,17 @@
-"""What the external audience may see: only assets and links with public hrefs.
+"""What the external audience may see: only public hrefs, wherever they sit.
 
 Internal hrefs are ``file://`` URIs, bare filesystem paths (absolute or relative,
-as pystac writes them) and anything under a configured internal prefix. The
-filter works on decoded JSON so it covers every response shape: items, item
-collections, collections (their ``assets``), lists of collections, fields-
-extension subsets, and whatever else carries ``assets`` or ``links``.
+as pystac writes them) and anything under a configured internal prefix. Two layers:
+stored links are filtered as pgSTAC returns them, before stac-fastapi resolves
+bare paths into URLs on the API host (:func:`drop_private_stored_links`); then
+every response is filtered as decoded JSON (:func:`scrub`), which covers every
+shape: items, item collections, collections, lists of collections, fields-extension
+subsets, assets and their ``alternate`` hrefs, ``item_assets``, links anywhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,49 +72,102 @@ def policy_from_settings(public_schemes: Iterable[str], internal_prefixes: Itera
     return HrefPolicy(tuple(public_schemes), tuple(p for p in internal_prefixes if p))
 
 
-def _filter_assets(assets: dict[str, Any], policy: HrefPolicy, strings: bool) -> dict[str, Any]:
-    kept: dict[str, Any] = {}
-    for key, asset in assets.items():
-        if isinstance(asset, dict) and "href" in asset:
-            if policy.is_public_href(asset["href"]):
-                kept[key] = scrub(asset, policy, strings)
-        else:  # item_assets definitions and other href-less entries
-            kept[key] = scrub(asset, policy, strings)
-    return kept
+def _keeps(value: Any, policy: HrefPolicy) -> bool:
+    """An object with an ``href`` (asset, alternate, link, anything) stays only if the
+    href is a public URL; other values always stay (strings are checked separately)."""
+    return not (isinstance(value, dict) and "href" in value and not policy.is_public_href(value["href"]))
 
 
-def _filter_links(links: list[Any], policy: HrefPolicy, strings: bool) -> list[Any]:
+def _scrub_list(values: list[Any], policy: HrefPolicy, strings: bool) -> list[Any]:
     out = []
-    for link in links:
-        if isinstance(link, dict) and "href" in link:
-            if policy.is_public_href(link["href"]):
-                out.append(scrub(link, policy, strings))
-        else:
-            out.append(scrub(link, policy, strings))
+    for value in values:
+        if not _keeps(value, policy) or (strings and isinstance(value, str) and policy.leaks(value)):
+            continue
+        out.append(scrub(value, policy, strings) if isinstance(value, dict | list) else value)
     return out
 
 
 def scrub(doc: Any, policy: HrefPolicy, strings: bool = True) -> Any:
-    """Return ``doc`` without internal assets, links, or any string that leaks.
+    """Return ``doc`` without any object whose ``href`` is not a public URL (assets,
+    their ``alternate`` entries, links, collection assets, ``item_assets``, wherever
+    they sit) and without any string that leaks.
 
     ``strings=False`` skips the per-string check when the caller knows no string
-    can leak (see :meth:`HrefPolicy.body_leaks`); assets and links are still filtered.
+    can leak (see :meth:`HrefPolicy.body_leaks`); hrefs are still checked.
+
+    The string check knows ``file:`` URIs and the configured ``internal_prefixes``
+    only: a filesystem path outside them in free text (a description, a property)
+    cannot be told from prose and passes.
     """
     if isinstance(doc, dict):
         out: dict[str, Any] = {}
         for key, value in doc.items():
-            if key == "assets" and isinstance(value, dict):
-                out[key] = _filter_assets(value, policy, strings)
-            elif key == "links" and isinstance(value, list):
-                out[key] = _filter_links(value, policy, strings)
+            if isinstance(value, dict):
+                if _keeps(value, policy):
+                    out[key] = scrub(value, policy, strings)
+            elif isinstance(value, list):
+                out[key] = _scrub_list(value, policy, strings)
             elif isinstance(value, str):
                 if not (strings and policy.leaks(value)):
                     out[key] = value
             else:
-                out[key] = scrub(value, policy, strings)
+                out[key] = value
         return out
     if isinstance(doc, list):
-        if not strings:
-            return [scrub(v, policy, strings) for v in doc]
-        return [scrub(v, policy) for v in doc if not (isinstance(v, str) and policy.leaks(v))]
+        return _scrub_list(doc, policy, strings)
     return doc
+
+
+def _drop_private_links(doc: dict[str, Any], policy: HrefPolicy) -> None:
+    links = doc.get("links")
+    if isinstance(links, list):
+        doc["links"] = [link for link in links if _keeps(link, policy)]
+
+
+def drop_private_stored_links(result: Any, policy: HrefPolicy) -> Any:
+    """A pgSTAC result with the *stored* links of its items and collections that have
+    no public href removed, in place.
+
+    stac-fastapi resolves every stored link against the request URL, so a bare path
+    ``/srv/private/LICENSE.txt`` would leave as ``http://host/srv/private/LICENSE.txt``,
+    which no response filter can tell from a public URL. The links pgSTAC adds to a
+    result page itself (``next``/``prev`` with relative hrefs) are kept: stac-fastapi
+    turns them into its own paging links.
+    """
+    if not isinstance(result, dict):
+        return result
+    for key in ("features", "collections"):
+        docs = result.get(key)
+        if isinstance(docs, list):
+            for doc in docs:
+                if isinstance(doc, dict):
+                    _drop_private_links(doc, policy)
+    if result.get("type") in ("Feature", "Collection", "Catalog"):
+        _drop_private_links(result, policy)
+    return result
+
+
+def filtering_connection_getter(policy: HrefPolicy) -> Callable[..., Any]:
+    """A stac-fastapi-pgstac ``get_connection`` whose connections hand every result
+    through :func:`drop_private_stored_links` (stac-fastapi-pgstac reads everything
+    with ``fetchval``)."""
+    from contextlib import asynccontextmanager
+
+    from stac_fastapi.pgstac.db import get_connection
+
+    class FilteringConnection:
+        def __init__(self, conn: Any) -> None:
+            self._conn = conn
+
+        async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
+            return drop_private_stored_links(await self._conn.fetchval(query, *args, **kwargs), policy)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._conn, name)
+
+    @asynccontextmanager
+    async def get(request: Any, readwrite: str = "r") -> AsyncIterator[Any]:
+        async with get_connection(request, readwrite) as conn:  # type: ignore[arg-type]
+            yield FilteringConnection(conn)
+
+    return get
