@@ -208,6 +208,32 @@ class StackSettings(_Section):
     restart_backoff_max_s: float = Field(30.0, gt=0)
 
 
+class ServerSettings(_Section):
+    """Limits both API apps enforce on each request before stac-fastapi parses it:
+    one anonymous request must not hold the process, its memory or the database."""
+
+    max_filter_depth: int = Field(20, ge=1, le=200)
+    """Deepest CQL2 nesting accepted (parentheses, NOT, JSON objects); cql2 validation
+    costs ~12 ms and ~10 MB per NOT level, so a deep filter is refused unparsed."""
+    max_filter_chars: int = Field(20_000, ge=100)
+    """Longest CQL2 filter (text, or cql2-json as serialized)."""
+    max_page_size: int = Field(1000, ge=1, le=10_000)
+    """Largest ``limit``: a bigger one is served as this (as the STAC API spec says)."""
+    max_geometry_vertices: int = Field(10_000, ge=4)
+    """Most positions in an ``intersects`` geometry."""
+    max_query_bytes: int = Field(16 * 1024, ge=1024)
+    """Longest query string (URL part after ``?``); the proxy's request line limit is
+    the same 16 KiB."""
+    max_search_body_bytes: int = Field(1024 * 1024, ge=1024)
+    """Largest ``POST .../search`` body (the proxy allows 1 MiB too)."""
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    """Largest body of any other request (item writes through ``/api/``; the proxy
+    allows 16 MiB)."""
+    statement_timeout_s: float = Field(30.0, ge=0)
+    """Longest database statement of a read (searches, item and collection reads);
+    0 = the role's own ``statement_timeout``. Writes are not limited here."""
+
+
 class IngestSettings(_Section):
     """Target database of ``eomatch-ingest`` (the design's ``ingest.*`` keys).
 
@@ -391,6 +417,7 @@ class Settings(BaseSettings):
     download: DownloadSettings = Field(default_factory=DownloadSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
     stack: StackSettings = Field(default_factory=StackSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     config_file: Path | None = Field(default=None, exclude=True)
 

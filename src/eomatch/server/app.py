@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import FastAPI
 
@@ -52,8 +52,10 @@ def create_app(
     from stac_fastapi.pgstac.db import close_db_connection, connect_to_db
     from stac_fastapi.pgstac.models.extensions import Extensions
 
+    from eomatch.server.errors import add_error_handlers
     from eomatch.server.filters import filtering_connection_getter, policy_from_settings
     from eomatch.server.health import add_health_routes
+    from eomatch.server.limits import Limits, RequestLimitsMiddleware
     from eomatch.server.middleware import (
         Bbox3DMiddleware,
         ExternalFilterMiddleware,
@@ -92,12 +94,15 @@ def create_app(
     )
 
     policy = policy_from_settings(api_cfg.public_schemes, api_cfg.internal_path_prefixes)
+    # Reads get server.statement_timeout_s on their own pool; writes keep the role's.
+    pg_read = _with_statement_timeout(pg, settings.server.statement_timeout_s)
     # External: stored links with no public href go before stac-fastapi resolves them.
     get_conn = None if internal else filtering_connection_getter(policy)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await connect_to_db(app, get_conn=get_conn, postgres_settings=pg, add_write_connection_pool=internal)
+        await connect_to_db(app, get_conn=get_conn, postgres_settings=pg_read,
+                            add_write_connection_pool=internal, write_postgres_settings=pg)
         yield
         await close_db_connection(app)
 
@@ -114,13 +119,25 @@ def create_app(
     add_health_routes(app, settings, audience)
     add_schema_route(app)
     _add_db_unavailable_handler(app)
+    add_error_handlers(app, settings.server.statement_timeout_s)
     _add_metrics(app)
     app.add_middleware(Bbox3DMiddleware)
     if not internal:
         app.add_middleware(ExternalFilterMiddleware, policy=policy)
     app.add_middleware(SchemaUrlMiddleware)  # after the filter: it sees the final body
+    app.add_middleware(RequestLimitsMiddleware, limits=Limits.from_settings(settings.server))
     app.add_middleware(RequestLogMiddleware)
     return app
+
+
+def _with_statement_timeout(pg: Any, timeout_s: float) -> Any:
+    """``pg`` whose connections start with ``statement_timeout`` (0: the role's own)."""
+    if not timeout_s:
+        return pg
+    from stac_fastapi.pgstac.config import ServerSettings
+
+    server = ServerSettings(**{**pg.server_settings.model_dump(), "statement_timeout": str(max(1, round(timeout_s * 1000)))})
+    return pg.model_copy(update={"server_settings": server})
 
 
 def _add_db_unavailable_handler(app: FastAPI) -> None:
@@ -194,6 +211,9 @@ def _from_env(audience: Audience) -> FastAPI:
         backups=settings.stack.log_backups,
     )
     _route_server_logs_to_root()
+    from eomatch.server.errors import escape_log_records
+
+    escape_log_records()
     creds = None
     if os.environ.get("PGUSER") and os.environ.get("PGPASSWORD"):
         creds = DbCredentials(

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 
 from eomatch.logs import request_id_var
+from eomatch.server.errors import printable
 from eomatch.server.filters import HrefPolicy, scrub
 
 Scope = MutableMapping[str, Any]
@@ -84,8 +85,16 @@ class ExternalFilterMiddleware:
         return orjson.dumps(scrub(doc, self.policy, strings=self.policy.body_leaks(body)))
 
 
+CLIENT_CLOSED = 499
+"""Logged status of a request whose client left before any response (nginx's code)."""
+
+
 class RequestLogMiddleware:
-    """One access log record per request with method, path, status, latency, request id."""
+    """One access log record per request with method, path, status, latency, request id.
+
+    Logged values come from the client (a path may hold ``%0A``): control characters
+    are escaped, so one request is one line and cannot forge another record.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -95,34 +104,40 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers", []))
-        rid = headers.get(b"x-request-id", b"").decode() or uuid.uuid4().hex
+        rid = printable(headers.get(b"x-request-id", b"").decode("latin-1")) or uuid.uuid4().hex
         token = request_id_var.set(rid)
         t0 = time.perf_counter()
-        status = 500
+        status: int | None = None
 
         async def wrapped(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 message = dict(message)
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode("latin-1"))]
             await send(message)
 
         try:
             await self.app(scope, receive, wrapped)
+        except BaseException:
+            status = status or 500
+            raise
         finally:
             latency_ms = round((time.perf_counter() - t0) * 1000, 2)
+            logged = status or CLIENT_CLOSED  # no answer and no error: the client left
+            method = printable(str(scope.get("method")))
+            path = printable(str(scope.get("path")))
             access_log.info(
                 "%s %s %s %.1fms rid=%s",
-                scope.get("method"),
-                scope.get("path"),
-                status,
+                method,
+                path,
+                logged,
                 latency_ms,
                 rid,
                 extra={
-                    "method": scope.get("method"),
-                    "path": scope.get("path"),
-                    "status": status,
+                    "method": method,
+                    "path": path,
+                    "status": logged,
                     "latency_ms": latency_ms,
                     "request_id": rid,
                 },

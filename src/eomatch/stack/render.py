@@ -329,7 +329,8 @@ def compose_settings_yaml(settings: Settings) -> str:
             "api": api,
             "stale_after_s": st.stale_after_s,
             "log_format": st.log_format,
-        }
+        },
+        "server": settings.server.model_dump(mode="json"),
     }
     header = "# Settings of the Compose APIs, rendered by `eomatch-stack render-deploy`.\n"
     return header + yaml.safe_dump(data, sort_keys=False)
