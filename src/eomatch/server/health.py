@@ -135,15 +135,35 @@ def collect_health(
     }
 
 
+def public_health(report: dict[str, Any]) -> dict[str, Any]:
+    """What anyone may see of a health report: overall status, ``ok`` per component,
+    catalogue freshness. Error texts (database host and port, exception names) and
+    probe status codes stay on the internal side."""
+    return {
+        "status": report["status"],
+        "components": {name: {"ok": bool(c.get("ok"))} for name, c in report["components"].items()},
+        "catalogue": report["catalogue"],
+        "stale": report["stale"],
+    }
+
+
 def add_health_routes(app: FastAPI, settings: Settings, audience: str) -> None:
-    """``/health`` on the internal app (nginx exposes it at ``/health``)."""
+    """Health on the internal app: ``/health`` with details (``/api/health`` through the
+    proxy) and ``/health/public``, which the proxy serves as the public ``/health``."""
     if audience != "internal":
         return
 
     cache = FreshnessCache(settings.stack.freshness_cache_s)
 
+    async def report() -> dict[str, Any]:
+        return await run_in_threadpool(collect_health, settings, app.state.eomatch_health_dsn, 2.0, cache)
+
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:
-        dsn = app.state.eomatch_health_dsn
-        report = await run_in_threadpool(collect_health, settings, dsn, 2.0, cache)
-        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+        full = await report()
+        return JSONResponse(full, status_code=200 if full["status"] == "ok" else 503)
+
+    @app.get("/health/public", include_in_schema=False)
+    async def health_public() -> JSONResponse:
+        full = await report()
+        return JSONResponse(public_health(full), status_code=200 if full["status"] == "ok" else 503)
