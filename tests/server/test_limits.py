@@ -123,6 +123,7 @@ def test_query_strings_limit_is_capped_and_bad_values_refused() -> None:
         (b"intersects=%7Bnot-json", "intersects is not valid JSON"),
         (b"query=%5B", "query is not valid JSON"),
         (b"x=" + b"a" * LIMITS.max_query_bytes, "query string longer than"),
+        (b"filter=" + nested_not_text(40).replace(" ", "+").encode() + b"&filter=id%3D1", "nested deeper"),
     ):
         with pytest.raises(RequestRefused, match=message):
             check_query_string(qs, LIMITS)

@@ -273,29 +273,28 @@ def check_query_string(query_string: bytes, limits: Limits) -> bytes:
         return query_string
     text = query_string.decode("latin-1")
     pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace")
-    params: dict[str, str] = {}
+    lang = next((value for key, value in pairs if key == "filter-lang"), None)
     changed = False
     out: list[tuple[str, str]] = []
-    for key, value in pairs:
+    for key, value in pairs:  # every occurrence: which one the app takes is its business
         if "\x00" in value or "\x00" in key:
             raise RequestRefused(f"query parameter {_name(key)} contains a NUL character")
-        if key == "limit":
+        if not value:
+            pass
+        elif key == "limit":
             capped = clamp_limit(value, limits)
             changed = changed or capped != value
             value = capped
-        params[key] = value
+        elif key == "filter":
+            check_filter(value, limits, lang)
+        elif key == "query":
+            _check_json_param("query", value, limits)
+        elif key == "intersects":
+            check_geometry(_check_json_param("intersects", value, limits), limits)
+        elif key == "bbox":
+            with contextlib.suppress(ValueError):  # not numbers: the app answers 400 itself
+                check_bbox(float(p) for p in value.split(","))
         out.append((key, value))
-    lang = params.get("filter-lang")
-    if params.get("filter"):
-        check_filter(params["filter"], limits, lang)
-    if params.get("query"):
-        _check_json_param("query", params["query"], limits)
-    if params.get("intersects"):
-        check_geometry(_check_json_param("intersects", params["intersects"], limits), limits)
-    if params.get("bbox"):
-        parts = params["bbox"].split(",")
-        with contextlib.suppress(ValueError):  # not numbers: the app answers 400 itself
-            check_bbox(float(p) for p in parts)
     return urlencode(out).encode() if changed else query_string
 
 
