@@ -386,3 +386,16 @@ def test_public_url_setting() -> None:
         with pytest.raises(ConfigError, match="stack.public_url") as info:
             load_settings(overrides={"stack": {"public_url": bad}}, environ={})
         assert "\n" not in str(info.value)
+
+
+def test_nginx_limits_are_the_apps_server_settings(tmp_path: Path) -> None:
+    """One set of numbers: nginx's limits follow server.* (local and Compose alike)."""
+    server = {"max_query_bytes": 8 * 1024, "max_search_body_bytes": 256 * 1024, "max_body_bytes": 3 * 1024 * 1024}
+    settings = load_settings(overrides={"stack": {"state_dir": str(tmp_path)}, "server": server}, environ={})
+    for mode in ("local", "compose"):
+        conf = render_proxy_conf(settings, mode)  # type: ignore[arg-type]
+        assert "large_client_header_buffers 4 12k;" in conf, mode
+        search = conf[conf.index("location = /external/search"):]
+        assert search[: search.index("}")].count("client_max_body_size 256k;") == 1, mode
+        writes = conf[conf.index("location /api/ {"):]
+        assert writes[: writes.index("}")].count("client_max_body_size 3m;") == 1, mode

@@ -27,15 +27,13 @@ COMPOSE_INTERNAL_PORT = 8001
 COMPOSE_ASSETS_ROOT = "/srv/eomatch/assets"
 """Where Compose mounts ``stack.proxy.assets_root`` (read-only) in the proxy."""
 
-# Request limits at nginx (docs/operations.md, "Request limits").
-MAX_REQUEST_LINE = "16k"
-"""Longest request line (method, path and query string) and longest header line."""
+# Request limits at nginx (docs/operations.md, "Request limits"): the apps' own
+# server.* limits, so both answer the same; nginx refuses before any app is busy.
+REQUEST_LINE_SLACK_BYTES = 4 * 1024
+"""Room for the method and path next to ``server.max_query_bytes`` in the request line
+(so the app, not nginx, answers a query string just over its limit)."""
 MAX_BODY = "64k"
 """Body of any request a location does not allow more for (GETs have none)."""
-MAX_SEARCH_BODY = "1m"
-"""``POST .../search``: a CQL2 filter and an intersects geometry fit easily."""
-MAX_WRITE_BODY = "16m"
-"""Writes through ``/api/``: an item with many assets, an ItemCollection of hundreds."""
 ASSETS_MAX_AGE_S = 600
 """Browsers and caches reuse an ``/assets/`` file this long, then revalidate (ETag)."""
 
@@ -194,13 +192,21 @@ def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
         external_burst=st.proxy.external_burst,
         internal_on_public=st.proxy.internal_on_public,
         tls=tls,
-        max_request_line=MAX_REQUEST_LINE,
+        max_request_line=nginx_size(settings.server.max_query_bytes + REQUEST_LINE_SLACK_BYTES),
         max_body=MAX_BODY,
-        max_search_body=MAX_SEARCH_BODY,
-        max_write_body=MAX_WRITE_BODY,
+        max_search_body=nginx_size(settings.server.max_search_body_bytes),
+        max_write_body=nginx_size(settings.server.max_body_bytes),
         assets_max_age_s=ASSETS_MAX_AGE_S,
         **ctx,
     )
+
+
+def nginx_size(size_bytes: int) -> str:
+    """A byte count as nginx writes sizes: ``16k``, ``1m``, or plain bytes."""
+    for unit, factor in (("m", 1024 * 1024), ("k", 1024)):
+        if size_bytes % factor == 0:
+            return f"{size_bytes // factor}{unit}"
+    return str(size_bytes)
 
 
 def _assets_root(settings: Settings) -> str | None:
