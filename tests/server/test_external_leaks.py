@@ -179,7 +179,8 @@ def _all_hrefs(doc: Any) -> list[str]:
 def test_every_href_is_public_or_gone(running_stack: RunningStack, writer: Writer, via: str) -> None:
     """``alternate`` hrefs, stored links with bare or relative paths (which stac-fastapi
     would resolve into URLs on the API host), collection links and ``item_assets``:
-    each either is a public URL outside the internal prefixes or is not in the answer."""
+    each either is a public URL outside the internal prefixes or is not in the answer.
+    A link relative to the API root (ingest's ``derived_from``) is this API's own URL."""
     prefix = _prefix(running_stack)
     private = "/srv/private"
     cid = unique_id("hrefs")
@@ -191,7 +192,9 @@ def test_every_href_is_public_or_gone(running_stack: RunningStack, writer: Write
         "s3-mirror": {"href": "https://mirror.example.org/a.tif", "title": "mirror"},
     }
     public_link = {"rel": "related", "href": "https://example.org/about", "title": "about"}
+    api_link = {"rel": "derived_from", "href": f"collections/{cid}/items/item-0"}  # as ingest stores it
     links = [
+        api_link,
         {"rel": "license", "href": f"{private}/LICENSE.txt"},
         {"rel": "license", "href": "LICENSE.txt"},
         {"rel": "via", "href": "../../source/item.json"},
@@ -231,6 +234,9 @@ def test_every_href_is_public_or_gone(running_stack: RunningStack, writer: Write
                         assert d["assets"]["data"]["alternate"] == {"s3-mirror": alternate["s3-mirror"]}
                     if d.get("id") in ("item-0", cid) and "fields" not in path and "fields" not in str(body):
                         assert public_link in d["links"], (path, d["links"])  # stored, public: kept
+                        resolved = f"{running_stack.external}/collections/{cid}/items/item-0"
+                        assert {**api_link, "href": resolved} in d["links"], (path, d["links"])
+                        assert client.get(resolved).status_code == 200
                         assert not [lk for lk in d["links"] if lk["rel"] in ("license", "via", "describedby")
                                     and lk.get("title", "").startswith("see")], path
             coll_out = client.get(f"{running_stack.external}/collections/{cid}").json()

@@ -11,6 +11,7 @@ subsets, assets and their ``alternate`` hrefs, ``item_assets``, links anywhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,10 +119,25 @@ def scrub(doc: Any, policy: HrefPolicy, strings: bool = True) -> Any:
     return doc
 
 
+# What eomatch-ingest stores for links between items (``derived_from``...): a path
+# relative to the API root, which stac-fastapi resolves into that API's own URL.
+_API_RELATIVE = re.compile(
+    r"^(?:\./)?collections/(?!\.\.?(?:/|$))[^/?#]+(?:/items/(?!\.\.?(?:/|$))[^/?#]+|/items)?/?(?:[?#].*)?$"
+)
+
+
+def is_api_relative_href(href: Any) -> bool:
+    """``collections/<id>`` or ``collections/<id>/items/<id>``, relative to the API root."""
+    return isinstance(href, str) and bool(_API_RELATIVE.match(href))
+
+
 def _drop_private_links(doc: dict[str, Any], policy: HrefPolicy) -> None:
     links = doc.get("links")
     if isinstance(links, list):
-        doc["links"] = [link for link in links if _keeps(link, policy)]
+        doc["links"] = [
+            link for link in links
+            if _keeps(link, policy) or (isinstance(link, dict) and is_api_relative_href(link.get("href")))
+        ]
 
 
 def drop_private_stored_links(result: Any, policy: HrefPolicy) -> Any:
@@ -130,9 +146,11 @@ def drop_private_stored_links(result: Any, policy: HrefPolicy) -> Any:
 
     stac-fastapi resolves every stored link against the request URL, so a bare path
     ``/srv/private/LICENSE.txt`` would leave as ``http://host/srv/private/LICENSE.txt``,
-    which no response filter can tell from a public URL. The links pgSTAC adds to a
-    result page itself (``next``/``prev`` with relative hrefs) are kept: stac-fastapi
-    turns them into its own paging links.
+    which no response filter can tell from a public URL. Kept: public URLs, links
+    relative to the API root to a collection or item (what eomatch-ingest stores for
+    ``derived_from``: they resolve to this API's own URLs), and the links pgSTAC adds
+    to a result page itself (``next``/``prev``), which stac-fastapi turns into its
+    paging links.
     """
     if not isinstance(result, dict):
         return result
