@@ -223,7 +223,7 @@ class ServerSettings(_Section):
     """Most positions in an ``intersects`` geometry."""
     max_query_bytes: int = Field(16 * 1024, ge=1024)
     """Longest query string (URL part after ``?``); the proxy's request line limit is
-    the same 16 KiB."""
+    this plus 4 KiB, so the app answers one just over it."""
     max_search_body_bytes: int = Field(1024 * 1024, ge=1024)
     """Largest ``POST .../search`` body (the proxy allows 1 MiB too)."""
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
