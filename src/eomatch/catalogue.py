@@ -300,7 +300,8 @@ class MatchupCatalogue:
     # ------------------------------------------------------------------ open / create
 
     @staticmethod
-    def _root_of(path: str | os.PathLike[str]) -> Path:
+    def root_of(path: str | os.PathLike[str]) -> Path:
+        """The catalogue folder a path names (the folder itself or its ``catalog.json``)."""
         p = Path(path).expanduser()
         if p.name.endswith(".json"):
             return p.parent.resolve()
@@ -309,7 +310,7 @@ class MatchupCatalogue:
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> MatchupCatalogue:
         """Open a catalogue folder or its ``catalog.json`` (reads catalog.json only)."""
-        root = cls._root_of(path)
+        root = cls.root_of(path)
         catalog_json = root / "catalog.json"
         if not catalog_json.is_file():
             raise CatalogueError(f"no catalog.json at {root}")
@@ -327,7 +328,7 @@ class MatchupCatalogue:
         id: str = "eomatch-catalogue",
     ) -> MatchupCatalogue:
         """Create an empty catalogue, or open the one already there (re-runs are safe)."""
-        root = cls._root_of(path)
+        root = cls.root_of(path)
         if (root / "catalog.json").is_file():
             return cls.open(root)
         catalog = {
@@ -394,6 +395,15 @@ class MatchupCatalogue:
             lock = _StripeLock(self._lock_dir(self.root) / f"item-{stripe:04d}.lock")
             self._locks[stripe] = lock
         return lock
+
+    def lock_collection(self, collection_id: str) -> _StripeLock:
+        """The lock to hold while rewriting ``collection_id``'s collection.json.
+
+        It is the lock :meth:`save` merges extents and links under, so writers of
+        collection files never overwrite each other.
+        """
+        del collection_id  # collection files share the catalogue-wide lock
+        return self._catalog_lock()
 
     def _catalog_lock(self) -> _StripeLock:
         key = -1
@@ -540,6 +550,10 @@ class MatchupCatalogue:
             self._index_row(item, rel, mtime_ns, folder_collection),
         )
 
+    def lookup(self, item_id: str, collection: str | None = None) -> tuple[str, str, str] | None:
+        """(collection, type, root-relative path) of an item from the index, or None."""
+        return self._lookup(item_id, collection)
+
     def _lookup(self, item_id: str, collection: str | None = None) -> tuple[str, str, str] | None:
         """(collection, type, root-relative path) of an item, or None."""
         if collection is None:
@@ -599,6 +613,10 @@ class MatchupCatalogue:
                 folder = self.root / target.parent.name
             out[folder.name] = folder
         return out
+
+    def collection_dirs(self) -> dict[str, Path]:
+        """Collection id -> folder of every collection (catalogue links, then folders with a collection.json)."""
+        return self._collection_dirs()
 
     def _collection_dirs(self) -> dict[str, Path]:
         dirs = self._child_dirs_from_catalog()

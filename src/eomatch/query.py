@@ -481,7 +481,7 @@ def last_sync(output: str | Path, api_url: str) -> str | None:
     """When ``output`` was last synced from ``api_url`` (RFC 3339), or None."""
     from eomatch.catalogue import MatchupCatalogue
 
-    path = _state_path(MatchupCatalogue._root_of(output))
+    path = _state_path(MatchupCatalogue.root_of(output))
     if not path.is_file():
         return None
     state = jsonio.read_json(path)
@@ -699,7 +699,7 @@ class _Writer:
         )
         if doc:
             path = ensure_under(self.cat.root, self.cat.root / collection_id / "collection.json")
-            with self.cat._catalog_lock():
+            with self.cat.lock_collection(collection_id):
                 local = jsonio.read_json(path)
                 for key, value in doc.items():
                     if key not in _COLLECTION_FIELDS_SKIPPED and key != "extent":
@@ -794,11 +794,11 @@ class _Writer:
         """Rewrite the few items whose link guessed its target's folder wrong."""
         to_fix: dict[tuple[str, str], list[_ForwardRef]] = {}
         for ref in self.forward:
-            found = self.cat._lookup(ref.target[1], ref.target[0])
+            found = self.cat.lookup(ref.target[1], ref.target[0])
             if found is None or found[2] != ref.guessed_relpath:
                 to_fix.setdefault(ref.source, []).append(ref)
                 continue
-            src = self.cat._lookup(ref.source[1], ref.source[0])
+            src = self.cat.lookup(ref.source[1], ref.source[0])
             if src is not None and src[2] != ref.source_relpath:
                 to_fix.setdefault(ref.source, []).append(ref)
         for (coll, item_id), refs in to_fix.items():
