@@ -1097,7 +1097,7 @@ class _Run:
         if since == "last":
             last = state.get("last_success_epoch")
             since_ns = int(float(last) * 1e9) if last else None
-        dirs = self.cat._collection_dirs()
+        dirs = self.cat.collection_dirs()
 
         # The database's markers and the state's, counted while the ``since`` walk
         # stats the files (PostgreSQL and SQLite work without holding the GIL).
