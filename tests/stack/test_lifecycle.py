@@ -180,3 +180,32 @@ def test_keys_cli_with_only_state_dir_keeps_the_proxy_working(
         assert r.status_code == 201
     finally:
         Proxy(life.settings).reload()  # put the proxy back as the stack runs it
+
+
+def test_an_api_left_by_an_older_eomatch_is_replaced_by_up_and_stopped_by_down(life: Stack) -> None:
+    """Before this version the APIs ran as root on TCP ports from the same pid files: an
+    upgrade must not leave one running (it would keep taking writes without a key)."""
+    import sys
+
+    def legacy() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                                 "--factory", "eomatch.server.app:internal_app", "--port", "8101"])
+        life.paths.pid_file("api-internal").write_text(f"{proc.pid}\n")
+        return proc
+
+    life.down()
+    old = legacy()
+    try:
+        assert life.service("api-internal").pid() is None  # not a socket API of this stack
+        life.up()
+        assert wait_until(lambda: not is_running(old.pid), 10)
+        new = life.service("api-internal").pid()
+        assert new is not None and new != old.pid
+        life.down()
+        old = legacy()
+        assert "api-internal" in life.down()
+        assert wait_until(lambda: not is_running(old.pid), 10)
+    finally:
+        old.kill()
+        old.wait()
+    life.up()

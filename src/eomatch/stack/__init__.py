@@ -121,6 +121,9 @@ class Stack:
         # loads, the API user, and the one-time browser build (minutes, with progress).
         write_settings_file(self.settings, api_user(self.settings, create=True))
         build_browser(self.settings, quiet=self.quiet)
+        for api in self.apis:
+            if api.stop_legacy():
+                self._say(f"  {api.name:<14} stopped the one an older eomatch started on a TCP port")
         for svc in self.supervised():
             self._say(f"  {svc.name:<14} starting..." if not _running(svc) else f"  {svc.name:<14} already running")
         request = self.supervisor.start()
@@ -144,6 +147,8 @@ class Stack:
         for svc in reversed(list(self.services())):
             if _running(svc):
                 svc.stop()
+                stopped.append(svc.name)
+            elif isinstance(svc, ApiService) and svc.stop_legacy():
                 stopped.append(svc.name)
         return stopped
 

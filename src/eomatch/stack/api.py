@@ -30,7 +30,7 @@ import yaml
 from eomatch.errors import StackError
 from eomatch.settings import Settings
 from eomatch.stack.db import stack_credentials
-from eomatch.stack.process import live_pid, spawn, tail, terminate, wait_until
+from eomatch.stack.process import cmdline, live_pid, spawn, tail, terminate, wait_until
 from eomatch.stack.state import StatePaths, api_service_name, api_socket, api_socket_dir
 
 Audience = Literal["internal", "external"]
@@ -199,6 +199,20 @@ class ApiService:
     def pid(self) -> int | None:
         # The socket path names this replica of this stack (the factory alone does not).
         return live_pid(self.pid_file, str(self.socket))
+
+    def legacy_pid(self) -> int | None:
+        """An API an older eomatch started from this pid file: on a TCP port, as root.
+        ``up`` replaces it and ``down`` stops it (it would keep bypassing the proxy)."""
+        pid = live_pid(self.pid_file, self.factory)
+        return pid if pid is not None and str(self.socket) not in cmdline(pid) else None
+
+    def stop_legacy(self) -> bool:
+        pid = self.legacy_pid()
+        if pid is None:
+            return False
+        self.pid_file.unlink(missing_ok=True)
+        terminate(pid, timeout_s=10)
+        return True
 
     def url(self) -> str:
         """Where status shows it listens."""

@@ -162,16 +162,14 @@ class Supervisor:
         w.next_try_at = None
 
     def _start(self, w: Watch) -> None:
-        """Start (or adopt) one service; StackError when it does not come up healthy."""
+        """Start one service, or adopt it when it runs (an nginx reloads its config, as
+        ``up`` always did); StackError when it does not come up healthy."""
+        before = w.svc.pid()
+        w.svc.start()
         pid = w.svc.pid()
         if pid is None:
-            w.svc.start()
-            pid = w.svc.pid()
-            if pid is None:
-                raise StackError(f"{w.svc.name}: exited right after start")
-            self._adopt(w, pid, started_here=True)
-        else:
-            self._adopt(w, pid, started_here=False)
+            raise StackError(f"{w.svc.name}: exited right after start")
+        self._adopt(w, pid, started_here=pid != before)
         w.last_error = None
 
     # --- passes ------------------------------------------------------------------------
