@@ -25,7 +25,15 @@ from plpygis.geometry import Geometry
 from eomatch import jsonio
 from eomatch.catalogue import MatchupCatalogue
 from eomatch.errors import IngestError
-from eomatch.ingest import HrefRewriter, IngestSummary, _ewkb_hex, ingest, transform_item
+from eomatch.ingest import (
+    MARK_HASH,
+    MARK_SOURCE,
+    HrefRewriter,
+    IngestSummary,
+    _ewkb_hex,
+    ingest,
+    transform_item,
+)
 from eomatch.model import link_target_id, to_utc
 from eomatch.stack.db import DbCredentials, setup_database, stack_credentials
 
@@ -340,6 +348,9 @@ def test_delete_or_edit_through_the_api_then_reingest(running_stack: Any, tmp_pa
         again = ingest(settings, catalogue=root, quiet=True)
         assert (again.new, again.updated, again.unchanged) == (1, 1, 6), again.line()
         assert client.get(url(victim)).status_code == 200
+        for api in (running_stack.internal, running_stack.external):  # the marker is never served
+            served_text = client.get(url(victim).replace(running_stack.internal, api)).text
+            assert MARK_HASH not in served_text and MARK_SOURCE not in served_text
         assert "eomatch:note" not in client.get(url(edited)).json()["properties"]
 
         # --since last: no file changed, yet the item the database lost is sent again

@@ -105,3 +105,14 @@ def test_checking_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
     assert ItemValidator().problem(copy.deepcopy(_items()[1])) is None
+
+
+def test_official_schemas_are_pystacs_copies() -> None:
+    """Read without importing pystac, under the URLs pystac's own cache gives them."""
+    from pystac.validation.local_validator import get_local_schema_cache
+
+    from eomatch.validate import ITEM_SCHEMA_URL, official_schemas
+
+    schemas = official_schemas()
+    assert schemas == get_local_schema_cache()
+    assert ITEM_SCHEMA_URL in schemas

@@ -787,8 +787,6 @@ class _Preparer:
         if problem is not None:
             fi.refusal = problem
             return
-        # The marker the database keeps in pgstac.items.private (never served).
-        item["private"] = {MARK_SOURCE: self.source, MARK_HASH: fi.digest}
         if self.formatter is not None:
             try:
                 item = self.formatter(fi.collection, item)
@@ -797,6 +795,10 @@ class _Preparer:
             except Exception as exc:
                 fi.refusal = f"cannot be loaded: {first_line(exc)}"
                 return
+            if isinstance(item, _Formatted):
+                # The marker the database keeps in pgstac.items.private (never served),
+                # set on the row: pypgstac's dehydration need not look at it.
+                item["private"] = f'{{"{MARK_HASH}": "{fi.digest}", "{MARK_SOURCE}": "{self.source}"}}'
         fi.item = item
 
 
