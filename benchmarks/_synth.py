@@ -38,12 +38,12 @@ from eomatch.model import (
     Matchup,
     MatchupEvent,
     Product,
-    _default_satellites,
     default_relpath,
     format_datetime,
     relative_href,
     structural_links,
 )
+from eomatch.platforms import default_satellites
 
 ITEMS_PER_GROUP = 6
 """One event, two matchups, three products (one Sentinel-2A, two Landsat-9)."""
@@ -123,7 +123,7 @@ def _write_range(args: tuple[str, int, int, int, int]) -> dict[str, Any]:
     """Worker: write groups [lo, hi); return per-collection counts, extents, item paths."""
     root_s, lo, hi, n_groups, seed = args
     root = Path(root_s)
-    sats = _default_satellites()
+    sats = default_satellites()
     made_dirs: set[str] = set()
     out: dict[str, Any] = {"collections": {}, "sample": []}
     for i in range(lo, hi):

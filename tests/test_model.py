@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import posixpath
-import sys
-import types
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -205,21 +203,6 @@ def test_item_type_inference_for_legacy_items() -> None:
     assert infer_item_type({"collection": "Z", "properties": {}, "links": [{"rel": "derived_from", "href": "a.json"}]}) == "matchup"
     assert infer_item_type({"collection": "S2_MSI_L1C", "properties": {}}) == "product"
     assert infer_item_type({"collection": "S2_MSI_L1C", "properties": {"matchup:type": "event"}}) == "event"
-
-
-def test_return_matchup_dataset_delegates_to_the_dataset_module(monkeypatch) -> None:
-    calls = []
-    stub = types.ModuleType("eomatch.dataset")
-
-    def fake(matchup, **kw):
-        calls.append((matchup, kw))
-        return "dataset"
-
-    stub.return_matchup_dataset = fake  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "eomatch.dataset", stub)
-    m = Matchup.create(None, _s2(), _l9())
-    assert m.return_matchup_dataset(bands=["red"]) == "dataset"
-    assert calls == [(m, {"bands": ["red"]})]
 
 
 def test_wide_region_without_a_jump_is_not_split() -> None:

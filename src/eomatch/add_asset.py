@@ -338,7 +338,7 @@ def _update_collection(cat: Any, collection_id: str, entry_key: str, entry: dict
     from eomatch.catalogue import MatchupCatalogue
 
     assert isinstance(cat, MatchupCatalogue)
-    with cat._catalog_lock():  # the lock save() merges under, so writers never overwrite each other
+    with cat.lock_collection(collection_id):  # the lock save() merges under, so writers never overwrite each other
         path = cat.root / collection_id / "collection.json"
         col = jsonio.read_json(path)
         before = copy.deepcopy(col)

@@ -41,6 +41,10 @@ class DatasetError(EomatchError):
     """Building a matchup dataset failed."""
 
 
+class MatchupError(EomatchError):
+    """A matchup, event or product cannot be built from the inputs given."""
+
+
 def first_line(exc: BaseException, fallback: str | None = None) -> str:
     """The first line of an exception's message; ``fallback`` (default: the class
     name) when it has none. Library messages can run to pages; a user line must not."""

@@ -248,7 +248,7 @@ def migrate_files(cat_path: str | Path, forms: list[str], to_prefix: str, dry_ru
 
 
 def _collection_files(cat: Any) -> list[Path]:
-    return [p for p in (d / "collection.json" for d in cat._collection_dirs().values()) if p.is_file()]
+    return [p for p in (d / "collection.json" for d in cat.collection_dirs().values()) if p.is_file()]
 
 
 # --------------------------------------------------------------------------- entry point

@@ -325,7 +325,8 @@ class QuerySettings(_Section):
     """``--since last`` re-fetches this much before the previous sync (clock skew)."""
 
 
-def _default_satellites() -> list[SatelliteSpec]:
+def default_satellites() -> list[SatelliteSpec]:
+    """The packaged platform registry (what ``satellites:`` holds when the config does not set it)."""
     return [
         SatelliteSpec(name="Sentinel-2A", collection_token="S2A", norad_id=40697, aliases=["S2A", "SENTINEL-2A", "SENTINEL2A", "sentinel-2a"], swath_km=290, instrument="MSI", collections=["S2_MSI_L1C"]),
         SatelliteSpec(name="Sentinel-2B", collection_token="S2B", norad_id=42063, aliases=["S2B", "SENTINEL-2B", "SENTINEL2B", "sentinel-2b"], swath_km=290, instrument="MSI", collections=["S2_MSI_L1C"]),
@@ -336,7 +337,8 @@ def _default_satellites() -> list[SatelliteSpec]:
     ]
 
 
-def _default_providers() -> dict[str, ProviderSpec]:
+def default_providers() -> dict[str, ProviderSpec]:
+    """The packaged providers (what ``providers:`` entries are merged over)."""
     return {
         "S2_MSI_L1C": ProviderSpec(
             url="https://earth-search.aws.element84.com/v1",
@@ -357,6 +359,10 @@ def _default_providers() -> dict[str, ProviderSpec]:
             data_assets=["product"],
         ),
     }
+
+
+_default_satellites = default_satellites  # the old names, for existing callers
+_default_providers = default_providers
 
 
 class Settings(BaseSettings):
@@ -392,8 +398,8 @@ class Settings(BaseSettings):
     tle_max_age_days: float = 3.0
     tle_cache_dir: Path | None = None
     celestrak_url: str = "https://celestrak.org/NORAD/elements/gp.php"
-    satellites: list[SatelliteSpec] = Field(default_factory=_default_satellites)
-    providers: dict[str, ProviderSpec] = Field(default_factory=_default_providers)
+    satellites: list[SatelliteSpec] = Field(default_factory=default_satellites)
+    providers: dict[str, ProviderSpec] = Field(default_factory=default_providers)
     pairs: list[list[str]] = Field(default_factory=list)
     """Platform pairs to search (each two names); empty = every pair of ``platforms``."""
     search_margin_s: float = 120.0
@@ -433,7 +439,7 @@ class Settings(BaseSettings):
     def _whole_days(cls, value: Any, info: Any) -> Any:
         """A date alone (``end_time: 2022-12-31``, a flag or ``EOMATCH_END_TIME``) is
         the whole UTC day: an end keeps everything up to its last microsecond."""
-        from eomatch.model import date_only, parse_time_bound
+        from eomatch.times import date_only, parse_time_bound
 
         if date_only(value) is not None:
             return parse_time_bound(value, end=info.field_name == "end_time")
@@ -443,7 +449,7 @@ class Settings(BaseSettings):
     @classmethod
     def _in_utc(cls, value: datetime | None) -> datetime | None:
         """Naive times are UTC; all of them aware, so any two compare."""
-        from eomatch.model import to_utc
+        from eomatch.times import to_utc
 
         return None if value is None else to_utc(value)
 
@@ -455,7 +461,7 @@ class Settings(BaseSettings):
         collections, and ``KEY: null`` removes one."""
         if not isinstance(value, dict):
             return value
-        merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_providers().items()}
+        merged: dict[str, Any] = {k: v.model_dump() for k, v in default_providers().items()}
         for given, entry in value.items():
             # EOMATCH_PROVIDERS__LANDSAT_C2L1__URL arrives lower-cased: find its entry.
             same = [k for k in merged if k.lower() == str(given).lower()]

@@ -19,6 +19,7 @@ import numpy as np
 from sgp4.api import Satrec
 
 from eomatch.errors import ConfigError, EomatchError, network_reason
+from eomatch.platforms import find_platform
 
 if TYPE_CHECKING:
     from eomatch.settings import SatelliteSpec, Settings
@@ -234,11 +235,10 @@ class TleSet:
 
 
 def find_satellite(name: str, satellites: Sequence[SatelliteSpec]) -> SatelliteSpec:
-    """Registry lookup by canonical name or alias, case-insensitive."""
-    key = name.strip().casefold()
-    for sat in satellites:
-        if key == sat.name.casefold() or key in (a.casefold() for a in sat.aliases):
-            return sat
+    """Registry lookup by canonical name or alias, case-insensitive (ConfigError if unknown)."""
+    sat = find_platform(name, satellites)
+    if sat is not None:
+        return sat
     known = ", ".join(s.name for s in satellites) or "(none)"
     raise ConfigError(f"unknown platform '{name}'; known platforms: {known}")
 
