@@ -98,10 +98,9 @@ def configure_logging(
     handler: logging.Handler
     if console_style == "short" and log_file is None:
         for old in list(root.handlers):
-            if getattr(old, "_eomatch_console", False):
+            if isinstance(old, _StderrHandler):  # only ever installed here
                 root.removeHandler(old)
         handler = _StderrHandler()
-        handler._eomatch_console = True  # type: ignore[attr-defined]
         handler.setLevel(level)
         handler.setFormatter(make_formatter(service, log_format, console_style))
         root.addHandler(handler)

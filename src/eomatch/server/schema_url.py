@@ -35,7 +35,8 @@ def public_base(scope: Scope) -> str:
     """``scheme://host[:port]`` of a request as stac-fastapi's links see it."""
     from stac_fastapi.api.middleware import ProxyHeaderMiddleware
 
-    proto, domain, port = ProxyHeaderMiddleware(app=None)._get_forwarded_url_parts(scope)  # type: ignore[arg-type]
+    # stac-fastapi's own (private) parsing of the forwarded headers: the same answer as its links
+    proto, domain, port = ProxyHeaderMiddleware(app=None)._get_forwarded_url_parts(scope)  # type: ignore[arg-type]  # noqa: SLF001
     default = 443 if proto == "https" else 80
     host = domain if port in (None, default) else f"{domain}:{port}"
     return f"{proto}://{host}"
