@@ -96,6 +96,14 @@ class FindSummary:
     def ok(self) -> bool:
         return not self.failures
 
+    def first_of_its_kind(self, reason: str) -> bool:
+        """True the first time a failure reason comes up (that one is logged; the rest
+        are counted and summed up by :meth:`failure_digest`)."""
+        if reason in self._logged_reasons:
+            return False
+        self._logged_reasons.add(reason)
+        return True
+
     def line(self) -> str:
         if self.events_only:
             what = f"{self.events} events ({self.new_items} new)"
@@ -305,7 +313,8 @@ class _Writer:
         self.summary = summary
         self._titled: set[str] = set()
 
-    def _titles(self, event: MatchupEvent) -> None:
+    def ensure_collections(self, event: MatchupEvent) -> None:
+        """The event's pair and product collections, titled by platform (once per pair)."""
         key = event.pair_key
         if key in self._titled:
             return
@@ -316,7 +325,8 @@ class _Writer:
             self.cat.ensure_collection(coll, kind="product", title=coll)
         self._titled.add(key)
 
-    def _add(self, item: dict[str, Any]) -> None:
+    def add(self, item: dict[str, Any]) -> None:
+        """Upsert one item, counting it if it is new."""
         if not self.cat.has_item(str(item["id"]), str(item["collection"])):
             self.summary.new_items += 1
         self.cat.add_item(item)
@@ -324,18 +334,18 @@ class _Writer:
     def write(self, event: MatchupEvent) -> None:
         from eomatch.schema import validate_item
 
-        self._titles(event)
+        self.ensure_collections(event)
         products: dict[str, dict[str, Any]] = {}
         for m in event.matchup_set:
             for p in m.products():
                 products.setdefault(f"{p['collection']}/{p['id']}", p)
         for p in products.values():
-            self._add(Product.from_item(p).to_dict())
+            self.add(Product.from_item(p).to_dict())
         for m in event.matchup_set:
             validate_item(m.to_dict())
-            self._add(m.to_dict())
+            self.add(m.to_dict())
         validate_item(event.to_dict())
-        self._add(event.to_dict())
+        self.add(event.to_dict())
         self.summary.events_written += 1
 
 
@@ -396,8 +406,8 @@ def find(
                     for side_a, side_b in combos[(sat_a.name, sat_b.name)]:
                         event = make_event(xo, side_a, side_b, settings)
                         if events_only:
-                            writer._titles(event)
-                            writer._add(event.to_dict())
+                            writer.ensure_collections(event)
+                            writer.add(event.to_dict())
                             summary.events_written += 1
                             continue
                         _process_event(event, (side_a, side_b), providers, site, settings, writer, summary)
@@ -437,10 +447,9 @@ def _process_event(
                     provider, region, t0, t1, side.name, retries, settings.provider_backoff_s
                 )
             except ProviderError as exc:
-                if str(exc) not in summary._logged_reasons:
+                if summary.first_of_its_kind(str(exc)):
                     # the first failure of each kind is logged; the rest are counted
                     # and summed up at the end (failure_digest)
-                    summary._logged_reasons.add(str(exc))
                     log.warning("event %s: %s (events failing the same way are summed up at the end)", event.id, exc)
                 summary.failures.append(f"event {event.id}: {exc}")
                 return
