@@ -342,10 +342,10 @@ def simulate_archive(
     (``settings.providers``, else the defaults). Re-running adds to the same
     catalogue and rewrites identical items.
     """
-    from eomatch.settings import _default_providers, _default_satellites
+    from eomatch.settings import default_providers, default_satellites
 
-    satellites = list(settings.satellites) if settings is not None else _default_satellites()
-    providers = dict(settings.providers) if settings is not None else _default_providers()
+    satellites = list(settings.satellites) if settings is not None else default_satellites()
+    providers = dict(settings.providers) if settings is not None else default_providers()
     start_dt, end_dt = to_utc(start), to_utc(end)
     if end_dt <= start_dt:
         raise ConfigError(f"end {format_datetime(end_dt)} is not after start {format_datetime(start_dt)}")

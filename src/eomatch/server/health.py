@@ -114,7 +114,7 @@ def collect_health(
     except Exception as exc:  # any driver error means "down"
         components["db"] = {"ok": False, "error": str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}
     from eomatch.stack.probes import probe
-    from eomatch.stack.supervisor import supervision_report
+    from eomatch.stack.supervision import supervision_report
 
     with httpx.Client(timeout=timeout_s) as client:
         for name, url in component_urls(settings).items():

@@ -22,7 +22,7 @@ from eomatch.stack.nginx import NginxInstance
 from eomatch.stack.process import check_port_free
 from eomatch.stack.proxy import Proxy
 from eomatch.stack.state import StatePaths, load_secrets
-from eomatch.stack.supervisor import SupervisorProcess, supervision_report
+from eomatch.stack.supervision import SupervisorProcess, supervision_report
 
 SERVICES = ("db", "api-internal", "api-external", "browser", "proxy")
 

@@ -54,22 +54,19 @@ from eomatch.settings import Settings
 from eomatch.stack.process import (
     descendants,
     describe_exit,
-    live_pid,
     same_process,
-    spawn,
     start_ticks,
-    tail,
     terminate,
     wait_until,
 )
 from eomatch.stack.state import StatePaths
+from eomatch.stack.supervision import NAME  # starting and asking it from outside: there
 
 if TYPE_CHECKING:
     from eomatch.stack import Service, Stack
 
 log = logging.getLogger("eomatch.supervisor")
 
-NAME = "supervisor"
 POLL_INTERVAL_S = 0.25
 """How often the supervisor looks at its services (a few /proc reads each time)."""
 STABLE_AFTER_S = 60.0
@@ -355,104 +352,7 @@ def _read_request(paths: StatePaths) -> str | None:
         return None
 
 
-# --- the supervisor as a service of the stack ------------------------------------------------
-
-
-class SupervisorProcess:
-    """start / request / stop / status of a stack's supervisor, from ``up``, ``down``, ``status``."""
-
-    name = NAME
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.paths = StatePaths(settings.stack.state_dir)
-
-    @property
-    def pid_file(self) -> Path:
-        return self.paths.pid_file(NAME)
-
-    @property
-    def log_file(self) -> Path:
-        return self.paths.log_file(NAME)
-
-    @property
-    def settings_file(self) -> Path:
-        return self.paths.conf / "settings.yaml"
-
-    def pid(self) -> int | None:
-        return live_pid(self.pid_file, f"eomatch.stack.supervisor --config {self.settings_file}")
-
-    def start(self, request_id: str | None = None) -> str:
-        """Start the supervisor (which starts the services), or ask the running one for a
-        start pass; return the request id to :meth:`wait` for."""
-        request_id = request_id or uuid.uuid4().hex
-        write_bytes_atomic(self.paths.supervisor_request, orjson.dumps({"id": request_id}))
-        pid = self.pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGUSR1)
-            return request_id
-        self.pid_file.unlink(missing_ok=True)
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME")}
-        spawn(
-            [sys.executable, "-m", "eomatch.stack.supervisor", "--config", str(self.settings_file),
-             "--request", request_id],
-            self.pid_file, self.log_file, env=env, cwd=Path("/"),
-        )
-        return request_id
-
-    def wait(self, request_id: str, timeout_s: float) -> dict[str, str]:
-        """Errors by service of the start pass ``request_id`` (empty: all started)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            answer = read_supervision(self.paths).get("request") or {}
-            if answer.get("id") == request_id and answer.get("done"):
-                return dict(answer.get("errors") or {})
-            if self.pid() is None:
-                lines = [ln for ln in tail(self.log_file, 20).splitlines() if ln.strip()]
-                raise StackError(f"supervisor: exited: {lines[-1] if lines else 'no output'} (log: {self.log_file})")
-            time.sleep(0.1)
-        raise StackError(f"supervisor: no answer within {timeout_s:.0f}s (see {self.log_file})")
-
-    def stop(self) -> None:
-        """Stop the supervisor only: the services keep running (``down`` stops them next)."""
-        pid = self.pid()
-        if pid is not None:
-            terminate(pid, timeout_s=10)
-        self.pid_file.unlink(missing_ok=True)
-
-    def healthy(self) -> bool:
-        return self.pid() is not None
-
-    def status(self) -> dict[str, object]:
-        pid = self.pid()
-        return {"service": NAME, "pid": pid, "healthy": pid is not None, "url": str(self.log_file)}
-
-
-def read_supervision(paths: StatePaths) -> dict[str, Any]:
-    try:
-        return dict(orjson.loads(paths.supervisor_state.read_bytes()))
-    except (OSError, orjson.JSONDecodeError, TypeError, ValueError):
-        return {}
-
-
-def supervision_report(settings: Settings) -> dict[str, Any] | None:
-    """The supervision part of ``/health`` and ``status``: is the supervisor running, and
-    per service its state, restarts and last exit. None where no supervisor ever ran
-    (Compose, where Docker restarts containers)."""
-    paths = StatePaths(settings.stack.state_dir)
-    data = read_supervision(paths)
-    if not data:
-        return None
-    pid = live_pid(paths.pid_file(NAME), f"eomatch.stack.supervisor --config {paths.conf / 'settings.yaml'}")
-    services = {
-        name: {k: info.get(k) for k in ("state", "restarts", "last_exit", "last_restart_at", "last_error")}
-        for name, info in (data.get("services") or {}).items()
-        if isinstance(info, dict)
-    }
-    if pid is None:
-        for info in services.values():
-            info["state"] = "unsupervised"
-    return {"supervisor": {"running": pid is not None, "pid": pid}, "services": services}
+# --- the process (python -m eomatch.stack.supervisor); SupervisorProcess starts it ----------
 
 
 def main(argv: list[str] | None = None) -> int:
