@@ -524,6 +524,18 @@ def _push_api(plan: _PushPlan, collection: dict[str, Any], item: dict[str, Any])
 # --------------------------------------------------------------------------- public API
 
 
+def default_settings() -> Settings:
+    """What :func:`register_analysis` pushes with when the caller passes no settings: the
+    config file and ``EOMATCH_*`` like the commands, ``PGPASSWORD`` as ``ingest.db_password``.
+
+    The one place this module loads settings: register_analysis is a top-level convenience
+    for pipeline scripts (``eomatch-add-asset`` passes the settings it loaded).
+    """
+    from eomatch.settings import load_settings, pgpassword
+
+    return load_settings(overrides={"ingest": {"db_password": pgpassword()}})
+
+
 def register_analysis(
     catalogue_path: str | os.PathLike[str],
     collection_id: str,
@@ -551,7 +563,8 @@ def register_analysis(
     ``api_url`` with ``api_key`` if given, else straight into the database of
     the ``ingest.*`` settings (the local stack's ingest role when none are set);
     ``api_key`` defaults to the file ``settings.api_key_file`` (``EOMATCH_API_KEY_FILE``),
-    else ``EOMATCH_API_KEY``.
+    else ``EOMATCH_API_KEY``. ``settings`` are only read for a push; without them,
+    :func:`default_settings`.
     Raises :class:`AddAssetError` (nothing written) or :class:`PushError`
     (written locally, push failed; ``push=True`` again is safe).
     """
@@ -585,9 +598,7 @@ def register_analysis(
         plan: _PushPlan | None = None
         if push:
             if settings is None:
-                from eomatch.settings import load_settings
-
-                settings = load_settings(overrides={"ingest": {"db_password": os.environ.get("PGPASSWORD")}})
+                settings = default_settings()
             if api_url and api_key is None:
                 api_key = api_key_from(settings)
             plan = _plan_push(settings, api_url, api_key)

@@ -354,10 +354,13 @@ def find(
     events_only: bool = False,
     quiet: bool = False,
     catalogue: str | Path | None = None,
+    progress: Progress | None = None,
 ) -> FindSummary:
     """Run the whole pipeline into the local catalogue (``matchup_catalogue.path``).
 
     ``events_only`` stops after the orbit step and writes only the events.
+    ``progress`` counts days of orbit searched, the window once per pair (its total
+    is set when it has none); without one a status line is drawn unless ``quiet``.
     Configuration errors raise :class:`ConfigError` before anything is written;
     a provider failing for one event is recorded in ``summary.failures``.
     """
@@ -395,10 +398,13 @@ def find(
             # Progress in days of orbit searched (the window once per pair): events
             # are irregular, the days are what the run has left to do.
             window_days = (end - start).total_seconds() / 86400.0
-            progress = stack.enter_context(Progress(
-                "find", total=window_days * len(pairs), unit="days", decimals=1, quiet=quiet,
-                note=lambda: f"{summary.events} events, {summary.matchups} matchups",
-            ))  # fmt: skip
+            if progress is None:
+                progress = stack.enter_context(Progress(
+                    "find", total=window_days * len(pairs), unit="days", decimals=1, quiet=quiet,
+                    note=lambda: f"{summary.events} events, {summary.matchups} matchups",
+                ))  # fmt: skip
+            elif progress.total is None:
+                progress.total = window_days * len(pairs)
             for sat_a, sat_b in pairs:
                 crossovers = find_crossovers(settings, sat_a.name, sat_b.name, start, end, tles=tles, progress=progress)
                 for xo in crossovers:

@@ -203,8 +203,20 @@ def migrate_database(creds: Any, forms: list[str], to_prefix: str, dry_run: bool
 # --------------------------------------------------------------------------- files
 
 
-def migrate_files(cat_path: str | Path, forms: list[str], to_prefix: str, dry_run: bool, summary: MigrateSummary, quiet: bool) -> None:
-    """Stream the catalogue's item files; rewrite the ones with an asset under the prefix."""
+def migrate_files(
+    cat_path: str | Path,
+    forms: list[str],
+    to_prefix: str,
+    dry_run: bool,
+    summary: MigrateSummary,
+    quiet: bool,
+    progress: Progress | None = None,
+) -> None:
+    """Stream the catalogue's item files; rewrite the ones with an asset under the prefix.
+
+    ``progress`` counts files scanned (its total is set when it has none); without
+    one a status line is drawn unless ``quiet``.
+    """
     from eomatch.catalogue import MatchupCatalogue
 
     cat = MatchupCatalogue.open(cat_path)
@@ -214,7 +226,11 @@ def migrate_files(cat_path: str | Path, forms: list[str], to_prefix: str, dry_ru
     def edit(item: dict[str, Any]) -> None:
         rewrite_assets(item, forms, to_prefix)
 
-    progress = Progress("migrating hrefs in files", total=cat.count(), unit="files", quiet=quiet)
+    own_progress = progress is None
+    if progress is None:
+        progress = Progress("migrating hrefs in files", total=cat.count(), unit="files", quiet=quiet)
+    elif progress.total is None:
+        progress.total = cat.count()
     try:
         for _, path in cat.iter_item_paths():
             summary.files_scanned += 1
@@ -243,7 +259,8 @@ def migrate_files(cat_path: str | Path, forms: list[str], to_prefix: str, dry_ru
                 if not dry_run:
                     jsonio.write_json_atomic(col_path, doc)
     finally:
-        progress.close()
+        if own_progress:
+            progress.close()
         cat.close()
 
 
@@ -267,6 +284,7 @@ def migrate_hrefs(
     db_user: str | None = None,
     db_password: str | None = None,
     quiet: bool = False,
+    progress: Progress | None = None,
 ) -> MigrateSummary:
     """Rewrite asset hrefs under ``from_prefix`` to ``to_prefix`` in pgSTAC and/or files.
 
@@ -274,6 +292,7 @@ def migrate_hrefs(
     then the local stack's ingest role, whose ``pgstac_ingest`` membership
     allows UPDATE on items and collections). ``catalogue`` defaults to
     ``matchup_catalogue.path``; with neither a catalogue nor ``db`` nothing runs.
+    ``progress`` counts the catalogue's files scanned (see :func:`migrate_files`).
     """
     src = _clean_prefix(from_prefix, "--from")
     dst = _clean_prefix(to_prefix, "--to")
@@ -297,6 +316,6 @@ def migrate_hrefs(
         summary.target = creds.redacted()
         migrate_database(creds, forms, dst, dry_run, summary)
     if cat_path is not None:
-        migrate_files(cat_path, forms, dst, dry_run, summary, quiet)
+        migrate_files(cat_path, forms, dst, dry_run, summary, quiet, progress)
     summary.seconds = time.monotonic() - t0
     return summary

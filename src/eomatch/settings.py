@@ -542,6 +542,12 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def pgpassword(environ: Mapping[str, str] | None = None) -> str | None:
+    """``PGPASSWORD``, libpq's variable: the ``ingest.db_password`` the entry points pass on
+    (read here, like every other variable, so nothing else reads the environment)."""
+    return (os.environ if environ is None else environ).get("PGPASSWORD")
+
+
 def load_settings(
     config: str | Path | None = None,
     overrides: dict[str, Any] | None = None,

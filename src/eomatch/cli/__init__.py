@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from eomatch.errors import EomatchError
-from eomatch.settings import Settings, load_settings
+from eomatch.settings import Settings, load_settings, pgpassword
 
 
 def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -33,16 +33,14 @@ def add_db_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def db_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Settings overrides from :func:`add_db_flags`; the one place PGPASSWORD is read."""
-    import os
-
+    """Settings overrides from :func:`add_db_flags`, with the password from PGPASSWORD."""
     return {
         "ingest": {
             "db_host": args.db_host,
             "db_port": args.db_port,
             "db_name": args.db_name,
             "db_user": args.db_user,
-            "db_password": os.environ.get("PGPASSWORD"),
+            "db_password": pgpassword(),
         },
         "stack": {"state_dir": args.state_dir},
     }
