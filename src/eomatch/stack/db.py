@@ -20,55 +20,19 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from eomatch.errors import StackError
+from eomatch.pgstac import DbCredentials, stack_credentials
 from eomatch.settings import Settings
 from eomatch.stack.process import check_port_free, is_running, tail, wait_until
 from eomatch.stack.state import StatePaths, load_secrets
 
+# DbCredentials and stack_credentials live in eomatch.pgstac, with every other way to
+# reach the database; re-exported for the stack's modules and older imports.
+__all__ = ["Database", "DbCredentials", "RoleTimeouts", "migrate", "role_timeouts", "set_role_timeouts",
+           "setup_database", "stack_credentials"]  # fmt: skip
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DbCredentials:
-    """Where and how to connect; ``dsn`` for psycopg/pypgstac, ``env`` for stac-fastapi."""
-
-    host: str
-    port: int
-    dbname: str
-    user: str
-    password: str
-
-    @property
-    def dsn(self) -> str:
-        return (
-            f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
-            f"@{self.host}:{self.port}/{quote(self.dbname, safe='')}"
-        )
-
-    def redacted(self) -> str:
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
-
-    def pg_env(self) -> dict[str, str]:
-        return {
-            "PGHOST": self.host,
-            "PGPORT": str(self.port),
-            "PGDATABASE": self.dbname,
-            "PGUSER": self.user,
-            "PGPASSWORD": self.password,
-        }
-
-
-def stack_credentials(settings: Settings, role: str) -> DbCredentials:
-    """Credentials of one of the stack's roles (``admin``, ``api``, ``ingest``, ``read``)."""
-    db = settings.stack.db
-    paths = StatePaths(settings.stack.state_dir)
-    secrets = load_secrets(paths)
-    user = {"admin": db.admin_user, "api": db.api_user, "ingest": db.ingest_user, "read": db.read_user}[role]
-    if f"{role}_password" not in secrets:
-        raise StackError(f"no password for the {role} role in {paths.secrets_file} yet: run 'eomatch-stack up'")
-    return DbCredentials(db.host, db.port, db.name, user, secrets[f"{role}_password"])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,78 @@
+"""Run an iterator a few steps ahead in a thread, so producing and consuming overlap.
+
+``eomatch-query`` fetches the next page of a search while the current one is
+written to disk; ``eomatch-ingest`` reads and checks the next batch of files while
+the database loads the current one. Network waits, file reads, PostgreSQL and
+SQLite release the GIL, so the two sides really run at the same time.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+_DONE = object()
+
+
+class Prefetcher(Generic[T]):
+    """Iterates ``source`` in a daemon thread, at most ``depth`` values ahead.
+
+    Values come out in order; an exception raised by ``source`` is raised in the
+    consumer, where it would have been raised without the thread. When the consumer
+    stops early (``break``, an error, :meth:`close`), the thread stops after the
+    value it is producing: it never blocks on a queue nobody reads.
+    """
+
+    def __init__(self, source: Iterable[T], depth: int = 1, name: str = "prefetch") -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, args=(source,), name=name, daemon=True)
+        self._thread.start()
+
+    def _put(self, value: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(value, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self, source: Iterable[T]) -> None:
+        try:
+            for value in source:
+                if not self._put(value):
+                    return
+            self._put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+
+    def __iter__(self) -> Iterator[T]:
+        try:
+            while True:
+                value = self._queue.get()
+                if value is _DONE:
+                    return
+                if isinstance(value, BaseException):
+                    raise value
+                yield value  # type: ignore[misc]
+        finally:
+            self._stop.set()
+
+    def close(self, wait_s: float = 30.0) -> None:
+        """Stop the thread; wait up to ``wait_s`` for it to finish what it is doing."""
+        self._stop.set()
+        self._thread.join(timeout=wait_s)
+
+    def __enter__(self) -> Prefetcher[T]:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
