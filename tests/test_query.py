@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 
 import pytest
 from helpers_http import build_scene
+from pystac_client.stac_api_io import StacApiIO
 
 from eomatch.catalogue import MatchupCatalogue
 from eomatch.ingest import ingest
@@ -234,14 +236,15 @@ def test_command_line_filter_ids_since_and_progress(running_stack, scene, tmp_pa
     assert "0 items matched" in again.stdout and "updated since" in again.stdout
 
 
-class _ScriptedClient:
-    """Answers each request with the next scripted page (no network)."""
+class _ScriptedClient(StacApiIO):
+    """pystac-client's IO answering each request with the next scripted page (no network)."""
 
     def __init__(self, docs: list[dict]) -> None:  # type: ignore[type-arg]
+        super().__init__(max_retries=None)
         self.docs = list(docs)
 
-    def request(self, method, url, params=None, body=None):  # type: ignore[no-untyped-def]
-        return self.docs.pop(0)
+    def request(self, href, method=None, headers=None, parameters=None):  # type: ignore[no-untyped-def]
+        return json.dumps(self.docs.pop(0))
 
 
 @pytest.mark.parametrize(

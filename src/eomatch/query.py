@@ -1,16 +1,20 @@
 """Pull items from a STAC API into a local matchup catalogue (``eomatch-query``).
 
-The search is paged with httpx (one page ahead in a background thread, so the
-network and the disk work at the same time) and each page is written to disk as
-it arrives, never holding the whole result. The closure the toolchain needs is
+The search is paged with pystac-client (its ``StacApiIO`` follows ``next`` links,
+GET or POST; :mod:`eomatch.http` gives it the retry policy), one page ahead in a
+background thread (:class:`eomatch.prefetch.Prefetcher`), so the network and the
+disk work at the same time; each page is written to disk as it arrives, never
+holding the whole result. The closure the toolchain needs is
 pulled too: matchups bring their event (``related``, role ``event``) and their
 two products (``derived_from``); events bring their matchups and those
 matchups' products. Collections come along, so the output opens with
 :meth:`MatchupCatalogue.open` and ``get_events()`` / ``event.matchup_set`` /
 ``matchup.products()`` work offline.
 
-Item links arrive as absolute API URLs and are rewritten to the local layout
-(``{collection}/{YYYY}/{MM}/{DD}/{id}.json``). Re-running into the same output
+Item links (every relation of :data:`eomatch.hrefs.ITEM_LINK_RELS`, as ingest
+writes them) arrive as API URLs and are rewritten to the local layout
+(``{collection}/{YYYY}/{MM}/{DD}/{id}.json``) by :func:`eomatch.hrefs.links_from_api`;
+their targets are fetched too. Re-running into the same output
 upserts by id (no duplicates); ``since="last"`` asks only for items whose
 ``updated`` is newer than the previous sync of that output and API.
 """
@@ -18,23 +22,22 @@ upserts by id (no duplicates); ``since="last"`` asks only for items whose
 from __future__ import annotations
 
 import logging
-import queue
-import re
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urljoin, urlparse
+from urllib.parse import urljoin, urlparse
 
-import httpx
 import orjson
+from pystac_client.exceptions import APIError
+from pystac_client.stac_api_io import StacApiIO
 
 from eomatch import jsonio
-from eomatch.catalogue import fast_relative_href
 from eomatch.errors import CatalogueError, ConfigError, QueryError, network_reason
+from eomatch.hrefs import ITEM_LINK_RELS, api_item_target, links_from_api
+from eomatch.http import RETRY_STATUSES, mount_retries, retry_policy, timed_out
 from eomatch.model import (
     EVENTS_PREFIX,
     MatchupError,
@@ -44,17 +47,20 @@ from eomatch.model import (
     parse_time_bound,
     to_utc,
 )
+from eomatch.prefetch import Prefetcher
 from eomatch.progress import Progress
 from eomatch.safe_names import ensure_under, is_safe_name, unsafe_reason
-from eomatch.settings import Settings
+from eomatch.settings import QuerySettings, Settings
 
 log = logging.getLogger(__name__)
 
-_STRUCTURAL = {"self", "root", "parent", "collection", "items", "item", "child", "next", "prev", "previous"}
-_ITEM_LINK_RELS = ("derived_from", "related")
-_API_ITEM = re.compile(r"/collections/([^/?#]+)/items/([^/?#]+)/?$")
+__all__ = ["QuerySummary", "api_item_target", "collection_search", "last_sync", "parse_bbox", "platform_filter",
+           "query", "site_bbox"]  # fmt: skip
+
 STATE_FILE = "query-state.json"
 _COLLECTION_FIELDS_SKIPPED = {"links", "id", "type", "stac_version"}
+_PREFETCH_PAGES = 2
+"""Pages fetched ahead of the one being written."""
 
 
 @dataclass
@@ -150,25 +156,16 @@ def _between(collection_id: str, products: Sequence[str]) -> bool:
     return len(halves) == 2 and all(any(h.startswith(f"{p}-") for p in products) for h in halves)
 
 
-def _api_collection_ids(client: StacClient, api: str) -> Iterator[str]:
+def _api_collection_ids(api: _Api) -> Iterator[str]:
     """Every collection id the API lists (``/collections``, following ``next`` links);
     an API without the list gives none (the search filter alone is then exact, only slower)."""
-    url: str | None = urljoin(api, "collections")
-    seen: set[str] = set()
-    while url and url not in seen:
-        seen.add(url)
-        try:
-            doc = client.get(url)
-        except QueryError as exc:
-            log.debug("no collection list at %s: %s", url, exc)
-            return
-        if not isinstance(doc, dict):
-            return
-        for coll in doc.get("collections") or []:
-            if isinstance(coll, dict) and isinstance(coll.get("id"), str):
-                yield coll["id"]
-        nxt = next((lk for lk in doc.get("links") or [] if lk.get("rel") == "next" and lk.get("href")), None)
-        url = urljoin(url, str(nxt["href"])) if nxt else None
+    try:
+        for doc in _follow(api.io, urljoin(api.url, "collections"), {}):
+            for coll in doc.get("collections") or []:
+                if isinstance(coll, dict) and isinstance(coll.get("id"), str):
+                    yield coll["id"]
+    except QueryError as exc:
+        log.debug("no collection list at %s: %s", api.url, exc)
 
 
 def collection_search(
@@ -238,70 +235,85 @@ def _check_api_url(api_url: str) -> str:
 # --------------------------------------------------------------------------- HTTP
 
 
-class StacClient:
-    """GETs JSON from one STAC API with retries (timeouts, 5xx, 429) and backoff."""
+class ApiIO(StacApiIO):
+    """pystac-client's ``StacApiIO`` with eomatch's retry policy and one-line errors.
 
-    def __init__(self, api_url: str, settings: Settings) -> None:
-        self.api_url = api_url
-        self.cfg = settings.query
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(self.cfg.timeout_s, connect=min(10.0, self.cfg.timeout_s)),
-            follow_redirects=True,
+    Every failure is a :class:`QueryError` naming the URL: the status and the
+    server's message, a timeout, or why the host could not be reached. With
+    ``search=True`` every answer must be a FeatureCollection (``get_pages`` would
+    otherwise take anything else for the end of the results).
+    """
+
+    def __init__(self, cfg: QuerySettings, *, reached: bool, search: bool = False) -> None:
+        super().__init__(
             headers={"Accept": "application/geo+json, application/json"},
+            timeout=(min(10.0, cfg.timeout_s), cfg.timeout_s),
+            max_retries=retry_policy(cfg.retries, cfg.backoff_s, connect=reached),
         )
-        self.reached = False
-        """Once the landing page answered, connection errors are retried too."""
+        self.cfg = cfg
+        self.attempts = max(1, cfg.retries + 1)
+        self.search = search
+
+    def reached(self) -> None:
+        """The server answered: from now on connection errors are retried too."""
+        mount_retries(self.session, retry_policy(self.cfg.retries, self.cfg.backoff_s))
 
     def close(self) -> None:
-        self.client.close()
+        self.session.close()
 
-    def get(self, url: str, params: dict[str, Any] | None = None) -> Any:
-        return self.request("GET", url, params=params)
-
-    def request(self, method: str, url: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
-        attempts = max(1, self.cfg.retries + 1)
-        delay = self.cfg.backoff_s
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                resp = self.client.request(method, url, params=params, json=body)
-            except httpx.TimeoutException:
-                if last:
-                    raise QueryError(f"{url}: timed out after {attempts} attempts") from None
-            except httpx.TransportError as exc:
-                if not self.reached or last:
-                    raise QueryError(f"cannot reach {url}: {network_reason(exc)}") from None
-            else:
-                if resp.status_code < 400:
-                    return self._json(resp)
-                if resp.status_code != 429 and resp.status_code < 500:
-                    raise QueryError(f"{resp.request.url} -> HTTP {resp.status_code}: {_server_message(resp)}")
-                if last:
-                    raise QueryError(
-                        f"{resp.request.url} -> HTTP {resp.status_code} after {attempts} attempts: {_server_message(resp)}"
-                    )
-                retry_after = resp.headers.get("Retry-After", "")
-                if retry_after.isdigit():
-                    delay = max(delay, float(retry_after))
-            log.debug("retrying %s in %.1fs", url, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 30.0)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    @staticmethod
-    def _json(resp: httpx.Response) -> Any:
+    def request(
+        self,
+        href: str,
+        method: str | None = None,
+        headers: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> str:
         try:
-            return orjson.loads(resp.content)
+            return super().request(href, method=method, headers=headers, parameters=parameters)
+        except APIError as exc:
+            raise self._error(exc, _shown_url(href, method, parameters)) from None
+
+    def _error(self, exc: APIError, url: str) -> QueryError:
+        status = getattr(exc, "status_code", None)
+        if status is not None:
+            tries = f" after {self.attempts} attempts" if status in RETRY_STATUSES and self.attempts > 1 else ""
+            return QueryError(f"{url} -> HTTP {status}{tries}: {_server_message(str(exc))}")
+        if timed_out(exc):
+            return QueryError(f"{url}: timed out after {self.attempts} attempts")
+        return QueryError(f"cannot reach {url}: {network_reason(exc)}")
+
+    def read_json(self, source: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        text = self.read_text(source, *args, **kwargs)
+        url = str(source.href if hasattr(source, "href") else source)
+        try:
+            doc = orjson.loads(text)
         except orjson.JSONDecodeError:
-            kind = resp.headers.get("content-type", "unknown content type")
-            raise QueryError(f"{resp.request.url} did not answer JSON ({kind}): not a STAC API?") from None
+            start = " ".join(text.split())[:40]
+            raise QueryError(f"{url} did not answer JSON (it starts {start!r}): not a STAC API?") from None
+        if self.search and not (isinstance(doc, dict) and isinstance(doc.get("features"), list)):
+            raise QueryError(f"{url}: the search answered something that is not a FeatureCollection")
+        if isinstance(doc, dict) and isinstance(doc.get("links"), list):
+            # A relative next link is relative to this page (pystac-client follows hrefs as given).
+            for link in doc["links"]:
+                if isinstance(link, dict) and link.get("rel") == "next" and isinstance(link.get("href"), str):
+                    link["href"] = urljoin(url, link["href"])
+        return doc  # type: ignore[no-any-return]
 
 
-def _server_message(resp: httpx.Response) -> str:
+def _shown_url(href: str, method: str | None, parameters: dict[str, Any] | None) -> str:
+    """The URL a GET was sent to (with its query), for error lines."""
+    if (method or "GET").upper() != "GET" or not parameters:
+        return href
+    import requests
+
+    return str(requests.Request("GET", href, params=parameters).prepare().url)
+
+
+def _server_message(text: str) -> str:
     try:
-        doc = orjson.loads(resp.content)
+        doc = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return (resp.text.strip().splitlines() or ["(no message)"])[0][:200]
+        return (text.strip().splitlines() or ["(no message)"])[0][:200]
     if isinstance(doc, dict):
         msg = doc.get("description") or doc.get("detail") or doc.get("message") or doc.get("code")
         if msg:
@@ -309,14 +321,38 @@ def _server_message(resp: httpx.Response) -> str:
     return str(doc)[:200]
 
 
-def _landing(client: StacClient) -> dict[str, Any]:
-    doc = client.get(client.api_url)
-    if not isinstance(doc, dict) or not isinstance(doc.get("links"), list) or (
-        "stac_version" not in doc and "conformsTo" not in doc
-    ):
-        raise QueryError(f"{client.api_url} is not a STAC API (its landing page has no stac_version/links)")
-    client.reached = True
-    return doc
+class _Api:
+    """One STAC API: its URL, its landing page, and two IOs (pystac-client sessions):
+    ``io`` for this thread, ``pager`` for the thread that fetches pages ahead."""
+
+    def __init__(self, api_url: str, cfg: QuerySettings) -> None:
+        self.url = api_url
+        self.cfg = cfg
+        self.io = ApiIO(cfg, reached=False)
+        self.pager: ApiIO | None = None
+
+    def close(self) -> None:
+        self.io.close()
+        if self.pager is not None:
+            self.pager.close()
+
+    def get(self, url: str) -> dict[str, Any]:
+        return self.io.read_json(url)
+
+    def landing(self) -> dict[str, Any]:
+        """The landing page, checked; once it answered, connection errors are retried."""
+        doc = self.get(self.url)
+        if not isinstance(doc, dict) or not isinstance(doc.get("links"), list) or (
+            "stac_version" not in doc and "conformsTo" not in doc
+        ):
+            raise QueryError(f"{self.url} is not a STAC API (its landing page has no stac_version/links)")
+        self.io.reached()
+        self.pager = ApiIO(self.cfg, reached=True, search=True)
+        return doc
+
+    def pages(self, url: str, params: dict[str, Any], counts: dict[str, int] | None = None) -> Iterator[list[dict[str, Any]]]:
+        assert self.pager is not None, "landing() first"
+        return _pages(self.pager, url, params, counts)
 
 
 def _search_url(landing: dict[str, Any], api_url: str) -> str:
@@ -338,90 +374,33 @@ def _number_matched(doc: dict[str, Any]) -> int | None:
     return n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
 
 
+def _follow(io: StacApiIO, url: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """pystac-client's page iteration (``StacApiIO.get_pages``: GET, then each ``next``
+    link, GET or POST, with its body), stopped with an error when a ``next`` link
+    repeats one already followed (a server bug that would otherwise loop forever)."""
+    followed: set[str] = set()
+    for page in io.get_pages(url, "GET", params):
+        yield page
+        nxt = next((lk for lk in page.get("links") or [] if lk.get("rel") == "next" and lk.get("href")), None)
+        if nxt is None:
+            return
+        key = f"{str(nxt.get('method') or 'GET').upper()} {nxt['href']} {orjson.dumps(nxt.get('body')).decode()}"
+        if key in followed:
+            raise QueryError(f"{urljoin(url, str(nxt['href']))}: the API's next link repeats itself")
+        followed.add(key)
+
+
 def _pages(
-    client: StacClient, url: str, params: dict[str, Any], counts: dict[str, int] | None = None
+    io: StacApiIO, url: str, params: dict[str, Any], counts: dict[str, int] | None = None
 ) -> Iterator[list[dict[str, Any]]]:
     """Feature lists page by page, following ``next`` links (GET or POST).
 
     ``counts["matched"]`` is set from the first page when the API says how many match.
     """
-    method, body, req_params = "GET", None, dict(params)
-    seen_urls: set[str] = set()
-    first = True
-    while True:
-        doc = client.request(method, url, params=req_params, body=body)
-        if not isinstance(doc, dict) or not isinstance(doc.get("features"), list):
-            raise QueryError(f"{url}: the search answered something that is not a FeatureCollection")
-        if first and counts is not None and (matched := _number_matched(doc)) is not None:
+    for n, doc in enumerate(_follow(io, url, params)):
+        if n == 0 and counts is not None and (matched := _number_matched(doc)) is not None:
             counts["matched"] = matched
-        first = False
-        features = doc["features"]
-        if features:
-            yield features
-        nxt = next((lk for lk in doc.get("links") or [] if lk.get("rel") == "next" and lk.get("href")), None)
-        if nxt is None or not features:
-            return
-        url = urljoin(url, str(nxt["href"]))
-        method = str(nxt.get("method") or "GET").upper()
-        if method == "POST":
-            body = {**(body or params), **(nxt.get("body") or {})} if nxt.get("merge") else nxt.get("body")
-            req_params = None
-        else:
-            body, req_params = None, None
-        key = f"{method} {url} {orjson.dumps(body).decode() if body else ''}"
-        if key in seen_urls:
-            raise QueryError(f"{url}: the API's next link repeats itself")
-        seen_urls.add(key)
-
-
-class _Prefetch:
-    """Runs a page iterator one page ahead in a thread; errors surface in the caller."""
-
-    _DONE = object()
-
-    def __init__(self, pages: Iterator[list[dict[str, Any]]], depth: int = 2) -> None:
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(pages,), daemon=True)
-        self._thread.start()
-
-    def _run(self, pages: Iterator[list[dict[str, Any]]]) -> None:
-        try:
-            for page in pages:
-                while not self._stop.is_set():
-                    try:
-                        self._q.put(page, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    return
-            self._q.put(self._DONE)
-        except BaseException as exc:  # handed to the consumer
-            self._q.put(exc)
-
-    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
-        try:
-            while True:
-                got = self._q.get()
-                if got is self._DONE:
-                    return
-                if isinstance(got, BaseException):
-                    raise got
-                yield got
-        finally:
-            self._stop.set()
-
-
-# --------------------------------------------------------------------------- links
-
-
-def api_item_target(href: str) -> tuple[str, str] | None:
-    """(collection, id) of an API item URL ``.../collections/{c}/items/{i}``."""
-    m = _API_ITEM.search(href.split("?", 1)[0])
-    if not m:
-        return None
-    return unquote(m.group(1)), unquote(m.group(2))
+        yield doc["features"]
 
 
 @dataclass
@@ -433,41 +412,6 @@ class _ForwardRef:
     guessed_relpath: str
     api_href: str
     source_relpath: str
-
-
-def _localize(
-    item: dict[str, Any], api_url: str, src_rel: str
-) -> tuple[dict[str, Any], list[tuple[tuple[str, str], str, str]]]:
-    """API item -> catalogue item: drop API links, make item links layout-relative.
-
-    Returns the item and its item links as (target, absolute API href, guessed
-    target path): the href points at the target's guessed place (the source's
-    date folder); the catalogue's relink fixes it when the target already exists.
-    """
-    src_folder = src_rel.rsplit("/", 1)[0]
-    date_part = src_folder.split("/", 1)[1] if "/" in src_folder else ""
-    links: list[dict[str, Any]] = []
-    refs: list[tuple[tuple[str, str], str, str]] = []
-    for link in item.get("links") or []:
-        rel = link.get("rel")
-        if rel in _STRUCTURAL:
-            continue
-        href = link.get("href")
-        if rel in _ITEM_LINK_RELS and isinstance(href, str):
-            absolute = urljoin(api_url, href)
-            target = api_item_target(absolute)
-            if target is not None and not (is_safe_name(target[0]) and is_safe_name(target[1])):
-                # never a local file: keep pointing at the server, fetch nothing
-                links.append({**link, "href": absolute})
-                continue
-            if target is not None:
-                guess = f"{target[0]}/{date_part}/{target[1]}.json" if date_part else f"{target[0]}/{target[1]}.json"
-                links.append({**link, "href": fast_relative_href(src_rel, guess)})
-                refs.append((target, absolute, guess))
-                continue
-        links.append(link)
-    item["links"] = links
-    return item, refs
 
 
 # --------------------------------------------------------------------------- state
@@ -566,11 +510,11 @@ def query(
         if previous:
             since_iso = format_datetime(to_utc(previous) - timedelta(seconds=cfg.since_overlap_s))
 
-    client = StacClient(api, settings)
+    remote = _Api(api, cfg)
     try:
-        landing = _landing(client)
+        landing = remote.landing()
         search = _search_url(landing, api)
-        collection_docs = {c: _get_collection(client, api, c) for c in wanted_collections}
+        collection_docs = {c: _get_collection(remote, c) for c in wanted_collections}
         params: dict[str, Any] = {"limit": cfg.page_size}
         asked: list[str] = []
         if t_start or t_end:
@@ -583,7 +527,7 @@ def query(
         if wanted_collections:
             needs_pairs = any(_collection_kind(c, d) == "product" for c, d in collection_docs.items())
             by_param, by_filter = collection_search(
-                collection_docs, _api_collection_ids(client, api) if needs_pairs else ()
+                collection_docs, _api_collection_ids(remote) if needs_pairs else ()
             )
             if by_param:
                 params["collections"] = ",".join(by_param)
@@ -604,12 +548,12 @@ def query(
             params["filter-lang"] = "cql2-text"
 
         counts: dict[str, int] = {}
-        pages = iter(_Prefetch(_pages(client, search, params, counts)))
+        pages = iter(Prefetcher(remote.pages(search, params, counts), depth=_PREFETCH_PAGES, name="query-pages"))
         first = next(pages, None)  # a bad filter or datetime fails here, before any write
 
         cat = MatchupCatalogue.create(out_path)
         summary = QuerySummary(api_url=api, output=str(cat.root), since=since_iso, filters="; ".join(asked))
-        writer = _Writer(cat, client, api, summary, since_iso is not None)
+        writer = _Writer(cat, remote, summary, since_iso is not None)
         for cid, doc in collection_docs.items():
             writer.collection(cid, doc)
         # A total (so % and ETA) when the API counts its matches; the related items
@@ -649,14 +593,15 @@ def query(
             cat.close()
         _record_sync(cat.root, api, started, summary)
     finally:
-        client.close()
+        remote.close()
     summary.seconds = time.monotonic() - t0
     return summary
 
 
-def _get_collection(client: StacClient, api: str, collection_id: str) -> dict[str, Any]:
+def _get_collection(remote: _Api, collection_id: str) -> dict[str, Any]:
+    api = remote.url
     try:
-        doc = client.get(urljoin(api, f"collections/{collection_id}"))
+        doc = remote.get(urljoin(api, f"collections/{collection_id}"))
     except QueryError as exc:
         if "HTTP 404" in str(exc):
             raise QueryError(f"collection {collection_id!r} does not exist at {api}") from None
@@ -669,10 +614,10 @@ def _get_collection(client: StacClient, api: str, collection_id: str) -> dict[st
 class _Writer:
     """Writes pages into the catalogue and remembers what links still need."""
 
-    def __init__(self, cat: Any, client: StacClient, api: str, summary: QuerySummary, skip_local: bool) -> None:
+    def __init__(self, cat: Any, remote: _Api, summary: QuerySummary, skip_local: bool) -> None:
         self.cat = cat
-        self.client = client
-        self.api = api
+        self.remote = remote
+        self.api = remote.url
         self.summary = summary
         self.skip_local = skip_local
         self.seen: set[tuple[str, str]] = set()
@@ -689,7 +634,7 @@ class _Writer:
             return
         if doc is None:
             try:
-                doc = _get_collection(self.client, self.api, collection_id)
+                doc = _get_collection(self.remote, collection_id)
             except QueryError as exc:
                 log.warning("collection %s not fetched: %s", collection_id, exc)
                 doc = {}
@@ -749,7 +694,7 @@ class _Writer:
                 src_rel = default_relpath(item)
             except MatchupError as exc:
                 raise QueryError(f"{self.api}: {exc}") from None
-            item, refs = _localize(item, self.api, src_rel)
+            item["links"], refs = links_from_api(item.get("links") or [], self.api, src_rel)
             props = item.setdefault("properties", {})
             if "matchup:type" not in props:
                 props["matchup:type"] = infer_item_type(item, coll)
@@ -785,9 +730,10 @@ class _Writer:
                     for i in range(0, len(item_ids), per_request):
                         chunk = item_ids[i : i + per_request]
                         params = {"collections": coll, "ids": ",".join(chunk), "limit": len(chunk)}
-                        yield from _pages(self.client, search, params)
+                        yield from self.remote.pages(search, params)
 
-            for page in _Prefetch(round_pages()):  # fetch ahead while this round is written
+            # fetch ahead while this round is written
+            for page in Prefetcher(round_pages(), depth=_PREFETCH_PAGES, name="query-closure"):
                 self.page(page, progress, searched=False)
 
     def fix_forward_refs(self) -> None:
@@ -807,7 +753,7 @@ class _Writer:
             def edit(item: dict[str, Any], dangling: dict[str, str] = dangling) -> None:
                 for link in item.get("links") or []:
                     href = link.get("href", "")
-                    if link.get("rel") in _ITEM_LINK_RELS and href.endswith(".json"):
+                    if link.get("rel") in ITEM_LINK_RELS and href.endswith(".json"):
                         target = href.rsplit("/", 1)[-1][: -len(".json")]
                         if target in dangling:
                             link["href"] = dangling[target]  # not on the server: keep its URL
