@@ -47,13 +47,7 @@ from eomatch.model import (
 from eomatch.orbits import Crossover, find_crossovers, find_satellite, load_tles_for
 from eomatch.orbits.propagate import EARTH_RADIUS_KM
 from eomatch.progress import Progress
-from eomatch.providers import (
-    ApiProvider,
-    Provider,
-    ProviderError,
-    open_provider,
-    search_with_retries,
-)
+from eomatch.providers import Provider, ProviderError, open_provider
 from eomatch.settings import SatelliteSpec, Settings
 
 log = logging.getLogger(__name__)
@@ -446,12 +440,10 @@ def _process_event(
         for side in sides:
             provider = providers[side.collection]
             t0, t1 = _search_window(*_side_window(event, side), settings.search_margin_s)
-            retries = 0 if isinstance(provider, ApiProvider) else 1
             summary.searches += 1
             try:
-                found[side.name] = search_with_retries(
-                    provider, region, t0, t1, side.name, retries, settings.provider_backoff_s
-                )
+                # HTTP requests are retried below (eomatch.http's policy); a failed search is not
+                found[side.name] = provider.search(region, t0, t1, side.name)
             except ProviderError as exc:
                 if summary.first_of_its_kind(str(exc)):
                     # the first failure of each kind is logged; the rest are counted

@@ -12,19 +12,23 @@ relative asset hrefs of static catalogues are made absolute.
 Static catalogues are walked once per run by following their links (no pystac
 object graph); the walk keeps a compact array index of bbox and time, so each
 search reads only the item files that may match.
+
+HTTP requests to STAC APIs follow eomatch's one retry policy
+(:func:`eomatch.http.retry_policy`, ``provider_retries`` and ``provider_backoff_s``);
+a search that still fails raises :class:`ProviderError` and is not retried again
+as a whole. Static catalogues are local files: nothing is retried.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import numpy as np
 import orjson
@@ -32,12 +36,12 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from eomatch.errors import ConfigError, EomatchError, network_reason
+from eomatch.hrefs import file_uri_path
+from eomatch.http import retry_policy
 from eomatch.model import MatchupError, format_datetime, geojson, item_times, normalize_geometry
 from eomatch.settings import ProviderSpec, SatelliteSpec, Settings
 
 log = logging.getLogger(__name__)
-
-RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
 class ProviderError(EomatchError):
@@ -158,7 +162,7 @@ class Provider:
 
 
 class ApiProvider(Provider):
-    """A STAC API searched with pystac-client: POST /search, paged, with HTTP retries."""
+    """A STAC API searched with pystac-client: POST /search, paged, with the HTTP retry policy."""
 
     def __init__(
         self,
@@ -172,19 +176,8 @@ class ApiProvider(Provider):
         super().__init__(collection_id, spec, satellites)
         from pystac_client import Client
         from pystac_client.stac_api_io import StacApiIO
-        from urllib3.util.retry import Retry
 
-        retry = Retry(
-            total=retries,
-            connect=retries,
-            read=retries,
-            status=retries,
-            backoff_factor=backoff_s,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=None,  # POST /search is a read: retry it too
-            raise_on_status=False,
-        )
-        self._io = StacApiIO(max_retries=retry, timeout=timeout_s)
+        self._io = StacApiIO(max_retries=retry_policy(retries, backoff_s), timeout=timeout_s)
         try:
             self.client = Client.open(spec.url, stac_io=self._io)
         except Exception as exc:
@@ -211,7 +204,7 @@ class ApiProvider(Provider):
 
 def _local_path(url: str) -> Path:
     if url.startswith("file://"):
-        return Path(unquote(urlparse(url).path))
+        return Path(file_uri_path(url))
     return Path(url).expanduser()
 
 
@@ -223,7 +216,7 @@ def _href_path(base_file: Path, href: str) -> Path | None:
     """A link's target as a local path (None for remote hrefs)."""
     if "://" in href:
         if href.startswith("file://"):
-            return Path(unquote(urlparse(href).path))
+            return Path(file_uri_path(href))
         return None
     return Path(os.path.normpath(base_file.parent / href)) if not os.path.isabs(href) else Path(href)
 
@@ -370,24 +363,3 @@ def open_provider(collection_id: str, settings: Settings) -> Provider:
             timeout_s=settings.provider_timeout_s,
         )
     return StaticProvider(collection_id, spec, settings.satellites)
-
-
-def search_with_retries(
-    provider: Provider,
-    geometry: BaseGeometry,
-    start: datetime,
-    end: datetime,
-    platform: str,
-    retries: int = 1,
-    backoff_s: float = 0.5,
-) -> list[dict[str, Any]]:
-    """:meth:`Provider.search`, tried again ``retries`` times on failure (HTTP retries happen below)."""
-    attempt = 0
-    while True:
-        try:
-            return provider.search(geometry, start, end, platform)
-        except ProviderError:
-            if attempt >= retries:
-                raise
-            attempt += 1
-            time.sleep(backoff_s * attempt)
