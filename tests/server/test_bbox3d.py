@@ -9,7 +9,7 @@ import pytest
 from conftest import RunningStack
 from helpers import Writer, make_collection, make_item, unique_id
 
-from eomatch.server.middleware import flatten_bbox
+from eomatch.server.client import flatten_bbox
 
 pytestmark = pytest.mark.stack
 

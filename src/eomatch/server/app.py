@@ -3,7 +3,9 @@
 ``create_app(settings, audience)`` returns a stac-fastapi-pgstac app. The
 internal audience gets transactions; the external one is built without any
 transaction route (writes answer 405 from the app itself), connects with the
-read-only role, and passes every response through the href filter.
+read-only role, and passes every response through the external href policy
+(:mod:`eomatch.server.external_policy`). Both answer 3D bboxes
+(:mod:`eomatch.server.client`).
 """
 
 from __future__ import annotations
@@ -17,27 +19,10 @@ from fastapi import FastAPI
 
 from eomatch import __version__
 from eomatch.errors import first_line
+from eomatch.pgstac import DbCredentials, stack_credentials
 from eomatch.settings import Settings, load_settings
-from eomatch.stack.db import DbCredentials, stack_credentials
 
 Audience = Literal["internal", "external"]
-
-
-def _client_class() -> type:
-    from stac_fastapi.pgstac.core import CoreCrudClient
-
-    from eomatch.server.middleware import flatten_bbox
-
-    class EomatchCrudClient(CoreCrudClient):  # type: ignore[misc]
-        """pgSTAC client that answers 3D bbox searches by their 2D footprint."""
-
-        async def _search_base(self, search_request, request):  # type: ignore[no-untyped-def]
-            bbox = getattr(search_request, "bbox", None)
-            if bbox is not None and len(bbox) == 6:
-                search_request = search_request.model_copy(update={"bbox": tuple(flatten_bbox(list(bbox)))})
-            return await super()._search_base(search_request, request)
-
-    return EomatchCrudClient
 
 
 def create_app(
@@ -52,15 +37,12 @@ def create_app(
     from stac_fastapi.pgstac.db import close_db_connection, connect_to_db
     from stac_fastapi.pgstac.models.extensions import Extensions
 
+    from eomatch.server.client import client_class
     from eomatch.server.errors import add_error_handlers
-    from eomatch.server.filters import filtering_connection_getter, policy_from_settings
+    from eomatch.server.external_policy import filtering_connection_getter, policy_from_settings
     from eomatch.server.health import add_health_routes
     from eomatch.server.limits import Limits, RequestLimitsMiddleware
-    from eomatch.server.middleware import (
-        Bbox3DMiddleware,
-        ExternalFilterMiddleware,
-        RequestLogMiddleware,
-    )
+    from eomatch.server.middleware import ExternalFilterMiddleware, RequestLogMiddleware
     from eomatch.server.schema_url import SchemaUrlMiddleware, add_schema_route
 
     api_cfg = settings.stack.api
@@ -107,7 +89,7 @@ def create_app(
         await close_db_connection(app)
 
     api = instantiate_api(
-        client=_client_class(),
+        client=client_class(),
         extensions=Extensions(settings=api_settings),
         lifespan=lifespan,
         settings=api_settings,
@@ -121,7 +103,6 @@ def create_app(
     _add_db_unavailable_handler(app)
     add_error_handlers(app, settings.server.statement_timeout_s)
     _add_metrics(app)
-    app.add_middleware(Bbox3DMiddleware)
     if not internal:
         app.add_middleware(ExternalFilterMiddleware, policy=policy)
     app.add_middleware(SchemaUrlMiddleware)  # after the filter: it sees the final body

@@ -1,4 +1,4 @@
-"""ASGI middlewares of the eomatch apps: external filtering, request logs, 3D bbox."""
+"""ASGI middlewares of the eomatch apps: the external href policy on responses, request logs."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
 from eomatch.logs import request_id_var
 from eomatch.server.errors import printable
-from eomatch.server.filters import HrefPolicy, scrub
+from eomatch.server.external_policy import HrefPolicy, scrub
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -143,78 +142,3 @@ class RequestLogMiddleware:
                 },
             )
             request_id_var.reset(token)
-
-
-def flatten_bbox(values: list[float]) -> list[float]:
-    """A 3D bbox [w, s, zmin, e, n, zmax] as the 2D one the catalogue is indexed on."""
-    if len(values) == 6:
-        return [values[0], values[1], values[3], values[4]]
-    return values
-
-
-class Bbox3DMiddleware:
-    """Answers 3D bbox searches by their horizontal extent (items have no height).
-
-    pgSTAC 0.10 fails on a 6-number bbox ("Unknown geometry type:
-    PolyhedralSurface"); the STAC API spec allows it, so we accept it here.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope.get("path", "")
-        if not (path.endswith("/search") or path.endswith("/items")):
-            await self.app(scope, receive, send)
-            return
-        qs: bytes = scope.get("query_string", b"")
-        if b"bbox" in qs:
-            pairs = parse_qsl(qs.decode(), keep_blank_values=True)
-            new_pairs = []
-            for key, value in pairs:
-                if key == "bbox":
-                    parts = value.split(",")
-                    if len(parts) == 6:
-                        try:
-                            value = ",".join(str(v) for v in flatten_bbox([float(p) for p in parts]))
-                        except ValueError:
-                            pass
-                new_pairs.append((key, value))
-            scope = dict(scope)
-            scope["query_string"] = urlencode(new_pairs).encode()
-        if scope.get("method") == "POST":
-            receive = await _rewrite_post_bbox(receive)
-        await self.app(scope, receive, send)
-
-
-async def _rewrite_post_bbox(receive: Receive) -> Receive:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
-    body = b"".join(chunks)
-    if b"bbox" in body:
-        try:
-            doc = orjson.loads(body)
-            if isinstance(doc, dict) and isinstance(doc.get("bbox"), list) and len(doc["bbox"]) == 6:
-                doc["bbox"] = flatten_bbox(doc["bbox"])
-                body = orjson.dumps(doc)
-        except orjson.JSONDecodeError:
-            pass  # the app answers 400 itself
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

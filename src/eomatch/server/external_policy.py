@@ -1,4 +1,7 @@
-"""What the external audience may see: only public hrefs, wherever they sit.
+"""The external href policy: what the external audience may see, only public hrefs.
+
+(Not to be confused with the CQL2 ``filter`` extension: this module decides which
+hrefs and strings may leave through ``/external/``, whatever was asked.)
 
 Internal hrefs are ``file://`` URIs, bare filesystem paths (absolute or relative,
 as pystac writes them) and anything under a configured internal prefix. Two layers:
@@ -11,10 +14,11 @@ subsets, assets and their ``alternate`` hrefs, ``item_assets``, links anywhere.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from eomatch.hrefs import is_api_relative_href
 
 
 @dataclass(frozen=True)
@@ -117,18 +121,6 @@ def scrub(doc: Any, policy: HrefPolicy, strings: bool = True) -> Any:
     if isinstance(doc, list):
         return _scrub_list(doc, policy, strings)
     return doc
-
-
-# What eomatch-ingest stores for links between items (``derived_from``...): a path
-# relative to the API root, which stac-fastapi resolves into that API's own URL.
-_API_RELATIVE = re.compile(
-    r"^(?:\./)?collections/(?!\.\.?(?:/|$))[^/?#]+(?:/items/(?!\.\.?(?:/|$))[^/?#]+|/items)?/?(?:[?#].*)?$"
-)
-
-
-def is_api_relative_href(href: Any) -> bool:
-    """``collections/<id>`` or ``collections/<id>/items/<id>``, relative to the API root."""
-    return isinstance(href, str) and bool(_API_RELATIVE.match(href))
 
 
 def _drop_private_links(doc: dict[str, Any], policy: HrefPolicy) -> None:

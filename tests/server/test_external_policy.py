@@ -1,4 +1,4 @@
-"""The external href filter on plain dicts: what may leave, what must not."""
+"""The external href policy on plain dicts: what may leave, what must not."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eomatch.server.filters import HrefPolicy, policy_from_settings, scrub
+from eomatch.server.external_policy import HrefPolicy, policy_from_settings, scrub
 from eomatch.server.middleware import ExternalFilterMiddleware
 
 POLICY = policy_from_settings(["http", "https"], ["/npl-data"])
