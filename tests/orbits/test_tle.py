@@ -179,3 +179,25 @@ def test_parse_two_line_sets_without_names() -> None:
     sets = parse_tle_text(text)
     assert [s.name for s in sets] == ["", ""]
     assert sets[1].epoch_s > sets[0].epoch_s
+
+
+def test_fetch_retries_a_busy_server_then_succeeds(httpserver, tmp_path: Path) -> None:
+    """CelesTrak answering 503 twice is retried (eomatch.http's policy), not a failed fetch."""
+    from werkzeug import Response
+
+    answers = iter([Response("busy", status=503), Response("busy", status=503)])
+    body = "\n".join(S2A_SETS[0:3]) + "\n"
+    httpserver.expect_request("/gp.php").respond_with_handler(
+        lambda request: next(answers, None) or Response(body, content_type="text/plain")
+    )
+    [res] = fetch_tles([40697], tmp_path, httpserver.url_for("/gp.php"), retries=2, backoff_s=0.0)
+    assert res.new_sets == 1
+    assert len(httpserver.log) == 3
+
+
+def test_fetch_gives_up_after_the_retries_with_one_line(httpserver, tmp_path: Path) -> None:
+    httpserver.expect_request("/gp.php").respond_with_data("busy", status=503)
+    with pytest.raises(TleError) as err:
+        fetch_tles([40697], tmp_path, httpserver.url_for("/gp.php"), retries=1, backoff_s=0.0)
+    assert "HTTP 503 after 2 attempts" in str(err.value) and "\n" not in str(err.value)
+    assert len(httpserver.log) == 2

@@ -27,7 +27,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if not ids:
         raise ConfigError("give --norad ID... or --platform NAME...")
     out = args.out or default_tle_cache_dir(settings)
-    results = fetch_tles(dict.fromkeys(ids), out, settings.celestrak_url, args.timeout)
+    results = fetch_tles(dict.fromkeys(ids), out, settings.celestrak_url, args.timeout,
+                         retries=settings.provider_retries, backoff_s=settings.provider_backoff_s)  # fmt: skip
     for r in results:
         print(f"NORAD {r.norad_id}: {r.new_sets} new, {r.total_sets} total -> {r.path}")
     new = sum(r.new_sets for r in results)

@@ -345,15 +345,21 @@ def fetch_tles(
     out_dir: str | Path,
     url: str,
     timeout_s: float = 30.0,
+    retries: int = 3,
+    backoff_s: float = 0.5,
 ) -> list[FetchResult]:
     """Download current element sets from CelesTrak's GP service into ``out_dir``.
 
     Each NORAD id has one file ``<id>.tle``; new sets are appended (deduplicated)
-    and the file is replaced atomically, so re-runs are safe.
+    and the file is replaced atomically, so re-runs are safe. Requests follow
+    eomatch's retry policy (:func:`eomatch.http.retry_policy`: 429/5xx and dropped
+    connections are retried ``retries`` times); a host that cannot be reached at
+    all fails at once.
     """
-    import httpx
+    import requests
     from filelock import FileLock
 
+    from eomatch.http import RETRY_STATUSES, mount_retries, retry_policy, session_with_retries
     from eomatch.jsonio import write_bytes_atomic
 
     out = Path(out_dir).expanduser()
@@ -362,14 +368,19 @@ def fetch_tles(
     except OSError as exc:
         raise TleError(f"cannot create TLE cache {out}: {exc.strerror}") from None
     results: list[FetchResult] = []
-    with httpx.Client(timeout=timeout_s, follow_redirects=True) as client:
+    reached = False
+    with session_with_retries(retry_policy(retries, backoff_s, connect=False)) as session:
         for norad in norad_ids:
             try:
-                resp = client.get(url, params={"CATNR": str(norad), "FORMAT": "TLE"})
-            except httpx.HTTPError as exc:
+                resp = session.get(url, params={"CATNR": str(norad), "FORMAT": "TLE"}, timeout=timeout_s)
+            except requests.RequestException as exc:
                 raise TleError(f"cannot reach {url} for NORAD {norad}: {network_reason(exc)}") from None
+            if not reached:  # it answered: from now on dropped connections are retried too
+                mount_retries(session, retry_policy(retries, backoff_s))
+                reached = True
             if resp.status_code != 200:
-                raise TleError(f"{url} answered HTTP {resp.status_code} for NORAD {norad}")
+                tries = f" after {retries + 1} attempts" if retries > 0 and resp.status_code in RETRY_STATUSES else ""
+                raise TleError(f"{url} answered HTTP {resp.status_code}{tries} for NORAD {norad}")
             try:
                 new = parse_tle_text(resp.text, f"{url}?CATNR={norad}")
             except TleError as exc:
