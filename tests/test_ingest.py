@@ -607,3 +607,23 @@ def test_stray_files_and_folders_at_the_top_are_reported(
     warnings = [r.getMessage() for r in caplog.records]
     assert f"skipped folder {root / 'notes'}: not a collection (no collection.json)" in warnings
     assert f"skipped file {root / 'stray.json'}: not in a collection folder" in warnings
+
+
+@pytest.mark.stack
+def test_database_recreated_under_the_same_name(running_stack: Any, new_db: Any, tmp_path: Path) -> None:
+    """The same host, port and name, but a new empty database: --since last sends the
+    collections and every item again (the memory of the old database is not trusted)."""
+    from psycopg import sql
+
+    settings, creds, root = running_stack.settings, new_db(), tmp_path / "cat"
+    build_catalogue(root, n_events=2)
+    assert run(settings, creds, root).new == 8
+    admin = stack_credentials(settings, "admin")
+    maint = DbCredentials(admin.host, admin.port, "postgres", admin.user, admin.password)
+    with psycopg.connect(maint.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(creds.dbname)))
+    setup_database(admin, creds.dbname, {creds.user: creds.password}, {})
+    assert db_items(creds) == {}
+    since = run(settings, creds, root, since="last")
+    assert (since.new, since.updated, since.unchanged, since.collections) == (8, 0, 0, 4), since.line()
+    assert len(db_items(creds)) == 8

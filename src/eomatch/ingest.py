@@ -44,6 +44,7 @@ import itertools
 import logging
 import os
 import queue
+import re
 import sqlite3
 import struct
 import threading
@@ -240,8 +241,23 @@ def connect(creds: DbCredentials) -> Any:
 # --------------------------------------------------------------------------- transforms
 
 
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.\-~/]*")
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_.\-~]*")
+
+
+def _quote_path(path: str) -> str:
+    """``quote(path)``; paths of plain characters (the usual case) skip it, as it would
+    leave them as they are (a few calls per item add up at 10,000 items/s)."""
+    return path if _PLAIN_PATH.fullmatch(path) else quote(path)
+
+
+def _quote_segment(name: str) -> str:
+    """``quote(name, safe='')``, with the same shortcut."""
+    return name if _PLAIN_SEGMENT.fullmatch(name) else quote(name, safe="")
+
+
 def _file_uri(path: str | Path) -> str:
-    return "file://" + quote(os.fspath(path))
+    return "file://" + _quote_path(os.fspath(path))
 
 
 class HrefRewriter:
@@ -267,12 +283,12 @@ class HrefRewriter:
         if self.base is None or not path.startswith(self._root_prefix):
             return fallback  # outside the catalogue: not served by the proxy
         rel = path[len(self._root_prefix) :]
-        return self.base + quote(rel.replace(os.sep, "/"))
+        return self.base + _quote_path(rel.replace(os.sep, "/"))
 
 
 def api_item_href(collection: str, item_id: str) -> str:
     """Relative to an API's root, so the link resolves on any API that serves it."""
-    return f"collections/{quote(collection, safe='')}/items/{quote(item_id, safe='')}"
+    return f"collections/{_quote_segment(collection)}/items/{_quote_segment(item_id)}"
 
 
 def transform_item(item: dict[str, Any], path: str | Path, rewriter: HrefRewriter, now_iso: str) -> dict[str, Any]:
