@@ -1502,9 +1502,5 @@ def _existing_ids(conn: Any, collection: str, ids: list[str]) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _first_line(exc: BaseException) -> str:
-    return first_line(exc)
-
-
 def urljoin_base(base: str, rel: str) -> str:
     return urljoin(base.rstrip("/") + "/", rel)
