@@ -627,3 +627,36 @@ def test_database_recreated_under_the_same_name(running_stack: Any, new_db: Any,
     since = run(settings, creds, root, since="last")
     assert (since.new, since.updated, since.unchanged, since.collections) == (8, 0, 0, 4), since.line()
     assert len(db_items(creds)) == 8
+
+
+@pytest.mark.stack
+def test_extents_a_failed_run_left_are_computed_by_the_next(
+    running_stack: Any, new_db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that dies after loading but before computing extents leaves the file's
+    extents (here a legacy [[null, null]]); the next run computes them even though it
+    has nothing else to load."""
+    from catalogue_factory import build_legacy_catalogue
+
+    import eomatch.ingest as ingest_module
+
+    settings, creds, root = running_stack.settings, new_db(), tmp_path / "legacy"
+    build_legacy_catalogue(root)
+
+    def dies(self: Any) -> None:
+        raise RuntimeError("killed before the extents")
+
+    monkeypatch.setattr(ingest_module._Run, "_update_extents", dies)
+    with pytest.raises(IngestError, match="killed before the extents"):
+        run(settings, creds, root)
+    monkeypatch.undo()
+
+    def intervals() -> list[Any]:
+        with psycopg.connect(creds.dsn) as conn:
+            rows = conn.execute("SELECT content->'extent'->'temporal'->'interval' FROM pgstac.collections").fetchall()
+        return [r[0] for r in rows]
+
+    assert [[None, None]] in intervals()
+    again = run(settings, creds, root)
+    assert again.changed == 0, again.line()
+    assert all(None not in interval[0] for interval in intervals())

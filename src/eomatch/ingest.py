@@ -1116,6 +1116,7 @@ class _Run:
             last = state.get("last_success_epoch")
             since_ns = int(float(last) * 1e9) if last else None
         dirs = self.cat.collection_dirs()
+        self.touched = set(orjson.loads(state.get("extents_pending") or "[]"))
 
         # The database's markers and the state's, counted while the ``since`` walk
         # stats the files (PostgreSQL and SQLite work without holding the GIL).
@@ -1335,11 +1336,11 @@ class _Run:
         if changed_cols and not self.dry_run:
             from pypgstac.load import Methods
 
+            self._touch(c["id"] for c in changed_cols)
             try:
                 self.get_loader("load").load_collections(iter(changed_cols), insert_mode=Methods.upsert)
             except Exception as exc:
                 raise IngestError(f"loading collections failed: {first_line(exc)}") from None
-            self.touched.update(c["id"] for c in changed_cols)
 
     def _report_strays(self, dirs: dict[str, Path]) -> None:
         """JSON files and folders at the catalogue's top that no collection holds."""
@@ -1360,8 +1361,18 @@ class _Run:
             elif not is_dir and entry.name.endswith(".json") and entry.name != "catalog.json":
                 self.report_skip("file", entry.path, "not in a collection folder")
 
+    def _touch(self, collections: Iterable[str]) -> None:
+        """Remember (in the state, before the load commits) that these collections'
+        extents are to be computed again: a run that dies before the end leaves the
+        work to the next one, even if that one has nothing else to load."""
+        new = set(collections) - self.touched
+        if new:
+            self.touched |= new
+            self.state.set("extents_pending", orjson.dumps(sorted(self.touched)).decode())
+
     def _update_extents(self) -> None:
-        """Extents of the collections loaded into this run, from the items the database holds.
+        """Extents of the collections loaded into (this run or a run that died), from
+        the items the database holds.
 
         pgSTAC's ``collection_extent(id, true)`` refreshes the partitions' statistics
         and aggregates them; a collection without items keeps the file's extent.
@@ -1373,6 +1384,8 @@ class _Run:
                 "WHERE c.id = %s AND x.e IS NOT NULL AND c.content->'extent' IS DISTINCT FROM x.e",
                 (collection, collection),
             )
+        if self.touched:
+            self.state.set("extents_pending", "[]")
 
     # ----------------------------------------------------------------- items
 
@@ -1406,6 +1419,7 @@ class _Run:
         sent_rows: list[tuple[str, str, str | None, str | None]] = []
         previous: dict[tuple[str, str], str | None] = {}
         marks: dict[str, list[tuple[str, str]]] = {}
+        loading: set[str] = set()
         for collection, rows in by_collection.items():
             ids = [r.id for r in rows]
             # Earlier batches of this run are recorded already (a dry run records
@@ -1450,12 +1464,14 @@ class _Run:
                     summary.repaired += 1
                     log.debug("repaired %s: %s", fi.path, "; ".join(fi.repairs))
                 to_send.append(fi.item)
+                loading.add(collection)
                 sent_rows.append((collection, fi.id, fi.digest, fi.path))
         if self.dry_run:
             return
         if to_send:
             from pypgstac.load import Methods
 
+            self._touch(loading)
             try:
                 self.get_loader("load").load_items(iter(to_send), insert_mode=Methods.upsert, chunksize=len(to_send))
             except Exception as exc:
@@ -1467,7 +1483,6 @@ class _Run:
                     "FROM unnest(%s::text[], %s::text[]) AS v(id, h) WHERE i.collection = %s AND i.id = v.id",
                     (MARK_SOURCE, self.source, MARK_HASH, [r[0] for r in rows], [r[1] for r in rows], collection),
                 )
-            self.touched.update(by_collection)
         if sent_rows:
             state.record(sent_rows, previous)
         if self.had_refused and accepted:
