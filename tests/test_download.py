@@ -239,6 +239,24 @@ def test_netrc_credentials(tmp_path, monkeypatch, via: str) -> None:  # type: ig
     assert not (root / "products" / "P" / "p1" / "a.tif").exists()
 
 
+def test_netrc_file_setting_names_the_netrc(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """download.netrc_file is read instead of $NETRC / ~/.netrc (settings, not the environment)."""
+    netrc = tmp_path / "creds" / "netrc"
+    netrc.parent.mkdir()
+    netrc.write_text("machine 127.0.0.1\n  login bob\n  password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path / "elsewhere"))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.tif").write_bytes(b"netrc" * 1000)
+    with RangeServer(data) as http:
+        http.basic = ("bob", "hunter2")
+        root = _one_file_catalogue(tmp_path, http.url("a.tif"))
+        got = download(_settings(netrc_file=str(netrc)), path=root, quiet=True)
+    assert got.failures == [] and got.files_downloaded == 1
+
+
 @pytest.mark.parametrize("delta", [-1, 1, 4000])
 def test_size_mismatch_is_reported_and_nothing_kept(tmp_path, delta: int) -> None:  # type: ignore[no-untyped-def]
     """An asset whose file:size differs from what the server sends is not kept, and says why."""

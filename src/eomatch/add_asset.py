@@ -29,11 +29,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote, urlparse
 
 from eomatch import jsonio
 from eomatch.errors import ConfigError, EomatchError, network_reason
-from eomatch.settings import Settings
+from eomatch.hrefs import AssetHrefs, api_item_href, file_uri, file_uri_path
+from eomatch.pgstac import connect, resolve_credentials, upsert
+from eomatch.settings import Settings, api_key_variable
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +246,7 @@ def _describe_source(file_path: str | os.PathLike[str], href: str | None) -> _So
             raise AddAssetError("give either an http(s) file URL or --href, not both")
         return _Source(href=text, name=text, size_bytes=None, checksum=None)
     if scheme == "file":
-        text = unquote(urlparse(text).path)
+        text = file_uri_path(text)
     elif scheme:
         raise AddAssetError(f"unsupported file URL scheme {scheme!r} in {text} (use a path, file:// or http(s)://)")
     path = Path(os.path.abspath(os.path.expanduser(text)))
@@ -262,7 +264,7 @@ def _describe_source(file_path: str | os.PathLike[str], href: str | None) -> _So
     except OSError as exc:
         raise AddAssetError(f"cannot read result file {path}: {exc.strerror}") from None
     return _Source(
-        href=href or "file://" + quote(str(path)), name=path.name, size_bytes=size, checksum=checksum
+        href=href or file_uri(path), name=path.name, size_bytes=size, checksum=checksum
     )
 
 
@@ -391,7 +393,7 @@ def api_key_from(settings: Settings) -> str | None:
         return settings.api_key.get_secret_value()
     # Python callers whose settings were loaded without the environment (environ={})
     # still find the key where the command line does.
-    return os.environ.get("EOMATCH_API_KEY") or None
+    return api_key_variable()
 
 
 def _plan_push(settings: Settings, api_url: str | None, api_key: str | None) -> _PushPlan:
@@ -409,8 +411,6 @@ def _plan_push(settings: Settings, api_url: str | None, api_key: str | None) -> 
         return _PushPlan("api", base, api_url=base, api_key=api_key)
     if api_key:
         raise ConfigError("--api-key needs --api-url (without it the push goes straight to the database)")
-    from eomatch.ingest import connect, resolve_credentials
-
     creds = resolve_credentials(settings)
     connect(creds).close()  # one-line IngestError when the database is down or refuses us
     return _PushPlan("database", creds.redacted(), creds=creds)
@@ -469,9 +469,9 @@ def _check_api(base: str, api_key: str) -> None:
 
 def _db_documents(cat: Any, collection_id: str, item_id: str, settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
     """The collection and item as the database holds them (ingest's own transforms)."""
-    from eomatch.ingest import HrefRewriter, transform_collection, transform_item
+    from eomatch.ingest import transform_collection, transform_item
 
-    rewriter = HrefRewriter(cat.root, settings.ingest.assets_base_url)
+    rewriter = AssetHrefs(cat.root, settings.ingest.assets_base_url)
     now_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     path = cat.path_of(item_id, collection_id)
     item = transform_item(jsonio.read_json(path), path, rewriter, now_iso)
@@ -480,24 +480,7 @@ def _db_documents(cat: Any, collection_id: str, item_id: str, settings: Settings
 
 
 def _push_database(plan: _PushPlan, collection: dict[str, Any], item: dict[str, Any]) -> None:
-    from pypgstac.db import PgstacDB
-    from pypgstac.load import Loader, Methods
-
-    from eomatch.ingest import connect
-
-    connect(plan.creds).close()
-    pg = PgstacDB(dsn=plan.creds.dsn, commit_on_exit=True)
-    try:
-        loader = Loader(db=pg)
-        loader.load_collections(iter([collection]), insert_mode=Methods.upsert)
-        loader.load_items(iter([item]), insert_mode=Methods.upsert, chunksize=1)
-    except EomatchError:
-        raise
-    except Exception as exc:
-        text = str(exc).strip()
-        raise EomatchError(text.splitlines()[0] if text else type(exc).__name__) from None
-    finally:
-        pg.close()
+    upsert(plan.creds, [collection], [item])
 
 
 def _push_api(plan: _PushPlan, collection: dict[str, Any], item: dict[str, Any]) -> None:
@@ -505,11 +488,11 @@ def _push_api(plan: _PushPlan, collection: dict[str, Any], item: dict[str, Any])
     import httpx
 
     base = plan.api_url
-    cid, iid = quote(str(collection["id"]), safe=""), quote(str(item["id"]), safe="")
+    cid = quote(str(collection["id"]), safe="")
     with _api_client(str(plan.api_key)) as client:
         for put_url, post_url, doc in (
             (f"{base}/collections/{cid}", f"{base}/collections", collection),
-            (f"{base}/collections/{cid}/items/{iid}", f"{base}/collections/{cid}/items", item),
+            (f"{base}/{api_item_href(str(collection['id']), str(item['id']))}", f"{base}/collections/{cid}/items", item),
         ):
             try:
                 resp = client.put(put_url, json=doc)

@@ -29,6 +29,8 @@ from psycopg import sql
 
 from eomatch import jsonio
 from eomatch.errors import ConfigError, IngestError
+from eomatch.hrefs import file_uri_path, is_file_uri
+from eomatch.pgstac import connect, resolve_credentials
 from eomatch.progress import Progress
 from eomatch.settings import Settings
 
@@ -82,10 +84,11 @@ def _clean_prefix(prefix: str, flag: str) -> str:
 
 
 def prefix_forms(from_prefix: str) -> list[str]:
-    """The spellings of ``from_prefix`` to match: itself, and for ``file://`` the bare path."""
+    """The spellings of ``from_prefix`` to match: itself, and for ``file://`` the bare path
+    (unquoted, as :func:`eomatch.hrefs.file_uri` quotes it)."""
     forms = [from_prefix]
-    if from_prefix.startswith("file://"):
-        path = from_prefix[len("file://"):]
+    if is_file_uri(from_prefix):
+        path = file_uri_path(from_prefix)
         if path.startswith("/") and path not in forms:
             forms.append(path)
     return forms
@@ -176,8 +179,6 @@ def migrate_table(conn: Any, table: str, key: str, forms: list[str], to_prefix: 
 def migrate_database(creds: Any, forms: list[str], to_prefix: str, dry_run: bool, summary: MigrateSummary) -> None:
     """Items and collections in one transaction: all hrefs move, or none."""
     import psycopg
-
-    from eomatch.ingest import connect
 
     conn = connect(creds)
     try:
@@ -310,8 +311,6 @@ def migrate_hrefs(
 
         MatchupCatalogue.open(cat_path).close()
     if db:
-        from eomatch.ingest import resolve_credentials
-
         creds = resolve_credentials(settings, db_host, db_port, db_name, db_user, db_password)
         summary.target = creds.redacted()
         migrate_database(creds, forms, dst, dry_run, summary)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -301,6 +302,8 @@ class DownloadSettings(_Section):
     username: str | None = None
     password: str | None = None
     use_netrc: bool = True
+    netrc_file: Path | None = None
+    """The netrc file ``use_netrc`` reads; None: ``$NETRC``, else ``~/.netrc``."""
     s3_anonymous: bool = True
     s3_requester_pays: bool = False
     s3_endpoint_url: str | None = None
@@ -540,6 +543,38 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def api_key_variable(environ: Mapping[str, str] | None = None) -> str | None:
+    """``EOMATCH_API_KEY``, for Python callers whose settings were loaded without the
+    environment (``environ={}``): they find the write key where the commands do."""
+    return (os.environ if environ is None else environ).get("EOMATCH_API_KEY") or None
+
+
+def default_netrc_file(environ: Mapping[str, str] | None = None) -> Path:
+    """``$NETRC`` (as curl and requests read it), else ``~/.netrc``."""
+    value = (os.environ if environ is None else environ).get("NETRC")
+    return Path(value).expanduser() if value else Path.home() / ".netrc"
+
+
+@dataclass(frozen=True)
+class ServiceEnvironment:
+    """What an API process finds in its environment besides its settings file
+    (``EOMATCH_CONFIG``, read by :func:`load_settings`): the log file the stack names
+    for it, and the database role Compose gives it with libpq's variables."""
+
+    log_file: Path | None
+    """``EOMATCH_LOG_FILE``."""
+    pg: dict[str, str]
+    """``PGHOST``, ``PGPORT``, ``PGDATABASE``, ``PGUSER``, ``PGPASSWORD``: those set."""
+
+
+def service_environment(environ: Mapping[str, str] | None = None) -> ServiceEnvironment:
+    """Read :class:`ServiceEnvironment` (the APIs' entry points call this once)."""
+    env = os.environ if environ is None else environ
+    log_file = env.get("EOMATCH_LOG_FILE")
+    pg = {k: env[k] for k in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD") if env.get(k)}
+    return ServiceEnvironment(Path(log_file) if log_file else None, pg)
 
 
 def pgpassword(environ: Mapping[str, str] | None = None) -> str | None:

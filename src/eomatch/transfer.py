@@ -31,15 +31,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
 import urllib3
 
 from eomatch import jsonio
 from eomatch.errors import ConfigError, DownloadError, first_line, network_reason
+from eomatch.hrefs import file_uri, local_path
 from eomatch.progress import Progress, format_bytes
 from eomatch.safe_names import UnsafeNameError, ensure_under, is_safe_name, unsafe_reason
-from eomatch.settings import DownloadSettings, Settings
+from eomatch.settings import DownloadSettings, Settings, default_netrc_file
 
 if TYPE_CHECKING:
     from eomatch.catalogue import MatchupCatalogue
@@ -172,14 +173,7 @@ def data_assets(item: dict[str, Any], keys: Iterable[str] = ()) -> list[tuple[st
 
 
 def _local_path(asset: dict[str, Any] | None) -> Path | None:
-    if not asset or not isinstance(asset.get("href"), str):
-        return None
-    href = asset["href"]
-    if href.startswith("file://"):
-        return Path(unquote(urlparse(href).path))
-    if "://" not in href and os.path.isabs(href):
-        return Path(href)
-    return None
+    return local_path(asset.get("href")) if asset else None
 
 
 def _file_name(href: str, key: str) -> str:
@@ -253,7 +247,7 @@ class _Fetcher:
         elif cfg.username and cfg.password is not None:
             self._headers.update(urllib3.make_headers(basic_auth=f"{cfg.username}:{cfg.password}"))
         self._netrc: Any = None
-        netrc_path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+        netrc_path = cfg.netrc_file or default_netrc_file()
         if cfg.use_netrc and "Authorization" not in self._headers and netrc_path.is_file():
             import netrc
 
@@ -506,7 +500,7 @@ def _complete(task: DownloadTask, registered: dict[str, Any] | None) -> str | No
 
 
 def _file_uri(path: Path) -> str:
-    return "file://" + quote(str(path.resolve()))
+    return file_uri(path.resolve())
 
 
 def _register(cat: MatchupCatalogue, task: DownloadTask, digest: str) -> None:

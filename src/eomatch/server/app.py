@@ -10,7 +10,6 @@ read-only role, and passes every response through the external href policy
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -20,7 +19,7 @@ from fastapi import FastAPI
 from eomatch import __version__
 from eomatch.errors import first_line
 from eomatch.pgstac import DbCredentials, stack_credentials
-from eomatch.settings import Settings, load_settings
+from eomatch.settings import Settings, load_settings, service_environment
 
 Audience = Literal["internal", "external"]
 
@@ -178,16 +177,17 @@ def _add_metrics(app: FastAPI) -> None:
 
 def _from_env(audience: Audience) -> FastAPI:
     """Entry point for uvicorn: settings from ``EOMATCH_CONFIG``/env, credentials from
-    ``PG*`` variables when given (Compose), else from the local stack's state."""
+    ``PG*`` variables when given (Compose), else from the local stack's state; both read
+    by :func:`eomatch.settings.service_environment`, the one place they are read."""
     from eomatch.logs import configure_logging
 
     settings = load_settings()
+    env = service_environment()
     service = f"api-{audience}"
-    log_file = os.environ.get("EOMATCH_LOG_FILE")
     configure_logging(
         service,
         settings.stack.log_format,
-        log_file=None if not log_file else __import__("pathlib").Path(log_file),
+        log_file=env.log_file,
         max_bytes=settings.stack.log_max_bytes,
         backups=settings.stack.log_backups,
     )
@@ -196,13 +196,13 @@ def _from_env(audience: Audience) -> FastAPI:
 
     escape_log_records()
     creds = None
-    if os.environ.get("PGUSER") and os.environ.get("PGPASSWORD"):
+    if env.pg.get("PGUSER") and env.pg.get("PGPASSWORD"):
         creds = DbCredentials(
-            host=os.environ.get("PGHOST", "127.0.0.1"),
-            port=int(os.environ.get("PGPORT", "5432")),
-            dbname=os.environ.get("PGDATABASE", "postgres"),
-            user=os.environ["PGUSER"],
-            password=os.environ["PGPASSWORD"],
+            host=env.pg.get("PGHOST", "127.0.0.1"),
+            port=int(env.pg.get("PGPORT", "5432")),
+            dbname=env.pg.get("PGDATABASE", "postgres"),
+            user=env.pg["PGUSER"],
+            password=env.pg["PGPASSWORD"],
         )
     return create_app(settings, audience, creds)
 
