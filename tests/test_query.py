@@ -415,3 +415,47 @@ def test_ids_that_are_not_safe_file_names_are_refused(running_stack, tmp_path, c
     assert _item_ids(out) == {"fine-item"}
     (link,) = MatchupCatalogue.open(out).get_item("fine-item")["links"][-1:]
     assert link["href"].startswith("http://") and link["rel"] == "derived_from"  # the server's URL, no local path
+
+
+def test_via_and_source_links_come_back_local_with_their_targets(running_stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """ingest turns every relation between items into an API link (eomatch.hrefs); query
+    turns ``via`` and ``source`` back into local paths and fetches their targets, as it
+    does for ``derived_from``."""
+    import uuid
+
+    from shapely.geometry import box as sbox
+
+    from eomatch.model import Matchup, MatchupEvent, Product
+
+    tag = uuid.uuid4().hex[:6]
+    a = Product.create(id=f"A{tag}", collection=f"CA{tag}", platform="Sentinel-2A", geometry=sbox(0, 0, 1, 1),
+                       start="2022-04-01T10:00:00Z")  # fmt: skip
+    b = Product.create(id=f"B{tag}", collection=f"CB{tag}", platform="Landsat-9", geometry=sbox(0.5, 0.5, 1.5, 1.5),
+                       start="2022-04-01T10:06:00Z")  # fmt: skip
+    raw = Product.create(id=f"R{tag}", collection=f"CR{tag}", platform="Landsat-9", geometry=sbox(0, 0, 2, 2),
+                         start="2022-04-01T10:05:00Z")  # fmt: skip
+    event = MatchupEvent.create(platform_a="Sentinel-2A", collection_a=f"CA{tag}", platform_b="Landsat-9",
+                                collection_b=f"CB{tag}", start="2022-04-01T09:50:00Z", end="2022-04-01T10:20:00Z",
+                                region=sbox(-1, -1, 2, 2))  # fmt: skip
+    matchup = Matchup.create(event, a.to_dict(), b.to_dict())
+    with MatchupCatalogue.create(tmp_path / "central") as cat:
+        cat.add_event(event)
+        cat.add_product(raw)
+        rel = os.path.relpath(cat.path_of(raw.id), cat.path_of(matchup.id).parent)
+
+        def add_links(item: dict) -> None:  # type: ignore[type-arg]
+            item["links"] += [{"rel": "via", "href": rel, "type": "application/json"},
+                              {"rel": "source", "href": rel, "type": "application/json"}]  # fmt: skip
+
+        cat.update_item(matchup.id, add_links)
+    ingest(running_stack.settings, catalogue=tmp_path / "central", quiet=True)
+
+    out = tmp_path / "mine"
+    query(running_stack.settings, running_stack.internal, out, collections=matchup.collection_id, quiet=True)
+    local = MatchupCatalogue.open(out)
+    assert local.has_item(raw.id)  # the target came along
+    path = local.path_of(matchup.id)
+    for rel_name in ("via", "source"):
+        (link,) = [lk for lk in local.get_item(matchup.id)["links"] if lk["rel"] == rel_name]
+        assert "://" not in link["href"], link
+        assert (path.parent / link["href"]).resolve() == local.path_of(raw.id).resolve()

@@ -55,12 +55,27 @@ _API_RELATIVE = re.compile(
 )
 
 
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.\-~/]*")
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_.\-~]*")
+
+
+def quote_path(path: str) -> str:
+    """``urllib.parse.quote(path)``; paths of plain characters (the usual case) skip it,
+    as it would leave them as they are (a few calls per item add up at 10,000 items/s)."""
+    return path if _PLAIN_PATH.fullmatch(path) else quote(path)
+
+
+def quote_segment(name: str) -> str:
+    """``quote(name, safe='')`` (a ``/`` is quoted too), with the same shortcut."""
+    return name if _PLAIN_SEGMENT.fullmatch(name) else quote(name, safe="")
+
+
 # --------------------------------------------------------------------------- file:// URIs
 
 
 def file_uri(path: str | os.PathLike[str]) -> str:
     """``file://`` URI of an absolute local path (characters outside URLs quoted)."""
-    return FILE_SCHEME + quote(os.fspath(path))
+    return FILE_SCHEME + quote_path(os.fspath(path))
 
 
 def is_file_uri(href: object) -> bool:
@@ -90,7 +105,7 @@ def local_path(href: object) -> Path | None:
 
 def api_item_href(collection: str, item_id: str) -> str:
     """Relative to an API's root, so the link resolves on any API that serves it."""
-    return f"collections/{quote(collection, safe='')}/items/{quote(item_id, safe='')}"
+    return f"collections/{quote_segment(collection)}/items/{quote_segment(item_id)}"
 
 
 def api_item_target(href: str) -> tuple[str, str] | None:
@@ -173,7 +188,7 @@ class AssetHrefs:
         if self.base is None or not path.startswith(self._root_prefix):
             return fallback  # outside the catalogue: not served by the proxy
         rel = path[len(self._root_prefix) :]
-        return self.base + quote(rel.replace(os.sep, "/"))
+        return self.base + quote_path(rel.replace(os.sep, "/"))
 
 
 # --------------------------------------------------------------------------- the two legs
