@@ -30,11 +30,11 @@ from eomatch.ingest import (
     MARK_SOURCE,
     HrefRewriter,
     IngestSummary,
-    _ewkb_hex,
     ingest,
     transform_item,
 )
 from eomatch.model import link_target_id, to_utc
+from eomatch.pgstac import ewkb_hex as _ewkb_hex
 from eomatch.stack.db import DbCredentials, setup_database, stack_credentials
 
 # --------------------------------------------------------------------------- fixtures

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlparse
@@ -194,9 +194,10 @@ class AssetHrefs:
 # --------------------------------------------------------------------------- the two legs
 
 
-def links_to_api(links: Iterable[Mapping[str, Any]], item_dir: str, assets: AssetHrefs) -> list[dict[str, Any]]:
+def links_to_api(links: Iterable[dict[str, Any]], item_dir: str, assets: AssetHrefs) -> list[dict[str, Any]]:
     """Catalogue -> database: item links to API-root-relative hrefs, other relative hrefs
-    absolute (:class:`AssetHrefs`), the links of a place dropped."""
+    absolute (:class:`AssetHrefs`), the links of a place dropped. Links left as they
+    are are the same objects (it runs for every item ingested)."""
     out: list[dict[str, Any]] = []
     for link in links:
         rel = link.get("rel")
@@ -211,7 +212,7 @@ def links_to_api(links: Iterable[Mapping[str, Any]], item_dir: str, assets: Asse
         elif "://" not in href and href:
             out.append({**link, "href": assets.asset_href(href, item_dir)})
             continue
-        out.append(dict(link))
+        out.append(link)
     return out
 
 
@@ -220,7 +221,7 @@ LinkRef = tuple[tuple[str, str], str, str]
 
 
 def links_from_api(
-    links: Iterable[Mapping[str, Any]], api_url: str, src_relpath: str
+    links: Iterable[dict[str, Any]], api_url: str, src_relpath: str
 ) -> tuple[list[dict[str, Any]], list[LinkRef]]:
     """API -> catalogue: item links to layout-relative paths, the links of a place dropped.
 
@@ -250,5 +251,5 @@ def links_from_api(
                 out.append({**link, "href": relative_layout_href(src_relpath, guess)})
                 refs.append((target, absolute, guess))
                 continue
-        out.append(dict(link))
+        out.append(link)
     return out, refs

@@ -43,17 +43,14 @@ import hashlib
 import itertools
 import logging
 import os
-import queue
-import re
 import sqlite3
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urljoin
+from urllib.parse import urljoin
 
 import orjson
 from filelock import FileLock, Timeout
@@ -61,17 +58,17 @@ from filelock import FileLock, Timeout
 from eomatch import jsonio
 from eomatch.catalogue import MatchupCatalogue
 from eomatch.errors import CatalogueError, ConfigError, EomatchError, IngestError, first_line
+from eomatch.hrefs import PLACE_RELS, AssetHrefs, links_to_api
 from eomatch.model import MatchupError, to_utc
+from eomatch.pgstac import DbCredentials, FormattedRow, connect, open_loader, resolve_credentials
+from eomatch.prefetch import Prefetcher
 from eomatch.progress import Progress
 from eomatch.safe_names import unsafe_reason
 from eomatch.settings import Settings
-from eomatch.stack.db import DbCredentials
 from eomatch.validate import item_validator, repair_legacy
 
 log = logging.getLogger(__name__)
 
-_STRUCTURAL = {"self", "root", "parent", "collection", "item", "child", "items"}
-_ITEM_LINK_RELS = {"derived_from", "related", "via", "source", "predecessor-version", "successor-version"}
 _MAX_LISTED = 200_000
 """With ``since``, up to this many paths are listed in memory (one walk), beyond it streamed."""
 _STATE_VERSION = "4"
@@ -156,142 +153,14 @@ class IngestSummary:
 # --------------------------------------------------------------------------- targets
 
 
-def _running_stack_port(settings: Settings) -> int | None:
-    """The port the local stack's PostgreSQL really listens on (``postmaster.pid``, line 4).
-
-    Lets ``--state-dir`` alone select a stack started on another port.
-    """
-    from eomatch.stack.state import StatePaths
-
-    pidfile = StatePaths(settings.stack.state_dir).pgdata / "postmaster.pid"
-    try:
-        lines = pidfile.read_text().splitlines()
-        return int(lines[3])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def resolve_credentials(
-    settings: Settings,
-    db_host: str | None = None,
-    db_port: int | None = None,
-    db_name: str | None = None,
-    db_user: str | None = None,
-    db_password: str | None = None,
-) -> DbCredentials:
-    """Flags, then ``ingest.*`` config, then the local stack's ingest role."""
-    cfg = settings.ingest
-    host = db_host or cfg.db_host
-    user = db_user or cfg.db_user
-    port = db_port or cfg.db_port
-    name = db_name or cfg.db_name
-    password = db_password if db_password is not None else cfg.db_password
-    if host is None and user is None and port is None and name is None:
-        from eomatch.stack.db import stack_credentials
-
-        try:
-            local = stack_credentials(settings, "ingest")
-        except EomatchError as exc:  # StackError: no local stack state
-            raise ConfigError(
-                f"no database given (--db-host/--db-user or ingest.* in the config) and {exc}"
-            ) from None
-        running = _running_stack_port(settings)
-        if running is not None and running != local.port:
-            local = DbCredentials(local.host, running, local.dbname, local.user, local.password)
-        return local
-    if password is None:
-        raise ConfigError("no database password: set PGPASSWORD (or ingest.db_password in the config)")
-    return DbCredentials(
-        host=host or "127.0.0.1",
-        port=int(port or 5432),
-        dbname=name or "postgres",
-        user=user or os.environ.get("USER", "postgres"),
-        password=password,
-    )
-
-
-def connect(creds: DbCredentials) -> Any:
-    """Open a psycopg connection; turn every failure into one line naming the target."""
-    import psycopg
-
-    try:
-        conn = psycopg.connect(creds.dsn, connect_timeout=5, autocommit=True)
-    except psycopg.OperationalError as exc:
-        text = str(exc)
-        msg = text.strip().splitlines()
-        detail = msg[-1] if msg else "connection failed"
-        if "password authentication failed" in text:
-            detail = f"password authentication failed for user {creds.user}"
-        elif "does not exist" in text and "database" in text:
-            detail = f"database {creds.dbname} does not exist"
-        elif "Connection refused" in text or "could not connect" in text or "timeout expired" in text:
-            detail = "connection refused (is the database running?)"
-        raise IngestError(f"cannot connect to {creds.redacted()}: {detail}") from None
-    try:
-        version = conn.execute("SELECT pgstac.get_version()").fetchone()
-    except psycopg.Error:
-        conn.close()
-        raise IngestError(
-            f"pgSTAC is not installed in {creds.redacted()} (run 'pypgstac migrate' as a superuser)"
-        ) from None
-    log.debug("pgSTAC %s at %s", version[0] if version else "?", creds.redacted())
-    return conn
-
-
 # --------------------------------------------------------------------------- transforms
 
 
-_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.\-~/]*")
-_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_.\-~]*")
+HrefRewriter = AssetHrefs
+"""What ingest makes of asset hrefs (:class:`eomatch.hrefs.AssetHrefs`; the old name)."""
 
 
-def _quote_path(path: str) -> str:
-    """``quote(path)``; paths of plain characters (the usual case) skip it, as it would
-    leave them as they are (a few calls per item add up at 10,000 items/s)."""
-    return path if _PLAIN_PATH.fullmatch(path) else quote(path)
-
-
-def _quote_segment(name: str) -> str:
-    """``quote(name, safe='')``, with the same shortcut."""
-    return name if _PLAIN_SEGMENT.fullmatch(name) else quote(name, safe="")
-
-
-def _file_uri(path: str | Path) -> str:
-    return "file://" + _quote_path(os.fspath(path))
-
-
-class HrefRewriter:
-    """Makes an item's hrefs meaningful outside its folder (string work, no syscalls)."""
-
-    def __init__(self, root: Path, assets_base_url: str | None) -> None:
-        self.root = root.resolve()
-        self._root_prefix = os.fspath(self.root).rstrip(os.sep) + os.sep
-        self.base = assets_base_url.rstrip("/") + "/" if assets_base_url else None
-
-    def asset_href(self, href: str, item_dir: str | Path) -> str:
-        if "://" in href:
-            if href.startswith("file://") and self.base:
-                return self._under_base(os.path.normpath(unquote(href[len("file://") :])), href)
-            return href
-        path = href if os.path.isabs(href) else os.path.join(item_dir, href)
-        path = os.path.normpath(path)
-        if self.base:
-            return self._under_base(path, _file_uri(path))
-        return _file_uri(path)
-
-    def _under_base(self, path: str, fallback: str) -> str:
-        if self.base is None or not path.startswith(self._root_prefix):
-            return fallback  # outside the catalogue: not served by the proxy
-        rel = path[len(self._root_prefix) :]
-        return self.base + _quote_path(rel.replace(os.sep, "/"))
-
-
-def api_item_href(collection: str, item_id: str) -> str:
-    """Relative to an API's root, so the link resolves on any API that serves it."""
-    return f"collections/{_quote_segment(collection)}/items/{_quote_segment(item_id)}"
-
-
-def transform_item(item: dict[str, Any], path: str | Path, rewriter: HrefRewriter, now_iso: str) -> dict[str, Any]:
+def transform_item(item: dict[str, Any], path: str | Path, rewriter: AssetHrefs, now_iso: str) -> dict[str, Any]:
     """File item -> database item (drops structural links, rewrites hrefs).
 
     ``now_iso`` (when the file last changed here) becomes ``properties.updated``
@@ -300,20 +169,7 @@ def transform_item(item: dict[str, Any], path: str | Path, rewriter: HrefRewrite
     older provider ``updated`` would hide e.g. a newly downloaded ``data`` asset.)
     """
     item_dir = os.path.dirname(os.fspath(path))
-    links_out = []
-    for link in item.get("links") or []:
-        rel = link.get("rel")
-        if rel in _STRUCTURAL:
-            continue
-        href = link.get("href", "")
-        if rel in _ITEM_LINK_RELS and "://" not in href and href.endswith(".json"):
-            target = _target_from_path(item_dir, href)
-            if target is not None:
-                link = {**link, "href": api_item_href(*target)}
-        elif "://" not in href and href:
-            link = {**link, "href": rewriter.asset_href(href, item_dir)}
-        links_out.append(link)
-    item["links"] = links_out
+    item["links"] = links_to_api(item.get("links") or [], item_dir, rewriter)
     assets = item.get("assets") or {}
     for asset in assets.values():
         if isinstance(asset, dict) and isinstance(asset.get("href"), str):
@@ -334,23 +190,11 @@ def _later(value: Any, than_iso: str) -> bool:
         return False
 
 
-def _target_from_path(item_dir: str | Path, href: str) -> tuple[str, str] | None:
-    """``../../S2/2022/05/21/x.json`` -> (collection, id) from the catalogue layout."""
-    parts = os.path.normpath(os.path.join(item_dir, href)).split(os.sep)
-    if len(parts) < 5:
-        return None
-    item_id = parts[-1][: -len(".json")]
-    # {collection}/{YYYY}/{MM}/{DD}/{id}.json
-    if parts[-2].isdigit() and parts[-3].isdigit() and parts[-4].isdigit():
-        return parts[-5], item_id
-    return parts[-2], item_id
-
-
-def transform_collection(col: dict[str, Any], folder: Path, rewriter: HrefRewriter) -> dict[str, Any]:
+def transform_collection(col: dict[str, Any], folder: Path, rewriter: AssetHrefs) -> dict[str, Any]:
     """File collection -> database collection (no item links; absolute asset hrefs)."""
     out = {k: v for k, v in col.items()}
     out["links"] = [
-        lk for lk in col.get("links") or [] if lk.get("rel") not in _STRUCTURAL and "://" in lk.get("href", "")
+        lk for lk in col.get("links") or [] if lk.get("rel") not in PLACE_RELS and "://" in lk.get("href", "")
     ]
     for asset in (out.get("assets") or {}).values():
         if isinstance(asset, dict) and isinstance(asset.get("href"), str):
@@ -558,91 +402,6 @@ def _recorded_files(conn: sqlite3.Connection, files: list[tuple[str, str]]) -> s
 # --------------------------------------------------------------------------- reading
 
 
-_WKB_TYPES = {"Point": 1, "LineString": 2, "Polygon": 3, "MultiPoint": 4, "MultiLineString": 5, "MultiPolygon": 6}
-
-
-def _ewkb_hex(geom: dict[str, Any]) -> str | None:
-    """GeoJSON -> little-endian EWKB hex with SRID 4326, as pypgstac writes it (via plpygis).
-
-    A direct encoder: plpygis builds an object per vertex, which made geometry the
-    largest single cost of formatting an item. None for what it does not cover
-    (GeometryCollection, mixed dimensions): the caller then falls back on plpygis.
-    """
-    kind = _WKB_TYPES.get(geom.get("type"))  # type: ignore[arg-type]
-    coords = geom.get("coordinates")
-    if kind is None or coords is None:
-        return None
-    try:
-        dims = _first_dims(coords, kind)
-        if dims not in (2, 3):
-            return None
-        parts: list[bytes] = []
-        _wkb_body(parts, kind, coords, dims, with_header=False)
-    except (TypeError, ValueError, struct.error, IndexError):
-        return None
-    flags = kind | 0x20000000 | (0x80000000 if dims == 3 else 0)
-    return (struct.pack("<BII", 1, flags, 4326) + b"".join(parts)).hex()
-
-
-def _first_dims(coords: Any, kind: int) -> int:
-    depth = {1: 0, 2: 1, 3: 2, 4: 1, 5: 2, 6: 3}[kind]
-    c = coords
-    for _ in range(depth):
-        c = c[0]
-    return len(c)
-
-
-def _points(parts: list[bytes], pts: Any, dims: int) -> None:
-    flat = [v for pt in pts for v in pt]
-    if len(flat) != dims * len(pts):
-        raise ValueError("mixed coordinate dimensions")
-    parts.append(struct.pack(f"<I{len(flat)}d", len(pts), *flat))
-
-
-def _wkb_body(parts: list[bytes], kind: int, coords: Any, dims: int, with_header: bool) -> None:
-    if with_header:
-        parts.append(struct.pack("<BI", 1, kind | (0x80000000 if dims == 3 else 0)))
-    if kind == 1:
-        if len(coords) != dims:
-            raise ValueError("mixed coordinate dimensions")
-        parts.append(struct.pack(f"<{dims}d", *coords))
-    elif kind == 2:
-        _points(parts, coords, dims)
-    elif kind == 3:
-        parts.append(struct.pack("<I", len(coords)))
-        for ring in coords:
-            _points(parts, ring, dims)
-    else:
-        parts.append(struct.pack("<I", len(coords)))
-        for member in coords:
-            _wkb_body(parts, kind - 3, member, dims, with_header=True)
-
-
-class _Formatted(dict):  # type: ignore[type-arg]
-    """A database row pypgstac's loader has already been given the item of."""
-
-
-def _fast_loader_class() -> type:
-    from pypgstac.load import Loader
-
-    class FastLoader(Loader):  # type: ignore[misc]
-        """pypgstac's Loader with a direct geometry encoder; passes pre-formatted rows through."""
-
-        def format_item(self, _item: Any) -> dict[str, Any]:
-            if isinstance(_item, _Formatted):
-                return _item
-            if isinstance(_item, dict) and isinstance(_item.get("geometry"), dict):
-                ewkb = _ewkb_hex(_item["geometry"])
-                if ewkb is not None:
-                    _item["geometry"] = None
-                    out: dict[str, Any] = super().format_item(_item)
-                    out["geometry"] = ewkb
-                    return _Formatted(out)
-            return _Formatted(super().format_item(_item))
-
-    return FastLoader
-
-
 @dataclass
 class _FileItem:
     collection: str
@@ -741,7 +500,7 @@ def _changed_ns(st: os.stat_result) -> int:
 
 
 def _read_items(
-    paths: Iterable[tuple[str, str | Path]], rewriter: HrefRewriter, salt: bytes
+    paths: Iterable[tuple[str, str | Path]], rewriter: AssetHrefs, salt: bytes
 ) -> Iterator[_FileItem]:
     """Read, hash, check and transform item files (the hash is of path and bytes: cheap, stable)."""
     prepare = _Preparer(rewriter, source="", formatter=None)
@@ -781,7 +540,7 @@ def item_problem(item: Any) -> str | None:
 class _Preparer:
     """Parsed file -> checked, repaired, transformed (and formatted) item, or a refusal."""
 
-    def __init__(self, rewriter: HrefRewriter, source: str, formatter: Callable[[str, dict[str, Any]], Any] | None) -> None:
+    def __init__(self, rewriter: AssetHrefs, source: str, formatter: Callable[[str, dict[str, Any]], Any] | None) -> None:
         self.rewriter = rewriter
         self.source = source
         self.formatter = formatter
@@ -811,7 +570,7 @@ class _Preparer:
             except Exception as exc:
                 fi.refusal = f"cannot be loaded: {first_line(exc)}"
                 return
-            if isinstance(item, _Formatted):
+            if isinstance(item, FormattedRow):
                 # The marker the database keeps in pgstac.items.private (never served),
                 # set on the row: pypgstac's dehydration need not look at it.
                 item["private"] = f'{{"{MARK_HASH}": "{fi.digest}", "{MARK_SOURCE}": "{self.source}"}}'
@@ -876,50 +635,6 @@ def _read_batches(
         yield finish()
 
 
-class _Prefetch:
-    """Runs a batch generator in a thread, at most ``depth`` batches ahead of the consumer."""
-
-    _DONE = object()
-
-    def __init__(self, batches: Iterator[list[_FileItem]], depth: int = 1) -> None:
-        self._batches = batches
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="ingest-read", daemon=True)
-        self._thread.start()
-
-    def _put(self, value: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(value, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _work(self) -> None:
-        try:
-            for batch in self._batches:
-                if not self._put(batch):
-                    return
-            self._put(self._DONE)
-        except BaseException as exc:  # handed to the consumer, raised there
-            self._put(exc)
-
-    def __iter__(self) -> Iterator[list[_FileItem]]:
-        while True:
-            value = self._queue.get()
-            if value is self._DONE:
-                return
-            if isinstance(value, BaseException):
-                raise value
-            yield value
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-
 # --------------------------------------------------------------------------- ingest
 
 
@@ -970,7 +685,7 @@ def ingest(
         conn = connect(creds)
         state = IngestState(root, creds)
         try:
-            run = _Run(cat, conn, creds, state, summary, HrefRewriter(root, base_url), dry_run, quiet, batch)
+            run = _Run(cat, conn, creds, state, summary, AssetHrefs(root, base_url), dry_run, quiet, batch)
             run.run(since)
         except EomatchError:
             raise
@@ -1052,7 +767,7 @@ class _Run:
         creds: DbCredentials,
         state: IngestState,
         summary: IngestSummary,
-        rewriter: HrefRewriter,
+        rewriter: AssetHrefs,
         dry_run: bool,
         quiet: bool,
         batch: int,
@@ -1081,10 +796,7 @@ class _Run:
         scheduled run with nothing to do stays fast): one loader for the loads, one
         for formatting items in the reading thread."""
         if role not in self.loaders:
-            from pypgstac.db import PgstacDB
-
-            db = PgstacDB(dsn=self.creds.dsn, commit_on_exit=True)
-            self.loaders[role] = (db, _fast_loader_class()(db=db))
+            self.loaders[role] = open_loader(self.creds)
         return self.loaders[role][1]
 
     def report_skip(self, kind: str, path: str, reason: str) -> None:
@@ -1188,7 +900,7 @@ class _Run:
                 count = lambda: len(again) + sum(1 for _, p in _walk(dirs, since_ns, full_set) if p not in again)  # noqa: E731
 
         reader = sqlite3.connect(state.path, timeout=30, check_same_thread=False)
-        prefetch: _Prefetch | None = None
+        prefetch: Prefetcher[list[_FileItem]] | None = None
         try:
 
             def recorded(files: list[tuple[str, str]]) -> set[tuple[str, str, str]]:
@@ -1201,7 +913,7 @@ class _Run:
 
             prepare = _Preparer(self.rewriter, self.source, formatter)
             # Reading, parsing, checking, rewriting and formatting run in a thread ahead of the loads.
-            prefetch = _Prefetch(_read_batches(paths, self.salt, self.batch, recorded, prepare))
+            prefetch = Prefetcher(_read_batches(paths, self.salt, self.batch, recorded, prepare), name="ingest-read")
             progress = Progress("ingest", total=count(), quiet=self.quiet)
             for pending in prefetch:
                 summary.scanned += len(pending)
