@@ -96,3 +96,25 @@ def test_layout_targets_and_unsafe_targets() -> None:
     # a target that is not a safe file name keeps the server's URL and is never fetched
     links, refs = links_from_api([{"rel": "derived_from", "href": "collections/..%2Fx/items/a"}], API, "M/m.json")
     assert links == [{"rel": "derived_from", "href": API + "collections/..%2Fx/items/a"}] and refs == []
+
+
+def test_the_catalogue_points_every_item_relation_at_its_targets_file(tmp_path: Path) -> None:
+    """The catalogue relinks the same relations ingest and query rewrite (not only derived_from)."""
+    from shapely.geometry import box
+
+    from eomatch.catalogue import MatchupCatalogue
+    from eomatch.model import Product
+
+    with MatchupCatalogue.create(tmp_path / "cat") as cat:
+        cat.add_product(Product.create(id="p", collection="P", platform="Sentinel-2A", geometry=box(0, 0, 1, 1),
+                                       start="2022-05-20T10:00:00Z"))  # fmt: skip
+        q = Product.create(id="q", collection="Q", platform="Landsat-9", geometry=box(0, 0, 1, 1),
+                           start="2022-05-21T10:00:00Z").to_dict()  # fmt: skip
+        q["links"] = [{"rel": rel, "href": "./p.json"} for rel in sorted(ITEM_LINK_RELS)]
+        cat.add_product(q)
+        written = cat.get_item("q")
+        target = cat.path_of("p").resolve()
+        base = cat.path_of("q").parent
+    links = [lk for lk in written["links"] if lk["rel"] in ITEM_LINK_RELS]
+    assert len(links) == len(ITEM_LINK_RELS)
+    assert all((base / lk["href"]).resolve() == target for lk in links), links

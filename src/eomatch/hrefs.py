@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlparse
 
+from eomatch.layout import fast_relative_href
 from eomatch.safe_names import is_safe_name
 
 ITEM_LINK_RELS = frozenset(
@@ -124,24 +125,6 @@ def is_api_relative_href(href: Any) -> bool:
 
 
 # --------------------------------------------------------------------------- layout paths
-
-
-def relative_layout_href(from_relpath: str, to_relpath: str) -> str:
-    """Href of ``to`` seen from the file ``from`` (both normalised, root-relative, POSIX).
-
-    :func:`eomatch.model.relative_href` without ``posixpath.relpath``'s abspath
-    calls: it runs for every link of every item a query writes.
-    """
-    src = from_relpath.split("/")[:-1]
-    dst = to_relpath.split("/")
-    common = 0
-    for a, b in zip(src, dst[:-1], strict=False):
-        if a != b:
-            break
-        common += 1
-    ups = len(src) - common
-    rest = "/".join(dst[common:])
-    return "../" * ups + rest if ups else f"./{rest}"
 
 
 def layout_item_target(item_dir: str | os.PathLike[str], href: str) -> tuple[str, str] | None:
@@ -248,7 +231,7 @@ def links_from_api(
                 continue
             if target is not None:
                 guess = f"{target[0]}/{date_part}/{target[1]}.json" if date_part else f"{target[0]}/{target[1]}.json"
-                out.append({**link, "href": relative_layout_href(src_relpath, guess)})
+                out.append({**link, "href": fast_relative_href(src_relpath, guess)})
                 refs.append((target, absolute, guess))
                 continue
         out.append(link)

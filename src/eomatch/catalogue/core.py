@@ -33,6 +33,7 @@ from eomatch.catalogue.index import CatalogueIndex, ItemRef, event_matchup_rows,
 from eomatch.catalogue.locks import CatalogueLocks, StripeLock, lock_dir
 from eomatch.catalogue.merge import Extent, grow_extent, merge_extent, merge_items
 from eomatch.errors import CatalogueError, MatchupError
+from eomatch.hrefs import ITEM_LINK_RELS
 from eomatch.ids import EVENTS_PREFIX, collection_kind, infer_item_type
 from eomatch.items import Matchup, MatchupEvent, Product
 from eomatch.layout import (
@@ -54,7 +55,8 @@ from eomatch.times import item_times
 if TYPE_CHECKING:
     from eomatch.settings import SatelliteSpec
 
-_RELINKED = ("derived_from", "related")
+_RELINKED = ITEM_LINK_RELS
+"""Links to other items, pointed at their targets' files: the relations ingest and query rewrite."""
 
 
 class MatchupCatalogue:
