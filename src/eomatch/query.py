@@ -741,11 +741,11 @@ class _Writer:
         to_fix: dict[tuple[str, str], list[_ForwardRef]] = {}
         for ref in self.forward:
             found = self.cat.lookup(ref.target[1], ref.target[0])
-            if found is None or found[2] != ref.guessed_relpath:
+            if found is None or found.relpath != ref.guessed_relpath:
                 to_fix.setdefault(ref.source, []).append(ref)
                 continue
             src = self.cat.lookup(ref.source[1], ref.source[0])
-            if src is not None and src[2] != ref.source_relpath:
+            if src is not None and src.relpath != ref.source_relpath:
                 to_fix.setdefault(ref.source, []).append(ref)
         for (coll, item_id), refs in to_fix.items():
             dangling = {r.target[1]: r.api_href for r in refs if not self.cat.has_item(r.target[1], r.target[0])}
