@@ -251,6 +251,14 @@ class MatchupCatalogue:
             if isinstance(item, dict) and item.get("type") == "Feature":
                 yield item
 
+    def to_geodataframe(self, collection: str | None = None) -> Any:
+        """Every matchup (optionally of one collection) as a row of a geopandas GeoDataFrame
+        in EPSG:4326: the columns of ``eomatch-export`` (:mod:`eomatch.export`; needs the
+        ``export`` extra)."""
+        from eomatch.export import to_geodataframe
+
+        return to_geodataframe(self, collection)
+
     # ------------------------------------------------------------------ collections
 
     def iter_collections(self) -> Iterator[dict[str, Any]]:
