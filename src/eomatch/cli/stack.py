@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("restore", help="restore a backup made by 'backup'")
     rs.add_argument("file")
     sub.add_parser("rotate-logs", help="rotate the proxy and browser access logs")
-    rd = sub.add_parser("render-deploy", help="write deploy/ (Compose, nginx, browser config) from the settings")
+    rd = sub.add_parser("render-deploy", help="write deploy/ (Compose, nginx, browser config, k8s/ manifests) from the settings")
     rd.add_argument("--out", default="deploy", help="output folder (default: deploy)")
     sub.add_parser("db-setup", help="migrate pgSTAC and create roles from PG* env (the Compose 'migrate' service)")
     return p
@@ -110,6 +110,8 @@ def _main(argv: Sequence[str] | None) -> int:
             for row in rows:
                 state = "up" if row["healthy"] else ("running, unhealthy" if row["pid"] else "DOWN")
                 extra = f"  as {row['user']}" if row.get("user") else ""
+                if row.get("lag_bytes") is not None:  # a db-replica-N
+                    extra += f"  lag={row['lag_bytes']} B, {row.get('lag_s') or 0:g} s"
                 if row.get("restarts"):
                     extra += f"  restarts={row['restarts']} (last: {_exit_text(row.get('last_exit'))})"
                 print(f"  {row['service']:<16} {state:<18} pid={row['pid'] or '-':<8} {row['url']}{extra}")
