@@ -274,12 +274,28 @@ def pair_products(
                 continue
             if props["matchup:abs_time_diff_s"] > settings.time_diff_threshold:
                 continue
+            if too_cloudy(matchup, settings.max_cloud_cover):
+                continue
             out.append(matchup)
     out.sort(key=lambda m: m.id)
     # Built without the event so that rejected pairs never touch it; attach the kept ones now.
     for m in out:
         event.add_matchup(m)
     return out
+
+
+def too_cloudy(matchup: Matchup, max_cloud_cover: float | None) -> bool:
+    """Whether a product's known cloud cover exceeds ``max_cloud_cover`` (percent).
+
+    One known cover above the limit is enough (the matchup's maximum is at least
+    that); products without ``eo:cloud_cover`` never reject a matchup.
+    """
+    if max_cloud_cover is None:
+        return False
+    return any(
+        cover is not None and cover > max_cloud_cover
+        for cover in (Product(p).cloud_cover for p in matchup.products())
+    )
 
 
 def _search_window(start: datetime, end: datetime, margin_s: float) -> tuple[datetime, datetime]:

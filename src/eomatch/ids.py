@@ -8,6 +8,7 @@ never duplicates items.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -85,3 +86,26 @@ def infer_item_type(item: Mapping[str, Any], collection_id: str | None = None) -
     if "-vs-" in coll:
         return "matchup"
     return "product"
+
+
+# --------------------------------------------------------------------------- titles
+
+_LANDSAT_ID = re.compile(r"^(L[COTEM]\d{2}_[A-Z0-9]{4}_\d{6})_\d{8}")
+_S2_TILE = re.compile(r"_(T\d{2}[A-Z]{3})(?:_|$)")
+_S2_ID = re.compile(r"^S2[A-D]_MSI")
+
+
+def product_label(product_id: str) -> str:
+    """A short name of a product for titles: Landsat ``LC09_L1TP_042034`` (sensor,
+    level, path/row), Sentinel-2 its MGRS tile ``T11SLB``; other ids as they are.
+
+    Readers scan a list of matchups by scene and tile, not by the full provider id.
+    """
+    landsat = _LANDSAT_ID.match(product_id)
+    if landsat:
+        return landsat.group(1)
+    if _S2_ID.match(product_id):
+        tile = _S2_TILE.search(product_id)
+        if tile:
+            return tile.group(1)
+    return product_id

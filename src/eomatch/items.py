@@ -32,6 +32,7 @@ from eomatch.ids import (
     matchup_collection_id,
     matchup_id,
     pair_key,
+    product_label,
 )
 from eomatch.layout import STAC_VERSION, has_link, item_link, link_target_id
 from eomatch.platforms import canonical_platform, platform_token
@@ -45,12 +46,56 @@ if TYPE_CHECKING:
     from eomatch.settings import SatelliteSpec
 
 
-def with_extension(exts: Iterable[str] | None) -> list[str]:
-    """``stac_extensions`` with the matchup schema added (once)."""
+EO_EXTENSION_URL = "https://stac-extensions.github.io/eo/v1.1.0/schema.json"
+"""The official ``eo`` extension, which defines a product's ``eo:cloud_cover``."""
+CLOUD_COVER = "eo:cloud_cover"
+MAX_CLOUD_COVER = "matchup:max_cloud_cover"
+
+
+def with_extension(exts: Iterable[str] | None, *more: str) -> list[str]:
+    """``stac_extensions`` with the matchup schema (and ``more``) added, each once."""
     out = list(exts or [])
-    if SCHEMA_URL not in out:
-        out.append(SCHEMA_URL)
+    for url in (SCHEMA_URL, *more):
+        if url not in out:
+            out.append(url)
     return out
+
+
+def cloud_cover_pct(value: Any) -> float | None:
+    """A cloud cover in percent (0-100) as float, None when absent or not such a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    pct = float(value)
+    return pct if 0.0 <= pct <= 100.0 else None
+
+
+def format_time_diff(abs_time_diff_s: float) -> str:
+    """``42 s``, ``21 min`` or ``3.5 h``: the unit a reader compares at a glance."""
+    if abs_time_diff_s < 60:
+        return f"{abs_time_diff_s:.0f} s"
+    if abs_time_diff_s < 5400:
+        return f"{abs_time_diff_s / 60:.0f} min"
+    return f"{abs_time_diff_s / 3600:.1f} h"
+
+
+def matchup_title(
+    side_a: tuple[str, str], side_b: tuple[str, str], abs_time_diff_s: float, overlap_fraction: float
+) -> str:
+    """``Landsat-9 LC09_L1TP_042034 × Sentinel-2A T11SLB · Δt 21 min · 71 % overlap``;
+    each side is (platform or collection, product id)."""
+    (name_a, id_a), (name_b, id_b) = side_a, side_b
+    return (
+        f"{name_a} {product_label(id_a)} × {name_b} {product_label(id_b)}"
+        f" · Δt {format_time_diff(abs_time_diff_s)} · {overlap_fraction * 100:.0f} % overlap"
+    )
+
+
+def event_title(name_a: str, name_b: str, start: datetime, time_diff_s: float | None) -> str:
+    """``Landsat-9 × Sentinel-2A crossover · 2022-05-21 18:32 UTC · Δt 21 min``."""
+    title = f"{name_a} × {name_b} crossover · {start:%Y-%m-%d %H:%M} UTC"
+    if time_diff_s is not None:
+        title += f" · Δt {format_time_diff(abs(time_diff_s))}"
+    return title
 
 
 # --------------------------------------------------------------------------- classes
@@ -176,8 +221,10 @@ class Product(ItemView):
         instrument: str | None = None,
         assets: Mapping[str, Any] | None = None,
         properties: Mapping[str, Any] | None = None,
+        cloud_cover: float | None = None,
     ) -> Product:
-        """Build a product item from its essentials (platform: canonical name)."""
+        """Build a product item from its essentials (platform: canonical name;
+        ``cloud_cover`` in percent, as the provider's ``eo:cloud_cover``)."""
         geom = normalize_geometry(geometry)
         if geom.is_empty:
             raise MatchupError(f"product {id!r} has an empty footprint")
@@ -197,10 +244,14 @@ class Product(ItemView):
         )
         if instrument:
             props["instruments"] = [instrument]
+        if cloud_cover is not None:
+            if cloud_cover_pct(cloud_cover) is None:
+                raise MatchupError(f"product {id!r}: cloud cover {cloud_cover!r} is not a percentage (0-100)")
+            props[CLOUD_COVER] = float(cloud_cover)
         item = {
             "type": "Feature",
             "stac_version": STAC_VERSION,
-            "stac_extensions": [SCHEMA_URL],
+            "stac_extensions": with_extension([], EO_EXTENSION_URL) if CLOUD_COVER in props else [SCHEMA_URL],
             "id": id,
             "collection": collection,
             "geometry": geojson(geom),
@@ -216,7 +267,9 @@ class Product(ItemView):
         """Wrap a provider's item dict, tagging it as a product of the matchup schema."""
         view = cls(item, catalogue)
         view.properties.setdefault("matchup:type", "product")
-        item["stac_extensions"] = with_extension(item.get("stac_extensions"))
+        # eo:cloud_cover is the eo extension's field: listing it lets validators check it
+        more = (EO_EXTENSION_URL,) if CLOUD_COVER in view.properties else ()
+        item["stac_extensions"] = with_extension(item.get("stac_extensions"), *more)
         item.setdefault("stac_version", STAC_VERSION)
         if not item.get("collection"):
             raise MatchupError(f"product {view.id!r} has no collection")
@@ -230,6 +283,11 @@ class Product(ItemView):
     def instrument(self) -> str | None:
         inst = self.properties.get("instruments")
         return str(inst[0]) if inst else None
+
+    @property
+    def cloud_cover(self) -> float | None:
+        """The provider's ``eo:cloud_cover`` (percent), None when it gives none."""
+        return cloud_cover_pct(self.properties.get(CLOUD_COVER))
 
     @property
     def acquisition_time(self) -> datetime:
@@ -303,6 +361,7 @@ class MatchupEvent(ItemView):
             props["matchup:time_diff_s"] = float(time_diff_s)
         if solar_elevation_deg is not None:
             props["matchup:solar_elevation_deg"] = float(solar_elevation_deg)
+        props.setdefault("title", event_title(name_a, name_b, start_dt, time_diff_s))
         item = {
             "type": "Feature",
             "stac_version": STAC_VERSION,
@@ -438,6 +497,13 @@ class Matchup(ItemView):
                 "matchup:products": [pa.id, pb.id],
             }
         )
+        props.setdefault(
+            "title",
+            matchup_title((name_a or pa.collection_id, pa.id), (name_b or pb.collection_id, pb.id), abs(diff_s), fraction),
+        )
+        covers = (pa.cloud_cover, pb.cloud_cover)
+        if None not in covers:  # the larger of two known covers; unknown when either is
+            props[MAX_CLOUD_COVER] = max(c for c in covers if c is not None)
         item: dict[str, Any] = {
             "type": "Feature",
             "stac_version": STAC_VERSION,
@@ -494,6 +560,11 @@ class Matchup(ItemView):
     @property
     def overlap_fraction(self) -> float | None:
         return self.properties.get("matchup:overlap_fraction")
+
+    @property
+    def max_cloud_cover(self) -> float | None:
+        """The larger ``eo:cloud_cover`` of the two products; None when either has none."""
+        return self.properties.get(MAX_CLOUD_COVER)
 
     @property
     def kept_products(self) -> tuple[dict[str, Any], dict[str, Any]] | None:

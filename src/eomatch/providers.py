@@ -38,6 +38,7 @@ from shapely.geometry.base import BaseGeometry
 from eomatch.errors import ConfigError, EomatchError, network_reason
 from eomatch.hrefs import file_uri_path
 from eomatch.http import retry_policy
+from eomatch.items import CLOUD_COVER, cloud_cover_pct
 from eomatch.model import MatchupError, format_datetime, geojson, item_times, normalize_geometry
 from eomatch.settings import ProviderSpec, SatelliteSpec, Settings
 
@@ -141,6 +142,7 @@ class Provider:
         if raw is not None and str(raw) != platform:
             props["eomatch:provider_platform"] = raw
         props["platform"] = platform
+        _normalise_cloud_cover(props)
         if item.get("collection") and item["collection"] != self.collection_id:
             props["eomatch:provider_collection"] = item["collection"]
         item["collection"] = self.collection_id
@@ -200,6 +202,27 @@ class ApiProvider(Provider):
 
 
 # --------------------------------------------------------------------------- static catalogues
+
+
+def _normalise_cloud_cover(props: dict[str, Any]) -> None:
+    """Keep the provider's ``eo:cloud_cover`` as a number (some APIs send ``"12.5"``);
+    a value that is no percentage is moved to ``eomatch:provider_cloud_cover`` so that
+    the item stays valid and the matchup's ``matchup:max_cloud_cover`` is left unknown."""
+    if CLOUD_COVER not in props:
+        return
+    raw = props[CLOUD_COVER]
+    value: Any = raw
+    if isinstance(raw, str):
+        try:
+            value = float(raw)
+        except ValueError:
+            value = None
+    pct = cloud_cover_pct(value)
+    if pct is None:
+        props.pop(CLOUD_COVER)
+        props["eomatch:provider_cloud_cover"] = raw
+    else:
+        props[CLOUD_COVER] = pct
 
 
 def _local_path(url: str) -> Path:

@@ -249,6 +249,8 @@ class IngestSettings(_Section):
     db_password: str | None = None
     batch_size: int = 2000
     assets_base_url: str | None = None
+    partition_trunc: Literal["year", "month"] = "year"
+    """pgSTAC partitions of the collections ingest creates (per year or month of ``datetime``)."""
 
 
 class CatalogueSettings(_Section):
@@ -397,6 +399,9 @@ class Settings(BaseSettings):
     exclude_antimeridian_events: bool = False
     min_overlap_km2: float = Field(0.0, ge=0)
     min_overlap_fraction: float = Field(0.0, ge=0, le=1)
+    max_cloud_cover: float | None = Field(None, ge=0, le=100)
+    """Percent: a matchup whose product's ``eo:cloud_cover`` exceeds it is not written
+    (products without cloud cover are kept); None = no limit."""
     tle_paths: list[Path] = Field(default_factory=list)
     tle_max_age_days: float = 3.0
     tle_cache_dir: Path | None = None

@@ -36,6 +36,8 @@ from shapely.geometry.base import BaseGeometry
 
 from eomatch import jsonio
 from eomatch.errors import ConfigError
+from eomatch.ids import product_label
+from eomatch.items import EO_EXTENSION_URL
 from eomatch.model import (
     STAC_VERSION,
     format_datetime,
@@ -280,6 +282,7 @@ def make_item(
         "datetime": format_datetime(centre),
         "start_datetime": format_datetime(from_unix_s(frame.time_s - half)),
         "end_datetime": format_datetime(from_unix_s(frame.time_s + half)),
+        "title": f"{sat.name} {product_label(item_id)} {centre:%Y-%m-%d %H:%M} UTC",
         "platform": provider_spelling(sat, spec),
         "instruments": [sat.instrument.lower()],
         "eo:cloud_cover": round(100.0 * _hash_unit(item_id) ** 2, 2),
@@ -298,7 +301,7 @@ def make_item(
     return {
         "type": "Feature",
         "stac_version": STAC_VERSION,
-        "stac_extensions": [],
+        "stac_extensions": [EO_EXTENSION_URL],  # for eo:cloud_cover, as real providers list it
         "id": item_id,
         "collection": spec.collection,
         "geometry": geojson(geom),
