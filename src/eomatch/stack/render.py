@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from eomatch.errors import ConfigError
 from eomatch.settings import Settings
+from eomatch.stack.k8s import K8sInputs, render_k8s_files
 from eomatch.stack.state import StatePaths, api_upstreams
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -358,7 +359,40 @@ def render_deploy_files(settings: Settings) -> dict[str, str]:
         # STAC Browser's pinned dependencies (the same lock file as the local build)
         "browser/package.json": browser_pkg.joinpath("package.json").read_text(encoding="utf-8"),
         "browser/package-lock.json": browser_pkg.joinpath("package-lock.json").read_text(encoding="utf-8"),
+        # Kubernetes manifests (kustomize-ready) from the same settings and configs
+        **render_k8s_files(settings, k8s_inputs(settings)),
     }
+
+
+def k8s_inputs(settings: Settings) -> K8sInputs:
+    """What the Kubernetes manifests share with Compose: images, ports, and the
+    Compose-mode configs (the k8s Services have the Compose service names)."""
+    from importlib import resources
+
+    from eomatch import __version__
+
+    scripts = resources.files("eomatch.stack").joinpath("proxy_entrypoint")
+    return K8sInputs(
+        api_image=f"eomatch-api:{__version__}",
+        browser_image=f"eomatch-browser:{settings.stack.browser.version}",
+        proxy_image=f"nginx:{NGINX_IMAGE_VERSION}",
+        db_image=f"postgis/postgis:{PG_MAJOR}-3.4",
+        api_port=COMPOSE_API_PORT,
+        browser_port=COMPOSE_BROWSER_PORT,
+        proxy_port=COMPOSE_PROXY_PORT,
+        internal_port=COMPOSE_INTERNAL_PORT,
+        tls_port=443,
+        assets_mount=COMPOSE_ASSETS_ROOT,
+        settings_yaml=compose_settings_yaml(settings),
+        proxy_conf=render_proxy_conf(settings, mode="compose"),
+        browser_conf=render_browser_conf(settings, "/usr/share/nginx/html", mode="compose"),
+        browser_config_js=render_browser_config_js(settings),
+        # the nginx image runs /docker-entrypoint.d/*.sh in name order, as Compose mounts them
+        proxy_scripts={
+            "40-eomatch-keys.sh": scripts.joinpath("render-keys.sh").read_text(encoding="utf-8"),
+            "41-eomatch-urls.sh": scripts.joinpath("render-urls.sh").read_text(encoding="utf-8"),
+        },
+    )
 
 
 def write_deploy_files(settings: Settings, out_dir: Path) -> list[Path]:
