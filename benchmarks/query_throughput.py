@@ -4,7 +4,9 @@ Loads N items (events, matchups and their products, 1:1:2, with the links the
 closure follows) straight into pgSTAC with pypgstac, then times
 ``eomatch.query.query`` into an empty folder (which writes every item to disk)
 against ``pystac_client`` ``items_as_dicts()`` over the same search (no
-writing), page size 1000 for both. Best of ``--repeat`` runs each.
+writing), page size 1000 for both. Best of ``--repeat`` runs each. The paging layer
+of eomatch-query alone (``eomatch.query.ApiIO``: pystac-client's ``StacApiIO`` with
+eomatch's retry policy and error lines) is timed too, without writing.
 
     python benchmarks/query_throughput.py --items 20000
     python benchmarks/query_throughput.py --items 20000 --state-dir /tmp/eomatch-x --base-url http://127.0.0.1:8000
@@ -100,6 +102,17 @@ def time_pystac(api: str, collections: list[str], page: int) -> tuple[int, float
     return n, time.perf_counter() - t
 
 
+def time_paging(settings: Any, api: str, collections: list[str], page: int) -> tuple[int, float]:
+    from eomatch.query import ApiIO
+
+    t = time.perf_counter()
+    io = ApiIO(settings.query, reached=True, search=True)
+    params = {"collections": ",".join(collections), "limit": page}
+    n = sum(len(p["features"]) for p in io.get_pages(f"{api}search", "GET", params))
+    io.close()
+    return n, time.perf_counter() - t
+
+
 def time_eomatch(settings: Any, api: str, collections: list[str], out: Path) -> tuple[int, float, Any]:
     from eomatch.query import query
 
@@ -157,21 +170,24 @@ def main() -> int:
         print(f"loaded {args.items} items in {time.perf_counter() - t:.1f}s", flush=True)
         api = f"{base}/api/"
         coll_ids = [c["id"] for c in cols]
-        best_p = best_e = float("inf")
+        best_p = best_e = best_g = float("inf")
         for r in range(args.repeat):
             n_p, s_p = time_pystac(api, coll_ids, args.page_size)
+            n_g, s_g = time_paging(settings, api, coll_ids, args.page_size)
+            best_g = min(best_g, s_g)
             out = work / f"out-{r}"
             n_e, s_e, summary = time_eomatch(settings, api, coll_ids, out)
             print(f"run {r}: pystac-client {n_p} items in {s_p:.2f}s ({n_p / s_p:,.0f}/s); "
                   f"eomatch-query {n_e} items in {s_e:.2f}s ({n_e / s_e:,.0f}/s) "
                   f"[{summary.closure} linked, {summary.relinked} relinked]", flush=True)  # fmt: skip
-            if n_p != n_e or n_e != args.items // 4 * 4:
-                print(f"error: counts differ (pystac {n_p}, eomatch {n_e})", file=sys.stderr)
+            if n_p != n_e or n_g != n_e or n_e != args.items // 4 * 4:
+                print(f"error: counts differ (pystac {n_p}, eomatch {n_e}, paging {n_g})", file=sys.stderr)
                 return 1
             best_p, best_e = min(best_p, s_p), min(best_e, s_e)
             shutil.rmtree(out, ignore_errors=True)
         rate_p, rate_e = n_p / best_p, n_e / best_e
         print(f"pystac-client items_as_dicts: {rate_p:,.0f} items/s (best of {args.repeat})")
+        print(f"eomatch-query paging only:    {n_e / best_g:,.0f} items/s (best of {args.repeat})")
         print(f"eomatch-query to disk:        {rate_e:,.0f} items/s (best of {args.repeat})")
         print(f"ratio={rate_e / rate_p:.3f}")
     finally:
