@@ -55,11 +55,14 @@ def retry_policy(retries: int, backoff_s: float, *, connect: bool = True) -> Ret
 
 
 def mount_retries(session: requests.Session, policy: Retry) -> None:
-    """Give ``session`` the policy for both schemes (replacing what it had)."""
+    """Give ``session`` the policy for both schemes (the adapters it replaces are closed)."""
     from requests.adapters import HTTPAdapter
 
     for scheme in ("http://", "https://"):
+        old = session.adapters.get(scheme)
         session.mount(scheme, HTTPAdapter(max_retries=policy))
+        if old is not None:
+            old.close()
 
 
 def session_with_retries(policy: Retry, headers: dict[str, str] | None = None) -> requests.Session:
