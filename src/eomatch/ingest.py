@@ -685,7 +685,8 @@ def ingest(
         conn = connect(creds)
         state = IngestState(root, creds)
         try:
-            run = _Run(cat, conn, creds, state, summary, AssetHrefs(root, base_url), dry_run, quiet, batch)
+            run = _Run(cat, conn, creds, state, summary, AssetHrefs(root, base_url), dry_run, quiet, batch,
+                       partition_trunc=settings.ingest.partition_trunc)  # fmt: skip
             run.run(since)
         except EomatchError:
             raise
@@ -771,8 +772,10 @@ class _Run:
         dry_run: bool,
         quiet: bool,
         batch: int,
+        partition_trunc: str = "year",
     ) -> None:
         self.cat, self.conn, self.creds, self.state, self.summary = cat, conn, creds, state, summary
+        self.partition_trunc = partition_trunc
         self.rewriter, self.dry_run, self.quiet, self.batch = rewriter, dry_run, quiet, batch
         self.root = os.fspath(rewriter.root)
         # Item hashes cover the file and what the transform depends on; the source
@@ -1020,6 +1023,7 @@ class _Run:
         last run, of a collection the database still has, is not even read (their item
         links make them large)."""
         changed_cols = []
+        new_ids: list[str] = []
         for name, folder in sorted(dirs.items()):
             col_path = folder / "collection.json"
             try:
@@ -1045,12 +1049,20 @@ class _Run:
                 doc["extent"] = stored.get("extent", doc.get("extent"))
             if doc != stored:
                 changed_cols.append(doc)
+                if stored is None:
+                    new_ids.append(doc["id"])
         if changed_cols and not self.dry_run:
             from pypgstac.load import Methods
 
             self._touch(c["id"] for c in changed_cols)
             try:
                 self.get_loader("load").load_collections(iter(changed_cols), insert_mode=Methods.upsert)
+                # Partitioned by time from their first item on (pgSTAC's default is one
+                # partition per collection); only new ones: a change re-partitions.
+                self.conn.execute(
+                    "UPDATE pgstac.collections SET partition_trunc = %s WHERE id = ANY(%s) AND partition_trunc IS NULL",
+                    (self.partition_trunc, new_ids),
+                )
             except Exception as exc:
                 raise IngestError(f"loading collections failed: {first_line(exc)}") from None
 

@@ -29,8 +29,9 @@ from eomatch.stack.state import StatePaths, load_secrets
 
 # DbCredentials and stack_credentials live in eomatch.pgstac, with every other way to
 # reach the database; re-exported for the stack's modules and older imports.
-__all__ = ["Database", "DbCredentials", "RoleTimeouts", "migrate", "role_timeouts", "set_role_timeouts",
-           "setup_database", "stack_credentials"]  # fmt: skip
+__all__ = ["PGSTAC_SETTINGS", "QUERYABLES", "Database", "DbCredentials", "Queryable", "RoleTimeouts", "migrate",
+           "role_timeouts", "set_pgstac_settings", "set_queryables", "set_role_timeouts", "setup_database",
+           "stack_credentials"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,71 @@ def role_timeouts(settings: Settings) -> dict[str, RoleTimeouts]:
         db.ingest_user: RoleTimeouts(db.ingest_statement_timeout_s, 0.0),
         db.admin_user: RoleTimeouts(),
     }
+
+
+@dataclass(frozen=True)
+class Queryable:
+    """One row of ``pgstac.queryables`` for every collection: what ``/queryables`` lists
+    (``definition``: JSON Schema type and description) and how pgSTAC reads and indexes it."""
+
+    name: str
+    definition: dict[str, object]
+    wrapper: str | None = None
+    """pgSTAC's cast (``to_float``, ``to_text``, ``to_text_array``); None for items' own columns."""
+    index: str | None = None
+    """``BTREE`` (or ``GIN`` for arrays): pgSTAC indexes every partition on it."""
+
+
+def _number(description: str, **limits: float) -> dict[str, object]:
+    return {"type": "number", "description": description, **limits}
+
+
+# What researchers filter and sort matchups by is indexed (time difference, overlap,
+# cloud cover, platforms); the rest is listed so that filter forms offer it. datetime,
+# start_datetime and end_datetime are columns of pgSTAC's items, indexed by pgSTAC.
+QUERYABLES: tuple[Queryable, ...] = (
+    Queryable("start_datetime", {"type": "string", "format": "date-time",
+              "description": "Start of the acquisition (products), the crossover window (events) or the pair (matchups)"}),
+    Queryable("end_datetime", {"type": "string", "format": "date-time",
+              "description": "End of the acquisition, the crossover window or the pair"}),
+    Queryable("matchup:type", {"type": "string", "enum": ["product", "event", "matchup"],
+              "description": "What the item is: a product, a crossover event or a matchup of two products"},
+              "to_text", "BTREE"),
+    Queryable("matchup:time_diff_s", _number("Seconds from product a to product b (signed)"), "to_float", "BTREE"),
+    Queryable("matchup:abs_time_diff_s", _number("Seconds between the two acquisitions", minimum=0),
+              "to_float", "BTREE"),
+    Queryable("matchup:overlap_km2", _number("Area both footprints cover, km²", minimum=0), "to_float", "BTREE"),
+    Queryable("matchup:overlap_fraction",
+              _number("Share of the smaller footprint the other covers (0-1)", minimum=0, maximum=1),
+              "to_float", "BTREE"),
+    Queryable("matchup:max_cloud_cover",
+              _number("The larger eo:cloud_cover of the two products, percent", minimum=0, maximum=100),
+              "to_float", "BTREE"),
+    Queryable("eo:cloud_cover", _number("Cloud cover of a product, percent (from its provider)",
+              minimum=0, maximum=100), "to_float", "BTREE"),
+    Queryable("matchup:platforms", {"type": "array", "items": {"type": "string"},
+              "description": "The two platforms of an event or matchup (e.g. Landsat-9, Sentinel-2A)"},
+              "to_text_array", "GIN"),
+    Queryable("platform", {"type": "string", "description": "Platform of a product (e.g. Sentinel-2A)"},
+              "to_text", "BTREE"),
+    Queryable("matchup:collections", {"type": "array", "items": {"type": "string"},
+              "description": "The product collections of the pair"}, "to_text_array"),
+    Queryable("matchup:event_id", {"type": "string", "description": "Id of the event a matchup was found in"},
+              "to_text"),
+    Queryable("matchup:min_distance_km", _number("Closest approach of the ground tracks, km", minimum=0),
+              "to_float"),
+    Queryable("matchup:solar_elevation_deg", _number("Sun elevation at the crossover, degrees",
+              minimum=-90, maximum=90), "to_float"),
+)  # fmt: skip
+
+PGSTAC_SETTINGS: dict[str, str] = {
+    # numberMatched: exact counts when pgSTAC's planner expects them to be cheap, its
+    # estimate beyond (docs/operations.md: benchmarks/context_cost.py measured it)
+    "context": "auto",
+    "context_estimated_count": "100000",
+    "context_estimated_cost": "100000",
+    "context_stats_ttl": "1 day",
+}
 
 
 class Database:
@@ -302,6 +368,41 @@ def setup_database(
                 )
         for user, limits in (timeouts or {}).items():
             set_role_timeouts(conn, user, limits)
+        set_queryables(conn)
+        set_pgstac_settings(conn)
+
+
+def set_queryables(conn, queryables: tuple[Queryable, ...] = QUERYABLES) -> int:  # type: ignore[no-untyped-def]
+    """Register ``queryables`` for every collection; rows already as wanted are left alone
+    (pgSTAC re-indexes every partition when a row changes). Returns the rows written."""
+    import json
+
+    written = 0
+    for q in queryables:
+        definition = json.dumps(q.definition, sort_keys=True)
+        same = conn.execute(
+            "SELECT 1 FROM pgstac.queryables WHERE name = %s AND collection_ids IS NULL AND definition = %s::jsonb"
+            " AND property_wrapper IS NOT DISTINCT FROM %s AND property_index_type IS NOT DISTINCT FROM %s"
+            " AND (SELECT count(*) FROM pgstac.queryables WHERE name = %s) = 1",
+            (q.name, definition, q.wrapper, q.index, q.name),
+        ).fetchone()
+        if same:
+            continue
+        conn.execute(
+            "SELECT pgstac.upsert_queryable(%s, %s::jsonb, %s, %s)", (q.name, definition, q.wrapper, q.index)
+        )
+        written += 1
+    return written
+
+
+def set_pgstac_settings(conn, values: Mapping[str, str] = PGSTAC_SETTINGS) -> None:  # type: ignore[no-untyped-def]
+    """pgSTAC's own settings (``pgstac.pgstac_settings``), e.g. how ``numberMatched`` is counted."""
+    for name, value in values.items():
+        conn.execute(
+            "INSERT INTO pgstac.pgstac_settings (name, value) VALUES (%s, %s)"
+            " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value WHERE pgstac_settings.value <> EXCLUDED.value",
+            (name, value),
+        )
 
 
 def set_role_timeouts(conn, user: str, limits: RoleTimeouts) -> None:  # type: ignore[no-untyped-def]
