@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +254,21 @@ def test_hot_standbys_follow_stack_db_replicas(tmp_path: Path) -> None:
     assert primary["spec"]["replicas"] == 1
     assert "/docker-entrypoint-initdb.d" in {m["mountPath"] for m in primary["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
     assert "k8s/db.yaml" in files and _find(files, "ConfigMap", "db-init")
+    # the external API reads from the standbys, the primary when none answers; the internal from db
+    external = _env(_container(files, "Deployment", "api-external"))
+    assert external["PGHOST"] == "db-replica-0.db-replica,db-replica-1.db-replica,db"
+    assert external["PGPORT"] == "5432,5432,5432" and external["PGTARGETSESSIONATTRS"] == "prefer-standby"
+    assert _env(_container(files, "Deployment", "api-internal"))["PGHOST"] == "db"
+    import eomatch.stack.api as local_api
+    from eomatch.stack import k8s
+
+    # pooled connections renew as the local stack's do
+    for ours, theirs in (("STANDBY_IDLE_S", "REREAD_IDLE_S"), ("STANDBY_QUERIES", "REREAD_QUERIES")):
+        if hasattr(local_api, theirs):
+            assert getattr(k8s, ours) == getattr(local_api, theirs)
+    compose = yaml.safe_load(files["compose.yaml"])["services"]
+    if any(name.startswith("db-replica") for name in compose):  # Compose has standbys too
+        assert set(external) == set(compose["api-external"]["environment"])
 
 
 def test_assets_outside_the_shared_drive_is_a_one_line_error(tmp_path: Path) -> None:
@@ -274,3 +291,93 @@ def test_render_deploy_writes_k8s(tmp_path: Path, capsys: pytest.CaptureFixture[
     kust = yaml.safe_load((out / "k8s" / "kustomization.yaml").read_text())
     assert all((out / "k8s" / rel).is_file() for rel in kust["resources"])
     assert f"wrote {out / 'k8s' / 'kustomization.yaml'}" in capsys.readouterr().out
+
+
+# --- the standbys' shell scripts, run against a real PostgreSQL ----------------------
+
+
+def _pg(bin_dir: Path, user: str, *args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """A PostgreSQL program as ``user`` (PostgreSQL refuses root)."""
+    import os
+
+    cmd = [str(bin_dir / args[0]) if (bin_dir / args[0]).exists() else args[0], *args[1:]]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", user, "--", *cmd]
+    return subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=check, timeout=120)
+
+
+@pytest.mark.stack
+def test_standby_scripts_make_a_streaming_standby(tmp_path: Path) -> None:
+    """What the primary's first start (REPLICATION_INIT) and a standby's init container
+    (basebackup_script) run, on this machine's PostgreSQL: a hot standby streaming
+    through its slot; a second start leaves it alone; a copy lost after the slot was
+    made is redone through the same slot."""
+    import os
+    import pwd
+    import shutil
+
+    from conftest import make_state_dir
+
+    from eomatch.stack.k8s import REPLICATION_INIT, basebackup_script
+    from eomatch.stack.process import free_port
+
+    bin_dir = load_settings(environ={}).stack.db.pg_bin_dir
+    if not (bin_dir / "initdb").exists():
+        pytest.skip(f"no PostgreSQL in {bin_dir}")
+    user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.getuid()).pw_name
+    root = make_state_dir("eomatch-k8s-standby-")
+    shutil.chown(root, user)
+    primary, standby, sock = root / "primary", root / "standby" / "pgdata", root / "sock"
+    _pg(bin_dir, user, "mkdir", "-p", str(sock), str(standby.parent))
+    ports = {"primary": free_port(), "standby": free_port()}
+    started: list[Path] = []
+    try:
+        _pg(bin_dir, user, "initdb", "-D", str(primary), "-U", "admin", "--auth-local=trust", "--auth-host=scram-sha-256")
+        # like the image's: no replication from other hosts until the script's line
+        hba = primary / "pg_hba.conf"
+        text = _pg(bin_dir, user, "cat", str(hba)).stdout
+        kept = "\n".join(ln for ln in text.splitlines() if not ln.startswith("host") or " replication " not in ln)
+        _pg(bin_dir, user, "sh", "-c", f"cat > {hba} <<'X'\n{kept}\nX")
+        opts = f"-p {ports['primary']} -k {sock} -c listen_addresses=127.0.0.1"
+        _pg(bin_dir, user, "pg_ctl", "-D", str(primary), "-o", opts, "-w", "start", "-l", str(root / "primary.log"))
+        started.append(primary)
+        _pg(bin_dir, user, "createdb", "-h", str(sock), "-p", str(ports["primary"]), "-U", "admin", "eomatch")
+        secret = {"EOMATCH_REPLICATION_USER": "eomatch_replication", "EOMATCH_REPLICATION_PASSWORD": "s3cret-" + os.urandom(6).hex()}
+        init_env = {**secret, "PGDATA": str(primary), "POSTGRES_USER": "admin", "POSTGRES_DB": "eomatch",
+                    "PGHOST": str(sock), "PGPORT": str(ports["primary"])}  # fmt: skip
+        _pg(bin_dir, user, "sh", "-c", REPLICATION_INIT, env=init_env)
+        _pg(bin_dir, user, "pg_ctl", "-D", str(primary), "reload")
+        psql = ["psql", "-h", str(sock), "-p", str(ports["primary"]), "-U", "admin", "-d", "eomatch", "-tAc"]
+        _pg(bin_dir, user, *psql, "CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
+
+        script = basebackup_script("127.0.0.1", ports["primary"])
+        env = {**secret, "PGDATA": str(standby), "HOSTNAME": "db-replica-0", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        wrong = _pg(bin_dir, user, "sh", "-c", script, env={**env, "EOMATCH_REPLICATION_PASSWORD": "wrong"}, check=False)
+        assert wrong.returncode != 0  # the password is what lets it in
+        _pg(bin_dir, user, "sh", "-c", script, env=env)
+        assert _pg(bin_dir, user, *psql, "SELECT slot_name FROM pg_replication_slots").stdout.split() == ["db_replica_0"]
+        assert _pg(bin_dir, user, "test", "-f", str(standby / "standby.signal"), check=False).returncode == 0
+        version = _pg(bin_dir, user, "stat", "-c", "%Y", str(standby / "PG_VERSION")).stdout
+        _pg(bin_dir, user, "sh", "-c", script, env=env)  # a restart: the copy is kept
+        assert _pg(bin_dir, user, "stat", "-c", "%Y", str(standby / "PG_VERSION")).stdout == version
+        _pg(bin_dir, user, "rm", "-rf", str(standby))  # the volume lost: copied again, same slot
+        _pg(bin_dir, user, "sh", "-c", script, env=env)
+        assert _pg(bin_dir, user, *psql, "SELECT count(*) FROM pg_replication_slots").stdout.strip() == "1"
+
+        opts = f"-p {ports['standby']} -k {sock} -c listen_addresses=127.0.0.1"
+        _pg(bin_dir, user, "pg_ctl", "-D", str(standby), "-o", opts, "-w", "start", "-l", str(root / "standby.log"))
+        started.append(standby)
+        standby_psql = ["psql", "-h", str(sock), "-p", str(ports["standby"]), "-U", "admin", "-d", "eomatch", "-tAc"]
+        assert _pg(bin_dir, user, *standby_psql, "SELECT pg_is_in_recovery()").stdout.strip() == "t"
+        _pg(bin_dir, user, *psql, "INSERT INTO t VALUES (2)")
+        for _ in range(100):
+            if _pg(bin_dir, user, *standby_psql, "SELECT count(*) FROM t").stdout.strip() == "2":
+                break
+            time.sleep(0.1)
+        assert _pg(bin_dir, user, *standby_psql, "SELECT count(*) FROM t").stdout.strip() == "2"
+        slot = _pg(bin_dir, user, *psql, "SELECT active FROM pg_replication_slots WHERE slot_name = 'db_replica_0'")
+        assert slot.stdout.strip() == "t"
+    finally:
+        for data in reversed(started):
+            _pg(bin_dir, user, "pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop", check=False)
+        shutil.rmtree(root, ignore_errors=True)

@@ -136,6 +136,34 @@ def db_env(settings: Settings, role: str, password_key: str) -> list[dict[str, A
     ]
 
 
+STANDBY_IDLE_S = 5
+"""With standbys, a pooled connection of the external API idle this long closes, so the
+next one goes back to a standby that returned (as the local stack's ``api.REREAD_IDLE_S``)."""
+STANDBY_QUERIES = 500
+"""... and renews after this many queries (busy pools too; ``api.REREAD_QUERIES``)."""
+
+
+def external_db_env(settings: Settings) -> list[dict[str, Any]]:
+    """The external API's database: with ``stack.db.replicas``, every standby and then the
+    primary, the first that answers as a standby (libpq's variables, which asyncpg reads
+    too); the read-only role either way."""
+    env = db_env(settings, settings.stack.db.read_user, "EOMATCH_READ_PASSWORD")
+    replicas = db_replicas(settings)
+    if not replicas:
+        return env
+    hosts = [f"db-replica-{i}.db-replica" for i in range(replicas)] + ["db"]
+    values = {
+        "PGHOST": ",".join(hosts),
+        "PGPORT": ",".join([str(DB_PORT)] * len(hosts)),
+    }
+    env = [{**e, "value": values[e["name"]]} if e["name"] in values else e for e in env]
+    return env + [
+        {"name": "PGTARGETSESSIONATTRS", "value": "prefer-standby"},
+        {"name": "DB_MAX_INACTIVE_CONN_LIFETIME", "value": str(STANDBY_IDLE_S)},
+        {"name": "DB_MAX_QUERIES", "value": str(STANDBY_QUERIES)},
+    ]
+
+
 _API_SECURITY = {"runAsNonRoot": True, "runAsUser": API_UID, "runAsGroup": API_UID}
 _NO_ESCALATION = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
@@ -154,7 +182,7 @@ def _api(settings: Settings, inp: K8sInputs, audience: str) -> dict[str, Any]:
             "--port", str(inp.api_port), "--proxy-headers", "--forwarded-allow-ips", "*", "--no-access-log",
         ],  # fmt: skip
         "ports": [{"name": "http", "containerPort": inp.api_port}],
-        "env": db_env(settings, role, key),
+        "env": db_env(settings, role, key) if audience == "internal" else external_db_env(settings),
         # ready when the database answers (503 otherwise); alive while the process does
         "readinessProbe": _http_probe("/_mgmt/health", inp.api_port),
         "livenessProbe": _http_probe("/_mgmt/ping", inp.api_port),
@@ -389,10 +417,16 @@ if [ -s "$PGDATA/PG_VERSION" ]; then exit 0; fi
 slot=$(echo "$HOSTNAME" | tr '-' '_')
 export PGPASSWORD="$EOMATCH_REPLICATION_PASSWORD"
 rm -rf "$PGDATA" && mkdir -p "$PGDATA" && chmod 0700 "$PGDATA"
-pg_basebackup -h db -p {port} -U "$EOMATCH_REPLICATION_USER" -D "$PGDATA" -X stream -R -C -S "$slot" \\
+pg_basebackup -h {host} -p {port} -U "$EOMATCH_REPLICATION_USER" -D "$PGDATA" -c fast -X stream -R -C -S "$slot" \\
   || {{ rm -rf "$PGDATA" && mkdir -p "$PGDATA" && chmod 0700 "$PGDATA" &&
-       pg_basebackup -h db -p {port} -U "$EOMATCH_REPLICATION_USER" -D "$PGDATA" -X stream -R -S "$slot"; }}
+       pg_basebackup -h {host} -p {port} -U "$EOMATCH_REPLICATION_USER" -D "$PGDATA" -c fast -X stream -R -S "$slot"; }}
 """
+
+
+def basebackup_script(host: str = "db", port: int = DB_PORT) -> str:
+    """The standbys' init container: a copy of the primary at ``host:port`` on first start
+    (a slot left by an earlier attempt is reused)."""
+    return BASEBACKUP.format(host=host, port=port)
 
 
 def _db(settings: Settings, inp: K8sInputs) -> list[dict[str, Any]]:
@@ -418,7 +452,7 @@ def _db(settings: Settings, inp: K8sInputs) -> list[dict[str, Any]]:
     init = {
         "name": "basebackup",
         "image": inp.db_image,
-        "command": ["sh", "-c", BASEBACKUP.format(port=DB_PORT)],
+        "command": ["sh", "-c", basebackup_script()],
         "env": [{"name": "PGDATA", "value": PGDATA}, *replication_env],
         "securityContext": {"runAsUser": POSTGRES_UID, "runAsGroup": POSTGRES_UID},
         "resources": RESOURCES["migrate"],
