@@ -91,6 +91,11 @@ class DatabaseSettings(_Section):
     ingest_statement_timeout_s: float = Field(0.0, ge=0)
     """``statement_timeout`` of ``ingest_user`` (bulk loads of a million items must not
     be cancelled); 0 = none. The admin role never has one (migrations, restores)."""
+    replicas: int = Field(0, ge=0, le=9)
+    """Hot standbys streaming from the primary (``db-replica-1`` ... on ``port + 1`` ...);
+    the external API reads from them, falling back to the primary. 0 = none."""
+    replication_user: str = "eomatch_replication"
+    """Role the standbys stream with (``REPLICATION``, no other right)."""
 
 
 class ApiSettings(_Section):

@@ -165,6 +165,10 @@ def _add_metrics(app: FastAPI) -> None:
     # One registry per app: several apps in one process (tests, notebooks) each
     # count their own requests instead of colliding in the global registry.
     registry = CollectorRegistry(auto_describe=True)
+    if app.state.eomatch_audience == "internal":  # each standby's state and lag
+        from eomatch.server.health import add_replication_metrics
+
+        add_replication_metrics(registry, app.state.eomatch_settings, app.state.eomatch_health_dsn)
     labels = {"should_include_handler": True, "should_include_method": True, "should_include_status": True}
     (
         Instrumentator(should_group_status_codes=False, excluded_handlers=["/metrics"], registry=registry)
@@ -197,14 +201,27 @@ def _from_env(audience: Audience) -> FastAPI:
     escape_log_records()
     creds = None
     if env.pg.get("PGUSER") and env.pg.get("PGPASSWORD"):
+        host, port = _uri_hosts(env.pg.get("PGHOST", "127.0.0.1"), env.pg.get("PGPORT", "5432"))
         creds = DbCredentials(
-            host=env.pg.get("PGHOST", "127.0.0.1"),
-            port=int(env.pg.get("PGPORT", "5432")),
+            host=host,
+            port=port,
             dbname=env.pg.get("PGDATABASE", "postgres"),
             user=env.pg["PGUSER"],
             password=env.pg["PGPASSWORD"],
         )
     return create_app(settings, audience, creds)
+
+
+def _uri_hosts(pghost: str, pgport: str) -> tuple[str, int]:
+    """libpq's host and port lists (``a,b`` / ``p1,p2``: the external API's standbys, then
+    the primary) as a URI's ``a:p1,b`` and the last port, which asyncpg and libpq read as
+    the same hosts in the same order."""
+    hosts = pghost.split(",")
+    ports = pgport.split(",")
+    ports = ports * len(hosts) if len(ports) == 1 else ports
+    if len(ports) != len(hosts):
+        raise ValueError(f"PGHOST names {len(hosts)} hosts but PGPORT {len(ports)} ports")
+    return ",".join([*(f"{h}:{p}" for h, p in zip(hosts[:-1], ports[:-1], strict=True)), hosts[-1]]), int(ports[-1])
 
 
 def _route_server_logs_to_root() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,7 +115,15 @@ def collect_health(
     except Exception as exc:  # any driver error means "down"
         components["db"] = {"ok": False, "error": str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}
     from eomatch.stack.probes import probe
+    from eomatch.stack.replica import replica_state
     from eomatch.stack.supervision import supervision_report
+
+    replication = {}
+    for index in range(1, settings.stack.db.replicas + 1):
+        state = replica_state(settings, index, dsn, timeout_s)
+        name = state.pop("service")
+        replication[name] = state
+        components[name] = {"ok": state["ok"], **({"error": state["error"]} if "error" in state else {})}
 
     with httpx.Client(timeout=timeout_s) as client:
         for name, url in component_urls(settings).items():
@@ -129,6 +138,8 @@ def collect_health(
         "components": components,
         "catalogue": catalogue,
         "stale": bool(catalogue["stale"]) if catalogue else None,
+        # each standby's state and lag (stack.db.replicas; {} without)
+        "replication": replication,
         # local stack: restarts and last exits the supervisor recorded (None in Compose)
         "supervision": supervision_report(settings),
         "checked_in_ms": round((time.perf_counter() - t0) * 1000, 1),
@@ -145,6 +156,48 @@ def public_health(report: dict[str, Any]) -> dict[str, Any]:
         "catalogue": report["catalogue"],
         "stale": report["stale"],
     }
+
+
+class ReplicationCollector:
+    """``/metrics`` gauges of each standby: up, lag in bytes and seconds (read at scrape)."""
+
+    def __init__(self, settings: Settings, dsn: str) -> None:
+        self.settings = settings
+        self.dsn = dsn
+
+    def describe(self) -> Iterator[Any]:
+        """The families without samples: registering must not query the database."""
+        yield from self._families()
+
+    def _families(self) -> tuple[Any, Any, Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        up = GaugeMetricFamily("eomatch_db_replica_up", "1 when the standby answers and streams from the primary",
+                               labels=["replica"])
+        lag_b = GaugeMetricFamily("eomatch_db_replica_lag_bytes", "WAL the standby has not replayed yet",
+                                  labels=["replica"])
+        lag_s = GaugeMetricFamily("eomatch_db_replica_lag_seconds", "how far behind the standby is (0 when caught up)",
+                                  labels=["replica"])
+        return up, lag_b, lag_s
+
+    def collect(self) -> Iterator[Any]:
+        from eomatch.stack.replica import replica_state
+
+        up, lag_b, lag_s = self._families()
+        for index in range(1, self.settings.stack.db.replicas + 1):
+            state = replica_state(self.settings, index, self.dsn)
+            up.add_metric([state["service"]], 1.0 if state["ok"] else 0.0)
+            if state.get("lag_bytes") is not None:
+                lag_b.add_metric([state["service"]], float(state["lag_bytes"]))
+            if state.get("lag_s") is not None:
+                lag_s.add_metric([state["service"]], float(state["lag_s"]))
+        yield from (up, lag_b, lag_s)
+
+
+def add_replication_metrics(registry: Any, settings: Settings, dsn: str) -> None:
+    """Register :class:`ReplicationCollector` on an app's registry when there are standbys."""
+    if settings.stack.db.replicas:
+        registry.register(ReplicationCollector(settings, dsn))
 
 
 def add_health_routes(app: FastAPI, settings: Settings, audience: str) -> None:

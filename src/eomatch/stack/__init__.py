@@ -21,6 +21,7 @@ from eomatch.stack.db import Database, stack_credentials
 from eomatch.stack.nginx import NginxInstance
 from eomatch.stack.process import check_port_free
 from eomatch.stack.proxy import Proxy
+from eomatch.stack.replica import Replica, leftover_replicas
 from eomatch.stack.state import StatePaths, load_secrets
 from eomatch.stack.supervision import SupervisorProcess, supervision_report
 
@@ -66,6 +67,7 @@ class Stack:
         self.quiet = quiet
         api = settings.stack.api
         self.db = Database(settings)
+        self.db_replicas = [Replica(settings, i) for i in range(1, settings.stack.db.replicas + 1)]
         self.apis = [ApiService(settings, "internal", i) for i in range(api.internal_replicas)] + [
             ApiService(settings, "external", i) for i in range(api.external_replicas)
         ]
@@ -75,6 +77,7 @@ class Stack:
 
     def services(self) -> Iterator[Service]:
         yield self.db
+        yield from self.db_replicas
         yield from self.apis
         yield self.browser
         yield self.proxy
@@ -117,6 +120,12 @@ class Stack:
         self.db.start()
         if "api_password" not in load_secrets(self.paths):
             self.db.setup_database()  # a state folder from before the API role: add it now
+        for gone in leftover_replicas(self.settings):  # stack.db.replicas was lowered
+            self._say(f"  {gone.name:<14} removing (stack.db.replicas: {self.settings.stack.db.replicas})")
+            gone.remove()
+        for replica in self.db_replicas:
+            self._say(f"  {replica.name:<14} starting..." if not _running(replica) else f"  {replica.name:<14} already running")
+            replica.start()
         # What the supervisor needs, done here where the user sees it: the settings it
         # loads, the API user, and the one-time browser build (minutes, with progress).
         write_settings_file(self.settings, api_user(self.settings, create=True))
@@ -183,6 +192,8 @@ def _running(svc: Service) -> bool:
 
 def _port_check(settings: Settings, svc: Service) -> tuple[str, int, str, str] | None:
     """(host, port, service, setting) a stopped service will listen on."""
+    if isinstance(svc, Replica):
+        return svc.cfg.host, svc.port, svc.name, "stack.db.port (standbys use port + N)"
     if isinstance(svc, Database):
         return svc.cfg.host, svc.cfg.port, svc.name, "stack.db.port"
     if isinstance(svc, NginxInstance):

@@ -41,6 +41,13 @@ HOME_MASKS = ("/root", "/home")
 SOCKET_PATH_MAX = 107
 """Longest unix socket path Linux accepts (``sun_path`` is 108 bytes with the NUL)."""
 
+REREAD_IDLE_S = 5
+"""With standbys: an external API's pooled connection idle this long closes; the next
+one goes to a standby again if one answers (prefer-standby)."""
+
+REREAD_QUERIES = 500
+"""With standbys: queries after which a pooled connection is renewed (busy pools too)."""
+
 _ENV_KEPT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 """The caller's variables an API inherits; nothing else (credentials, tokens) leaks in."""
 
@@ -228,6 +235,19 @@ class ApiService:
         env = {k: v for k, v in os.environ.items() if k in _ENV_KEPT}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         env.update(creds.pg_env())
+        if self.audience == "external" and self.settings.stack.db.replicas:
+            # Read from a standby, the primary when none answers (libpq's variables,
+            # which asyncpg also reads): the read-only role either way.
+            from eomatch.stack.replica import external_read_hosts
+
+            env["PGHOST"], env["PGPORT"] = external_read_hosts(self.settings)
+            env["PGTARGETSESSIONATTRS"] = "prefer-standby"
+            # stac-fastapi-pgstac's pool settings: connections renew (and so choose
+            # again, back on a standby that returned) after this idle time or this
+            # many queries, instead of keeping the primary for 5 minutes / 50000 queries.
+            env["DB_MAX_INACTIVE_CONN_LIFETIME"] = str(REREAD_IDLE_S)
+            env["DB_MAX_QUERIES"] = str(REREAD_QUERIES)
+            env["DB_MIN_CONN_SIZE"] = "0"  # asyncpg never closes a pool's floor connections
         env.update(
             EOMATCH_CONFIG=str(self.paths.conf / "settings.yaml"),
             EOMATCH_LOG_FILE=str(self.app_log_file),

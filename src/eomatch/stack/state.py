@@ -90,7 +90,7 @@ class StatePaths:
         os.chmod(self.root, 0o755)
 
 
-ROLES = ("admin", "api", "ingest", "read")
+ROLES = ("admin", "api", "ingest", "read", "replication")
 """The stack's database roles; each has a ``<role>_password`` in the secrets file."""
 
 

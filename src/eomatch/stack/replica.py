@@ -1,0 +1,298 @@
+"""The db-replica-N services: PostgreSQL hot standbys streaming from the primary.
+
+With ``stack.db.replicas: N`` the stack keeps N standbys, made with ``pg_basebackup``
+from the primary through the replication role (``stack.db.replication_user``), each
+holding its own physical replication slot (``eomatch_replica_N``, so the primary keeps
+the WAL a stopped standby still needs). Standby N lives in ``db/replica-N`` and listens
+on ``stack.db.port + N``. The external API reads from them with the read-only role and
+falls back to the primary when none answers (libpq/asyncpg multi-host,
+``target_session_attrs=prefer-standby``); the internal API and every writer use the
+primary only.
+
+Like the primary, standbys are not supervised: the external API's fallback covers a
+dead one, ``/health`` names it down, and ``eomatch-stack up`` restarts it, or rebuilds
+it from the primary when it cannot start or no longer streams.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from eomatch.errors import StackError
+from eomatch.pgstac import DbCredentials, stack_credentials
+from eomatch.settings import Settings
+from eomatch.stack.db import Database
+from eomatch.stack.process import check_port_free, tail, wait_until
+from eomatch.stack.state import load_secrets
+
+log = logging.getLogger(__name__)
+
+ORPHANS_LEAVE_S = 3.0
+"""After a standby's postmaster was killed: time its backends take to notice and exit."""
+
+SLOT_PREFIX = "eomatch_replica_"
+"""Replication slots of the standbys: ``eomatch_replica_<n>``."""
+
+
+def replica_name(index: int) -> str:
+    """``db-replica-1``, ``db-replica-2``, ...: service, pid and log names."""
+    return f"db-replica-{index}"
+
+
+def replica_port(settings: Settings, index: int) -> int:
+    """Standby ``index`` (1-based) listens on the primary's port + ``index``."""
+    return settings.stack.db.port + index
+
+
+def replica_credentials(settings: Settings, index: int, role: str = "read") -> DbCredentials:
+    """A stack role's credentials on standby ``index`` (roles replicate with the data)."""
+    c = stack_credentials(settings, role)
+    return DbCredentials(c.host, replica_port(settings, index), c.dbname, c.user, c.password)
+
+
+def external_read_hosts(settings: Settings) -> tuple[str, str]:
+    """(``PGHOST``, ``PGPORT``) lists for the external API: every standby, then the
+    primary, for ``target_session_attrs=prefer-standby``."""
+    db = settings.stack.db
+    ports = [replica_port(settings, i) for i in range(1, db.replicas + 1)] + [db.port]
+    return ",".join([db.host] * len(ports)), ",".join(str(p) for p in ports)
+
+
+class Replica(Database):
+    """One hot standby: start (building it from the primary when needed) / stop / health."""
+
+    def __init__(self, settings: Settings, index: int) -> None:
+        super().__init__(settings)
+        self.index = index
+        self.name = replica_name(index)
+        self.port = replica_port(settings, index)
+        self.slot = f"{SLOT_PREFIX}{index}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.paths.db_dir / f"replica-{self.index}"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.paths.db_dir / f"run-replica-{self.index}"
+
+    @property
+    def startup_log(self) -> Path:
+        return self.paths.logs / "postgres" / f"{self.name}-startup.log"
+
+    def server_pid(self) -> int | None:
+        from eomatch.stack.process import is_running
+
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if is_running(pid) else None
+
+    @property
+    def initialized(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists() and (self.data_dir / "standby.signal").exists()
+
+    # --- building --------------------------------------------------------------
+    def _primary_admin(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(stack_credentials(self.settings, "admin").dsn, autocommit=True, connect_timeout=5)
+
+    def ensure_replication_role(self) -> str:
+        """The replication role (password from the secrets file) and this standby's slot."""
+        from psycopg import sql
+
+        secrets = load_secrets(self.paths, create=True)
+        user = self.cfg.replication_user
+        with self._primary_admin() as conn:
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone():
+                conn.execute(sql.SQL("CREATE ROLE {} WITH REPLICATION LOGIN").format(sql.Identifier(user)))
+            conn.execute(sql.SQL("ALTER ROLE {} WITH REPLICATION LOGIN PASSWORD {}").format(
+                sql.Identifier(user), sql.Literal(secrets["replication_password"])))
+            conn.execute(
+                "SELECT pg_create_physical_replication_slot(%s, true) "
+                "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
+                (self.slot, self.slot),
+            )
+        return secrets["replication_password"]
+
+    def build(self) -> None:
+        """``pg_basebackup`` of the primary into a new folder, renamed into place when whole."""
+        password = self.ensure_replication_role()
+        part = self.paths.db_dir / f"replica-{self.index}.part"
+        shutil.rmtree(part, ignore_errors=True)
+        for d in (part, self.socket_dir, self.paths.logs / "postgres"):
+            d.mkdir(parents=True, exist_ok=True)
+            self._chown(d)
+        part.chmod(0o700)
+        conninfo = (f"host={self.cfg.host} port={self.cfg.port} user={self.cfg.replication_user} "
+                    f"password={password} application_name={self.name}")
+        self._run_as_server_user(
+            [self._bin("pg_basebackup"), "-d", conninfo, "-D", str(part), "-S", self.slot,
+             "-X", "stream", "-c", "fast", "--no-sync"],
+        )
+        conf = part / "postgresql.auto.conf"
+        with open(conf, "a") as fh:
+            fh.write(
+                f"\n# {self.name}, written by eomatch-stack\n"
+                f"primary_conninfo = '{conninfo}'\n"
+                f"primary_slot_name = '{self.slot}'\n"
+                "hot_standby = on\n"
+                "hot_standby_feedback = on\n"
+                f"log_filename = '{self.name}-%a.log'\n"
+            )
+        (part / "standby.signal").touch()
+        for f in (conf, part / "standby.signal"):
+            f.chmod(0o600)
+            self._chown(f)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        part.rename(self.data_dir)
+
+    # --- lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        """Start the standby; build it first when missing, rebuild it when it does not
+        start or does not stream (a crash that left it broken, a slot gone)."""
+        if self.server_pid() is not None:
+            return
+        check_port_free(self.cfg.host, self.port, self.name, "stack.db.port (standbys use port + N)")
+        if not self.initialized:
+            log.info("%s: building from the primary", self.name)
+            self.build()
+        try:
+            self._start_server()
+            return
+        except StackError as exc:
+            error = exc
+        if "another postmaster" in str(error):
+            # Killed outright: its backends leave within seconds of noticing; then it
+            # recovers from its own WAL like any crashed server.
+            time.sleep(ORPHANS_LEAVE_S)
+            try:
+                self._start_server()
+                return
+            except StackError as exc:
+                error = exc
+        log.warning("%s: %s; rebuilding it from the primary", self.name, error)
+        self.stop()
+        self.build()
+        self._start_server()
+
+    def _start_server(self) -> None:
+        proc = self._run_as_server_user(
+            [
+                self._bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.startup_log),
+                "-o", f"-p {self.port} -c listen_addresses={self.cfg.host} "
+                f"-c unix_socket_directories={self.socket_dir}"
+                + (" -c log_destination=jsonlog" if self.settings.stack.log_format == "json" else ""),
+                "-w", "-t", "60", "start",
+            ],
+            check=False,
+        )
+        if proc.returncode != 0:
+            detail = tail(self.startup_log, 3).splitlines() or [(proc.stderr or proc.stdout).strip()]
+            raise StackError(f"{self.name}: PostgreSQL did not start: {detail[-1] if detail else proc.returncode}")
+        if not wait_until(self.healthy, 30):
+            raise StackError(f"{self.name}: started but is not a streaming standby on port {self.port}")
+
+    def stop(self) -> None:
+        if self.server_pid() is None:
+            return
+        self._run_as_server_user(
+            [self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], check=False)
+
+    def remove(self) -> None:
+        """Stop, drop the slot on the primary (it would keep WAL forever), delete the folder."""
+        self.stop()
+        drop_slot(self.settings, self.slot)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+    def healthy(self, maintenance: bool = False) -> bool:
+        """Answers the read role, in recovery, and its WAL receiver is streaming."""
+        return bool(self.state().get("ok"))
+
+    def state(self) -> dict[str, Any]:
+        return replica_state(self.settings, self.index)
+
+    def status(self) -> dict[str, object]:
+        pid = self.server_pid()
+        state = self.state() if pid else {"ok": False}
+        return {"service": self.name, "pid": pid, "healthy": bool(pid) and bool(state.get("ok")),
+                "url": f"postgresql://{self.cfg.host}:{self.port}/{self.cfg.name}",
+                "lag_bytes": state.get("lag_bytes"), "lag_s": state.get("lag_s")}
+
+
+def drop_slot(settings: Settings, slot: str) -> None:
+    """Drop a standby's slot on the primary (nothing when the primary is down or it is gone)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(stack_credentials(settings, "admin").dsn, autocommit=True, connect_timeout=5) as conn:
+            conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                         "WHERE slot_name = %s AND NOT active", (slot,))
+    except (psycopg.Error, StackError) as exc:
+        log.warning("cannot drop replication slot %s: %s", slot, str(exc).strip().splitlines()[-1:])
+
+
+def leftover_replicas(settings: Settings) -> list[Replica]:
+    """Standbys on disk beyond ``stack.db.replicas`` (the setting was lowered): to remove."""
+    db_dir = Database(settings).paths.db_dir
+    found = set()
+    for path in db_dir.glob("replica-*"):
+        m = re.fullmatch(r"replica-(\d+)(\.part)?", path.name)
+        if m and int(m.group(1)) > settings.stack.db.replicas:
+            found.add(int(m.group(1)))
+    return [Replica(settings, i) for i in sorted(found)]
+
+
+def replica_state(settings: Settings, index: int, dsn: str | None = None, timeout_s: float = 2.0) -> dict[str, Any]:
+    """State of standby ``index``: ``ok`` (answers, in recovery, streaming), replication
+    lag in WAL bytes (primary's current WAL position minus what the standby replayed)
+    and in seconds (0 when it replayed everything, else since the last replayed commit).
+
+    ``dsn`` is a role's connection to the primary (default: the read role); the same
+    role reaches the standby (roles replicate) and the WAL functions need no privilege.
+    """
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    name = replica_name(index)
+    try:
+        primary = dsn or stack_credentials(settings, "read").dsn
+    except StackError as exc:
+        return {"service": name, "ok": False, "error": str(exc)}
+    standby = make_conninfo(primary, host=settings.stack.db.host, port=str(replica_port(settings, index)))
+    t0 = time.monotonic()
+    try:
+        with psycopg.connect(standby, connect_timeout=timeout_s) as conn:
+            in_recovery, streaming, replayed_lsn, replay_age_s = conn.execute(
+                "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn() IS NOT NULL,"
+                " pg_last_wal_replay_lsn()::text,"
+                " extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8"
+            ).fetchone()  # type: ignore[misc]
+    except psycopg.Error as exc:
+        return {"service": name, "ok": False, "error": (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]}
+    state: dict[str, Any] = {"service": name, "ok": bool(in_recovery and streaming), "port": replica_port(settings, index)}
+    if not in_recovery:
+        state["error"] = "not in recovery (promoted?): not a standby of the primary"
+        return state
+    try:
+        with psycopg.connect(primary, connect_timeout=timeout_s) as conn:
+            (lag,) = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)::float8",
+                                  (replayed_lsn,)).fetchone()  # type: ignore[misc]
+    except psycopg.Error:
+        lag = None  # primary down: the standby still answers
+    state["lag_bytes"] = max(0, int(lag)) if lag is not None else None
+    state["lag_s"] = 0.0 if lag is not None and lag <= 0 else (round(max(0.0, replay_age_s), 3) if replay_age_s is not None else None)
+    state["checked_in_ms"] = round((time.monotonic() - t0) * 1000, 1)
+    return state
+
+
+__all__ = ["Replica", "drop_slot", "external_read_hosts", "leftover_replicas", "replica_credentials",
+           "replica_name", "replica_port", "replica_state"]
