@@ -2,9 +2,14 @@
 
 ``@radiantearth/stac-browser`` on npm is source only; it is built here with the
 committed ``package.json`` (``ol-stac`` pinned to 1.1.0, without which the
-build fails) and ``package-lock.json``, into a cache folder keyed by version
-and by the hash of those two files. The runtime ``config.js`` is written into
-the served copy, so one build serves any settings.
+build fails; ``world-atlas`` for the basemap) and ``package-lock.json``, into a
+cache folder keyed by version and by the hash of every file of ``browser_pkg/``
+(the build inputs, ``BUILD_INPUTS``). The build is made to work air-gapped:
+``basemaps.config.js`` (Natural Earth land drawn from the bundle, no tile server)
+and ``fields.config.js`` (labels and units of the ``matchup:`` fields) replace
+the stock ones, and ``offline-patch.js`` turns schema validation off (it would
+fetch schemas from schemas.stacspec.org) and loads ``/config.js``. The runtime
+``config.js`` is written into the served copy, so one build serves any settings.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 from eomatch.errors import StackError
 from eomatch.settings import Settings
 from eomatch.stack.nginx import NginxInstance
-from eomatch.stack.render import render_browser_conf, render_browser_config_js
+from eomatch.stack.render import BROWSER_BUILD_INPUTS, render_browser_conf, render_browser_config_js
 from eomatch.stack.state import StatePaths
 
 log = logging.getLogger(__name__)
@@ -33,9 +38,15 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eomatch"
 
 
+BUILD_INPUTS = BROWSER_BUILD_INPUTS
+"""Files of ``browser_pkg/`` copied into the unpacked package; ``deploy/browser/`` gets them too."""
+
+
 def build_key(version: str) -> str:
+    """Cache key of a build: a change of any build input makes a new build."""
     h = hashlib.sha256()
-    for name in ("package.json", "package-lock.json"):
+    for name in BUILD_INPUTS:
+        h.update(name.encode() + b"\0")
         h.update((PKG_DIR / name).read_bytes())
     return f"stac-browser-{version}-{h.hexdigest()[:12]}"
 
@@ -48,6 +59,16 @@ def _npm(args: list[str], cwd: Path, quiet: bool) -> None:
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
         raise StackError(f"browser: 'npm {' '.join(args)}' failed: {lines[-1] if lines else proc.returncode}")
+
+
+def _node(args: list[str], cwd: Path) -> None:
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        raise StackError("browser: node not found; install Node.js and npm (apt-get install nodejs npm)")
+    proc = subprocess.run([node, *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+        raise StackError(f"browser: 'node {' '.join(args)}' failed: {lines[-1] if lines else proc.returncode}")
 
 
 def build_browser(settings: Settings, quiet: bool = False) -> Path:
@@ -70,15 +91,9 @@ def build_browser(settings: Settings, quiet: bool = False) -> Path:
         with tarfile.open(tgz) as tar:
             tar.extractall(work, filter="data")
         src = work / "package"
-        shutil.copy(PKG_DIR / "package.json", src / "package.json")
-        shutil.copy(PKG_DIR / "package-lock.json", src / "package-lock.json")
-        index = src / "public" / "index.html"
-        html = index.read_text()
-        html = html.replace('<!-- <script defer="defer" src="/config.js"></script> -->',
-                            '<script defer="defer" src="/config.js"></script>')
-        if 'src="/config.js"' not in html:
-            raise StackError("browser: could not enable config.js in public/index.html")
-        index.write_text(html)
+        for name in BUILD_INPUTS:
+            shutil.copy(PKG_DIR / name, src / name)
+        _node(["offline-patch.js"], cwd=src)
         _npm(["ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=src, quiet=quiet)
         _npm(["run", "build"], cwd=src, quiet=quiet)
         if not (src / "dist" / "index.html").exists():

@@ -38,6 +38,10 @@ MAX_BODY = "64k"
 ASSETS_MAX_AGE_S = 600
 """Browsers and caches reuse an ``/assets/`` file this long, then revalidate (ETag)."""
 
+BROWSER_BUILD_INPUTS = ("package.json", "package-lock.json", "basemaps.config.js", "fields.config.js", "offline-patch.js")
+"""Files of ``stack/browser_pkg/`` copied into the unpacked STAC Browser before it is
+built (locally by ``eomatch.stack.browser``, in Compose by ``Dockerfile.browser``)."""
+
 _WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "*", "")
 
 
@@ -356,9 +360,9 @@ def render_deploy_files(settings: Settings) -> dict[str, str]:
         "nginx/proxy.conf": render_proxy_conf(settings, mode="compose"),
         "browser/nginx.conf": render_browser_conf(settings, "/usr/share/nginx/html", mode="compose"),
         "browser/config.js": render_browser_config_js(settings),
-        # STAC Browser's pinned dependencies (the same lock file as the local build)
-        "browser/package.json": browser_pkg.joinpath("package.json").read_text(encoding="utf-8"),
-        "browser/package-lock.json": browser_pkg.joinpath("package-lock.json").read_text(encoding="utf-8"),
+        # STAC Browser's build inputs, the same as the local build's: pinned dependencies
+        # (lock file), the offline basemap, the matchup: field labels, the offline patch
+        **{f"browser/{name}": browser_pkg.joinpath(name).read_text(encoding="utf-8") for name in BROWSER_BUILD_INPUTS},
         # Kubernetes manifests (kustomize-ready) from the same settings and configs
         **render_k8s_files(settings, k8s_inputs(settings)),
     }
