@@ -13,6 +13,7 @@ import shutil
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -149,6 +150,30 @@ def test_a_broken_standby_is_rebuilt_by_up(stack: Stack) -> None:
     with psycopg.connect(creds.dsn) as conn:
         assert wait_until(lambda: conn.execute("SELECT 1 FROM pgstac.collections WHERE id = %s",
                                                (cid,)).fetchone() is not None, VISIBLE_WITHIN_S, 0.05)
+
+
+def test_restore_reaches_the_standby(stack: Stack, tmp_path: Path) -> None:
+    from eomatch.stack.backup import backup, restore
+
+    key = api_key(stack)
+    kept, dropped = unique_id("replica-restore-kept"), unique_id("replica-restore-dropped")
+    r = httpx.post(stack.urls.internal + "collections", json=make_collection(kept), headers=bearer(key), timeout=30)
+    assert r.status_code in (200, 201), r.text
+    backup(stack.settings, tmp_path / "cat.dump")
+    r = httpx.post(stack.urls.internal + "collections", json=make_collection(dropped), headers=bearer(key), timeout=30)
+    assert r.status_code in (200, 201), r.text
+    summary = restore(stack.settings, tmp_path / "cat.dump")
+    assert summary.endswith("; db-replica-1 in step"), summary
+    # True of the standby when restore returns: no waiting here.
+    creds = replica_credentials(stack.settings, 1)
+    with psycopg.connect(creds.dsn) as conn:
+        ids = {row[0] for row in conn.execute("SELECT id FROM pgstac.collections WHERE id IN (%s, %s)",
+                                              (kept, dropped))}
+    assert ids == {kept}
+    with httpx.Client(timeout=10) as client:
+        assert client.get(stack.urls.external + f"collections/{kept}").status_code == 200
+        assert wait_until(lambda: client.get(stack.urls.external + f"collections/{dropped}").status_code == 404,
+                          VISIBLE_WITHIN_S, 0.05)
 
 
 def test_down_up_keeps_the_standby_and_replicas_0_removes_it(stack: Stack) -> None:

@@ -121,9 +121,13 @@ def restore(settings: Settings, file: str | Path) -> str:
     # re-apply them (and migrate pgSTAC if the dump is older than this version).
     Database(settings).setup_database()
     items, collections = _counts(admin)
+    # Standbys replay the restore like any write; wait for them (or rebuild them).
+    from eomatch.stack.replica import catch_up
+
+    standbys = catch_up(settings) if settings.stack.db.replicas else []
     return (
         f"restored {path} into {admin.redacted()}: {items} items in {collections} collections "
-        f"({time.monotonic() - t0:.1f}s)"
+        f"({time.monotonic() - t0:.1f}s)" + (f"; {', '.join(standbys)}" if standbys else "")
     )
 
 

@@ -240,6 +240,44 @@ def drop_slot(settings: Settings, slot: str) -> None:
         log.warning("cannot drop replication slot %s: %s", slot, str(exc).strip().splitlines()[-1:])
 
 
+def catch_up(settings: Settings, timeout_s: float = 60.0) -> list[str]:
+    """Wait until every running standby has replayed the primary's WAL as of now (after
+    a restore: the standbys then serve the restored catalogue); a standby that does not
+    within ``timeout_s`` is rebuilt from the primary. Returns one phrase per standby."""
+    import psycopg
+
+    done = []
+    with psycopg.connect(stack_credentials(settings, "admin").dsn, autocommit=True, connect_timeout=5) as conn:
+        (target,) = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()  # type: ignore[misc]
+    for index in range(1, settings.stack.db.replicas + 1):
+        replica = Replica(settings, index)
+        if replica.server_pid() is None:
+            done.append(f"{replica.name} not running ('eomatch-stack up' rebuilds it from the restored primary)")
+            continue
+        if wait_until(lambda r=replica: _replayed(r, target), timeout_s, 0.2):
+            done.append(f"{replica.name} in step")
+            continue
+        log.warning("%s: did not replay the restore within %.0fs; rebuilding it", replica.name, timeout_s)
+        replica.stop()
+        replica.build()
+        replica.start()
+        done.append(f"{replica.name} rebuilt")
+    return done
+
+
+def _replayed(replica: Replica, lsn: str) -> bool:
+    """The standby has replayed the WAL up to ``lsn``."""
+    import psycopg
+
+    try:
+        admin = replica_credentials(replica.settings, replica.index, "admin")
+        with psycopg.connect(admin.dsn, connect_timeout=2) as conn:
+            (ok,) = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()  # type: ignore[misc]
+        return bool(ok)
+    except psycopg.Error:
+        return False
+
+
 def leftover_replicas(settings: Settings) -> list[Replica]:
     """Standbys on disk beyond ``stack.db.replicas`` (the setting was lowered): to remove."""
     db_dir = Database(settings).paths.db_dir
@@ -294,5 +332,5 @@ def replica_state(settings: Settings, index: int, dsn: str | None = None, timeou
     return state
 
 
-__all__ = ["Replica", "drop_slot", "external_read_hosts", "leftover_replicas", "replica_credentials",
+__all__ = ["Replica", "catch_up", "drop_slot", "external_read_hosts", "leftover_replicas", "replica_credentials",
            "replica_name", "replica_port", "replica_state"]
