@@ -29,6 +29,7 @@ pytestmark = pytest.mark.stack
 PACKAGE_FILES = [
     "eomatch/stack/browser_pkg/package.json",
     "eomatch/stack/browser_pkg/package-lock.json",
+    *(f"eomatch/stack/browser_pkg/{name}" for name in ("basemaps.config.js", "fields.config.js", "offline-patch.js")),
     "eomatch/schema/matchup.json",
     "eomatch/stack/templates/nginx-proxy.conf.j2",
     *(f"eomatch/data/tle/{name}-2022.tle" for name in
