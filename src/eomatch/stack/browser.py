@@ -23,6 +23,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from filelock import FileLock
+
 from eomatch.errors import StackError
 from eomatch.settings import Settings
 from eomatch.stack.nginx import NginxInstance
@@ -80,11 +82,20 @@ def build_browser(settings: Settings, quiet: bool = False) -> Path:
     if (dist / "index.html").exists():
         return dist
     cache.mkdir(parents=True, exist_ok=True)
+    # Two stacks starting at once (tests, a demo beside CI) build once: the second waits.
+    with FileLock(str(cache / f"{target.name}.lock")):
+        if (dist / "index.html").exists():
+            return dist
+        _build_into(cfg.version, cache, target, dist, quiet)
+    return dist
+
+
+def _build_into(version: str, cache: Path, target: Path, dist: Path, quiet: bool) -> None:
     if not quiet:
-        print(f"building STAC Browser {cfg.version} once into {target} (about 2 minutes)...", flush=True)
+        print(f"building STAC Browser {version} once into {target} (about 2 minutes)...", flush=True)
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=cache))
     try:
-        _npm(["pack", f"@radiantearth/stac-browser@{cfg.version}", "--silent"], cwd=work, quiet=quiet)
+        _npm(["pack", f"@radiantearth/stac-browser@{version}", "--silent"], cwd=work, quiet=quiet)
         tgz = next(work.glob("*.tgz"), None)
         if tgz is None:
             raise StackError("browser: npm pack produced no archive")
@@ -105,7 +116,6 @@ def build_browser(settings: Settings, quiet: bool = False) -> Path:
         os.replace(staging, dist)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return dist
 
 
 class Browser(NginxInstance):
