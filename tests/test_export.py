@@ -269,3 +269,30 @@ def test_one_collection_only(cat: MatchupCatalogue, tmp_path: Path) -> None:
     coll = next(cat.iter_ids(kind="matchup")).collection
     summary = export_matchups(cat, tmp_path / "m.csv", collection=coll)
     assert summary.rows == cat.count(kind="matchup", collection=coll)
+
+
+def test_memory_stays_flat_as_the_catalogue_grows(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Loose, no timing: the traced peak of a 10x larger export stays well under 10x (it
+    streams; a whole-catalogue list of rows would make it ~10x). benchmarks/export_memory.py
+    measures 2k vs 20k matchups."""
+    import tracemalloc
+
+    from eomatch import export
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from _synth import ITEMS_PER_GROUP, generate
+
+    monkeypatch.setattr(export, "PRODUCT_CACHE", 32)  # the cache's bound is not what is measured
+    peaks = []
+    for matchups in (300, 3000):
+        root = tmp_path / f"cat-{matchups}"
+        generate(root, matchups * ITEMS_PER_GROUP // 2)
+        with MatchupCatalogue.open(root) as cat:
+            assert cat.count(kind="matchup") == matchups
+            export_matchups(cat, tmp_path / "warm.csv", "csv", batch_rows=50)  # first-use imports
+            tracemalloc.start()
+            summary = export_matchups(cat, tmp_path / f"m{matchups}.csv", "csv", batch_rows=50)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+        assert summary.rows == matchups
+    assert peaks[1] < 2 * peaks[0], peaks

@@ -124,12 +124,28 @@ def _sites(value: Any) -> list[str] | None:
     return None
 
 
+def _read_item(root: str, relpath: str) -> Any:
+    """An item file by its root-relative path.
+
+    Joined as plain strings: pathlib interns every path part it parses, and an intern
+    table that holds a name per item file would grow with the catalogue. A file gone
+    since the index saw it is jsonio's one-line CatalogueError.
+    """
+    path = os.path.join(root, relpath)
+    try:
+        with open(path, "rb") as fh:
+            return orjson.loads(fh.read())
+    except (OSError, orjson.JSONDecodeError):
+        return jsonio.read_json(path)  # the same error, worded as everywhere else
+
+
 class _Products:
     """(acquisition time, cloud cover) of products by id, read from their files once, bounded."""
 
-    def __init__(self, catalogue: MatchupCatalogue, size: int = PRODUCT_CACHE) -> None:
+    def __init__(self, catalogue: MatchupCatalogue, size: int | None = None) -> None:
         self._catalogue = catalogue
-        self._size = size
+        self._root = str(catalogue.root)
+        self._size = size or PRODUCT_CACHE
         self._cache: OrderedDict[str, tuple[datetime | None, float | None] | None] = OrderedDict()
 
     def get(self, product_id: str | None) -> tuple[datetime | None, float | None] | None:
@@ -142,7 +158,7 @@ class _Products:
         ref = self._catalogue.lookup(product_id)
         found: tuple[datetime | None, float | None] | None = None
         if ref is not None and ref.kind == "product":
-            product = Product(jsonio.read_json(self._catalogue.root / ref.relpath))
+            product = Product(_read_item(self._root, ref.relpath))
             try:
                 when: datetime | None = product.acquisition_time
             except Exception:  # a product without any time: the column is null, the row stays
@@ -217,9 +233,9 @@ def iter_matchup_rows(
     """
     stats = stats if stats is not None else RowStats()
     products = _Products(catalogue)
+    root = str(catalogue.root)
     for ref in catalogue.iter_ids(kind="matchup", collection=collection):
-        # a file gone since the index last saw it: jsonio's one-line CatalogueError names it
-        yield matchup_row(jsonio.read_json(catalogue.root / ref.relpath), products, stats)
+        yield matchup_row(_read_item(root, ref.relpath), products, stats)
         if progress is not None:
             progress.update()
 
