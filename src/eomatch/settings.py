@@ -96,6 +96,9 @@ class DatabaseSettings(_Section):
     the external API reads from them, falling back to the primary. 0 = none."""
     replication_user: str = "eomatch_replication"
     """Role the standbys stream with (``REPLICATION``, no other right)."""
+    replica_hosts: list[str] = Field(default_factory=list)
+    """Where the standbys answer, ``host:port`` each (Compose: ``db-replica:5432``);
+    empty: the local stack's ``host`` at ``port + 1`` ... ``port + replicas``."""
 
 
 class ApiSettings(_Section):

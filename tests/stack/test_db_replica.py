@@ -22,9 +22,8 @@ from conftest import free_port, make_state_dir, stack_settings
 from helpers import api_key, bearer, derive_settings, make_collection, unique_id
 
 from eomatch.stack import Stack
-from eomatch.stack.api import REREAD_IDLE_S
 from eomatch.stack.process import wait_until
-from eomatch.stack.replica import replica_credentials
+from eomatch.stack.replica import REREAD_IDLE_S, replica_credentials
 
 VISIBLE_WITHIN_S = 5.0
 """A write on the primary shows on /external/ within this (the issue's 'a few seconds')."""
@@ -205,3 +204,90 @@ def test_down_up_keeps_the_standby_and_replicas_0_removes_it(stack: Stack) -> No
     finally:
         without.down()
         stack.up()  # as the fixture's teardown expects (it has the standby again)
+
+
+# --- Compose: the same topology from the same settings ------------------------------
+
+
+def test_compose_renders_a_db_replica_the_external_api_reads(tmp_path: Path) -> None:
+    import re
+
+    import yaml
+
+    from eomatch.settings import load_settings
+    from eomatch.stack.render import render_deploy_files
+    from eomatch.stack.replica import replica_address
+
+    settings = load_settings(overrides={"stack": {"db": {"replicas": 1}}}, environ={})
+    files = render_deploy_files(settings)
+    compose = yaml.safe_load(files["compose.yaml"])
+    services = compose["services"]
+    replica = services["db-replica"]
+    assert replica["image"] == services["db"]["image"]  # the same image
+    script = replica["command"][0]
+    assert "pg_basebackup" in script and "-S eomatch_replica_1" in script and "-U eomatch_replication" in script
+    assert replica["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "pgdata-replica-1" in compose["volumes"]
+    ext = services["api-external"]["environment"]
+    assert ext["PGHOST"] == "db-replica,${POSTGRES_HOST:-db}" and ext["PGPORT"] == "5432,${POSTGRES_PORT:-5432}"
+    assert ext["PGTARGETSESSIONATTRS"] == "prefer-standby" and ext["PGUSER"] == settings.stack.db.read_user
+    internal = services["api-internal"]["environment"]
+    assert internal["PGHOST"] == "${POSTGRES_HOST:-db}"  # writers: the primary only
+    assert "EOMATCH_REPLICATION_PASSWORD" in services["migrate"]["environment"]
+    # The primary accepts the replication role (and only it) for replication.
+    assert services["db"]["command"] == ["postgres", "-c", "hba_file=/etc/eomatch/pg_hba.conf"]
+    assert re.search(r"^host\s+replication\s+eomatch_replication\s+all\s+scram-sha-256$", files["db/pg_hba.conf"], re.M)
+    # The APIs' settings know where the standby is (health, metrics).
+    api_settings = load_settings(overrides=yaml.safe_load(files["settings.yaml"]), environ={})
+    assert api_settings.stack.db.replicas == 1
+    assert replica_address(api_settings, 1) == ("db-replica", 5432)
+    env_example = (Path(__file__).resolve().parents[2] / "deploy" / ".env.example").read_text()
+    assert "EOMATCH_REPLICATION_PASSWORD=" in env_example
+
+    # Without standbys nothing of it is rendered.
+    plain = render_deploy_files(load_settings(environ={}))
+    assert "db-replica" not in plain["compose.yaml"] and "db/pg_hba.conf" not in plain
+
+
+def test_db_setup_creates_the_replication_role_and_slots(stack: Stack, tmp_path: Path) -> None:
+    """Compose's migrate service, run against this stack's primary with two standbys."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from eomatch.pgstac import stack_credentials
+    from eomatch.stack.render import compose_settings_yaml
+    from eomatch.stack.state import load_secrets
+
+    role = unique_id("repl").replace("-", "_")
+    conf = tmp_path / "settings.yaml"
+    conf.write_text(compose_settings_yaml(derive_settings(stack.settings, {"db": {"replicas": 2, "replication_user": role}})))
+    assert yaml.safe_load(conf.read_text())["stack"]["db"]["replicas"] == 2
+    admin = stack_credentials(stack.settings, "admin")
+    secrets = load_secrets(stack.paths)  # the stack's own: its roles stay as they are
+    secrets_env = {f"EOMATCH_{k.upper()}_PASSWORD": secrets[f"{k}_password"] for k in ("api", "ingest", "read")}
+    env = {"PATH": os.environ["PATH"], **admin.pg_env(), **secrets_env, "EOMATCH_CONFIG": str(conf)}
+    cli = [str(Path(sys.executable).parent / "eomatch-stack"), "db-setup"]
+    missing = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "EOMATCH_REPLICATION_PASSWORD" in missing.stderr.strip().splitlines()[-1]
+    replication_pw = "r" + unique_id("pw")
+    done = subprocess.run(cli, env={**env, "EOMATCH_REPLICATION_PASSWORD": replication_pw},
+                          capture_output=True, text=True, timeout=120)
+    try:
+        assert done.returncode == 0, done.stderr
+        assert role in done.stdout
+        with psycopg.connect(admin.dsn) as conn:
+            slots = {r[0] for r in conn.execute("SELECT slot_name FROM pg_replication_slots")}
+            assert {"eomatch_replica_1", "eomatch_replica_2"} <= slots
+            assert conn.execute("SELECT rolreplication FROM pg_roles WHERE rolname = %s", (role,)).fetchone() == (True,)
+        # The role logs in for replication with the password db-setup gave it.
+        repl = psycopg.connect(f"host={admin.host} port={admin.port} user={role} "
+                               f"password={replication_pw} replication=true dbname=replication", autocommit=True)
+        repl.close()
+    finally:
+        from eomatch.stack.replica import drop_slot
+
+        drop_slot(stack.settings, "eomatch_replica_2")  # this stack has one standby
+        with psycopg.connect(admin.dsn, autocommit=True) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')

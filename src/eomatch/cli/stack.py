@@ -202,7 +202,17 @@ def _db_setup(settings) -> int:  # type: ignore[no-untyped-def]
         {db.read_user: env["EOMATCH_READ_PASSWORD"]},
         timeouts=role_timeouts(settings),
     )
-    print(f"pgSTAC ready in {admin.redacted()}; roles {db.api_user}, {db.ingest_user}, {db.read_user}")
+    roles = [db.api_user, db.ingest_user, db.read_user]
+    if db.replicas:  # the standbys (db-replica) stream through this role and their slots
+        from eomatch.stack.replica import replica_slot, setup_replication
+
+        password = env.get("EOMATCH_REPLICATION_PASSWORD", "")
+        problem = placeholder_problem("EOMATCH_REPLICATION_PASSWORD", password)
+        if problem:
+            raise StackError(f"refusing to start: {problem} (stack.db.replicas is {db.replicas})")
+        setup_replication(admin, db.replication_user, password, [replica_slot(i) for i in range(1, db.replicas + 1)])
+        roles.append(db.replication_user)
+    print(f"pgSTAC ready in {admin.redacted()}; roles {', '.join(roles)}")
     return 0
 
 

@@ -41,13 +41,6 @@ HOME_MASKS = ("/root", "/home")
 SOCKET_PATH_MAX = 107
 """Longest unix socket path Linux accepts (``sun_path`` is 108 bytes with the NUL)."""
 
-REREAD_IDLE_S = 5
-"""With standbys: an external API's pooled connection idle this long closes; the next
-one goes to a standby again if one answers (prefer-standby)."""
-
-REREAD_QUERIES = 500
-"""With standbys: queries after which a pooled connection is renewed (busy pools too)."""
-
 _ENV_KEPT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 """The caller's variables an API inherits; nothing else (credentials, tokens) leaks in."""
 
@@ -238,7 +231,7 @@ class ApiService:
         if self.audience == "external" and self.settings.stack.db.replicas:
             # Read from a standby, the primary when none answers (libpq's variables,
             # which asyncpg also reads): the read-only role either way.
-            from eomatch.stack.replica import external_read_hosts
+            from eomatch.stack.replica import REREAD_IDLE_S, REREAD_QUERIES, external_read_hosts
 
             env["PGHOST"], env["PGPORT"] = external_read_hosts(self.settings)
             env["PGTARGETSESSIONATTRS"] = "prefer-standby"

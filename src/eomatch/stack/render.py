@@ -269,6 +269,7 @@ def render_compose(settings: Settings) -> str:
     from pypgstac import __version__ as pgstac_version
 
     from eomatch import __version__
+    from eomatch.stack.replica import REREAD_IDLE_S, REREAD_QUERIES, compose_replica_services
 
     st = settings.stack
     return _env().get_template("compose.yaml.j2").render(
@@ -285,6 +286,9 @@ def render_compose(settings: Settings) -> str:
         internal_prefixes=",".join(st.api.internal_path_prefixes),
         internal_port=COMPOSE_INTERNAL_PORT,
         assets_mount=COMPOSE_ASSETS_ROOT,
+        replica_services=compose_replica_services(settings),
+        reread_idle_s=REREAD_IDLE_S,
+        reread_queries=REREAD_QUERIES,
     )
 
 
@@ -327,6 +331,8 @@ def compose_settings_yaml(settings: Settings) -> str:
     component probe URLs of the Compose network."""
     import yaml
 
+    from eomatch.stack.replica import compose_db_settings
+
     st = settings.stack
     api = st.api.model_dump(mode="json", exclude={"run_as", "socket_dir"})  # local stack only
     api["health_urls"] = {
@@ -336,7 +342,8 @@ def compose_settings_yaml(settings: Settings) -> str:
     }
     data = {
         "stack": {
-            "db": {k: v for k, v in st.db.model_dump(mode="json").items() if k in ("name", "admin_user", "ingest_user", "read_user")},
+            "db": {k: v for k, v in st.db.model_dump(mode="json").items() if k in ("name", "admin_user", "ingest_user", "read_user")}
+            | compose_db_settings(settings),  # the standbys, when stack.db.replicas
             "api": api,
             "stale_after_s": st.stale_after_s,
             "log_format": st.log_format,
@@ -353,8 +360,10 @@ def render_deploy_files(settings: Settings) -> dict[str, str]:
     wherever it is copied: no build context outside it."""
     from importlib import resources
 
+    from eomatch.stack.replica import render_pg_hba
+
     browser_pkg = resources.files("eomatch.stack").joinpath("browser_pkg")
-    return {
+    files = {
         "compose.yaml": render_compose(settings),
         "settings.yaml": compose_settings_yaml(settings),
         "nginx/proxy.conf": render_proxy_conf(settings, mode="compose"),
@@ -366,6 +375,9 @@ def render_deploy_files(settings: Settings) -> dict[str, str]:
         # Kubernetes manifests (kustomize-ready) from the same settings and configs
         **render_k8s_files(settings, k8s_inputs(settings)),
     }
+    if settings.stack.db.replicas:  # the primary lets the standbys replicate
+        files["db/pg_hba.conf"] = render_pg_hba(settings)
+    return files
 
 
 def k8s_inputs(settings: Settings) -> K8sInputs:

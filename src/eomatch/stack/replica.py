@@ -32,6 +32,15 @@ from eomatch.stack.state import load_secrets
 
 log = logging.getLogger(__name__)
 
+REREAD_IDLE_S = 5
+"""With standbys: an external API's pooled connection idle this long closes; the next
+one goes to a standby again if one answers (prefer-standby)."""
+
+REREAD_QUERIES = 500
+"""With standbys: queries after which a pooled connection is renewed (busy pools too)."""
+
+COMPOSE_PG_PORT = 5432
+
 ORPHANS_LEAVE_S = 3.0
 """After a standby's postmaster was killed: time its backends take to notice and exit."""
 
@@ -49,6 +58,24 @@ def replica_port(settings: Settings, index: int) -> int:
     return settings.stack.db.port + index
 
 
+def replica_address(settings: Settings, index: int) -> tuple[str, int]:
+    """(host, port) of standby ``index``: ``stack.db.replica_hosts`` (Compose), else local."""
+    db = settings.stack.db
+    if db.replica_hosts:
+        if index > len(db.replica_hosts):
+            raise StackError(f"stack.db.replica_hosts names {len(db.replica_hosts)} standbys, "
+                             f"stack.db.replicas is {db.replicas}")
+        host, _, port = db.replica_hosts[index - 1].rpartition(":")
+        if not host or not port.isdigit():
+            raise StackError(f"stack.db.replica_hosts: '{db.replica_hosts[index - 1]}' is not host:port")
+        return host, int(port)
+    return db.host, replica_port(settings, index)
+
+
+def replica_slot(index: int) -> str:
+    return f"{SLOT_PREFIX}{index}"
+
+
 def replica_credentials(settings: Settings, index: int, role: str = "read") -> DbCredentials:
     """A stack role's credentials on standby ``index`` (roles replicate with the data)."""
     c = stack_credentials(settings, role)
@@ -63,6 +90,53 @@ def external_read_hosts(settings: Settings) -> tuple[str, str]:
     return ",".join([db.host] * len(ports)), ",".join(str(p) for p in ports)
 
 
+def compose_replica_services(settings: Settings) -> list[str]:
+    """Compose's standbys: ``db-replica``, ``db-replica-2``, ... (``stack.db.replicas``)."""
+    return ["db-replica" if i == 1 else f"db-replica-{i}" for i in range(1, settings.stack.db.replicas + 1)]
+
+
+def render_pg_hba(settings: Settings) -> str:
+    """Compose's primary with standbys: the image's own rules plus replication for the
+    replication role (password checked, like every network login)."""
+    return (
+        "# Rendered by `eomatch-stack render-deploy` (stack.db.replicas); do not edit by hand.\n"
+        "local   all          all                            trust\n"
+        "host    all          all          127.0.0.1/32      trust\n"
+        "host    all          all          ::1/128           trust\n"
+        "local   replication  all                            trust\n"
+        "host    all          all          all               scram-sha-256\n"
+        f"host    replication  {settings.stack.db.replication_user}  all  scram-sha-256\n"
+    )
+
+
+def compose_db_settings(settings: Settings) -> dict[str, Any]:
+    """The standby part of Compose's ``settings.yaml`` (``{}`` without standbys)."""
+    db = settings.stack.db
+    if not db.replicas:
+        return {}
+    return {"replicas": db.replicas, "replication_user": db.replication_user,
+            "replica_hosts": [f"{name}:{COMPOSE_PG_PORT}" for name in compose_replica_services(settings)]}
+
+
+def setup_replication(admin: DbCredentials, user: str, password: str, slots: list[str]) -> None:
+    """Idempotent: the replication role (``REPLICATION LOGIN``, nothing else) with this
+    password, and a physical slot per standby. Local stack and Compose's ``db-setup``."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin.dsn, autocommit=True, connect_timeout=10) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone():
+            conn.execute(sql.SQL("CREATE ROLE {} WITH REPLICATION LOGIN").format(sql.Identifier(user)))
+        conn.execute(sql.SQL("ALTER ROLE {} WITH REPLICATION LOGIN PASSWORD {}").format(
+            sql.Identifier(user), sql.Literal(password)))
+        for slot in slots:
+            conn.execute(
+                "SELECT pg_create_physical_replication_slot(%s, true) "
+                "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
+                (slot, slot),
+            )
+
+
 class Replica(Database):
     """One hot standby: start (building it from the primary when needed) / stop / health."""
 
@@ -71,7 +145,7 @@ class Replica(Database):
         self.index = index
         self.name = replica_name(index)
         self.port = replica_port(settings, index)
-        self.slot = f"{SLOT_PREFIX}{index}"
+        self.slot = replica_slot(index)
 
     @property
     def data_dir(self) -> Path:
@@ -99,27 +173,11 @@ class Replica(Database):
         return (self.data_dir / "PG_VERSION").exists() and (self.data_dir / "standby.signal").exists()
 
     # --- building --------------------------------------------------------------
-    def _primary_admin(self) -> Any:
-        import psycopg
-
-        return psycopg.connect(stack_credentials(self.settings, "admin").dsn, autocommit=True, connect_timeout=5)
-
     def ensure_replication_role(self) -> str:
         """The replication role (password from the secrets file) and this standby's slot."""
-        from psycopg import sql
-
         secrets = load_secrets(self.paths, create=True)
-        user = self.cfg.replication_user
-        with self._primary_admin() as conn:
-            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone():
-                conn.execute(sql.SQL("CREATE ROLE {} WITH REPLICATION LOGIN").format(sql.Identifier(user)))
-            conn.execute(sql.SQL("ALTER ROLE {} WITH REPLICATION LOGIN PASSWORD {}").format(
-                sql.Identifier(user), sql.Literal(secrets["replication_password"])))
-            conn.execute(
-                "SELECT pg_create_physical_replication_slot(%s, true) "
-                "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
-                (self.slot, self.slot),
-            )
+        setup_replication(stack_credentials(self.settings, "admin"), self.cfg.replication_user,
+                          secrets["replication_password"], [self.slot])
         return secrets["replication_password"]
 
     def build(self) -> None:
@@ -305,7 +363,11 @@ def replica_state(settings: Settings, index: int, dsn: str | None = None, timeou
         primary = dsn or stack_credentials(settings, "read").dsn
     except StackError as exc:
         return {"service": name, "ok": False, "error": str(exc)}
-    standby = make_conninfo(primary, host=settings.stack.db.host, port=str(replica_port(settings, index)))
+    try:
+        host, port = replica_address(settings, index)
+    except StackError as exc:
+        return {"service": name, "ok": False, "error": str(exc)}
+    standby = make_conninfo(primary, host=host, port=str(port))
     t0 = time.monotonic()
     try:
         with psycopg.connect(standby, connect_timeout=timeout_s) as conn:
@@ -316,7 +378,7 @@ def replica_state(settings: Settings, index: int, dsn: str | None = None, timeou
             ).fetchone()  # type: ignore[misc]
     except psycopg.Error as exc:
         return {"service": name, "ok": False, "error": (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]}
-    state: dict[str, Any] = {"service": name, "ok": bool(in_recovery and streaming), "port": replica_port(settings, index)}
+    state: dict[str, Any] = {"service": name, "ok": bool(in_recovery and streaming), "address": f"{host}:{port}"}
     if not in_recovery:
         state["error"] = "not in recovery (promoted?): not a standby of the primary"
         return state
@@ -332,5 +394,6 @@ def replica_state(settings: Settings, index: int, dsn: str | None = None, timeou
     return state
 
 
-__all__ = ["Replica", "catch_up", "drop_slot", "external_read_hosts", "leftover_replicas", "replica_credentials",
-           "replica_name", "replica_port", "replica_state"]
+__all__ = ["REREAD_IDLE_S", "REREAD_QUERIES", "Replica", "catch_up", "compose_db_settings",
+           "compose_replica_services", "render_pg_hba", "drop_slot", "external_read_hosts", "leftover_replicas", "replica_address",
+           "replica_credentials", "replica_name", "replica_port", "replica_slot", "replica_state", "setup_replication"]
