@@ -296,3 +296,23 @@ def test_memory_stays_flat_as_the_catalogue_grows(tmp_path: Path, monkeypatch) -
             tracemalloc.stop()
         assert summary.rows == matchups
     assert peaks[1] < 2 * peaks[0], peaks
+
+
+def test_a_legacy_catalogue_exports_from_its_links(tmp_path: Path) -> None:
+    """Catalogues of the original tool: product ids from derived_from links, the event from
+    its related link, the old abs_time_diff_s name."""
+    from catalogue_factory import build_legacy_catalogue
+
+    event_id, matchup_id = build_legacy_catalogue(tmp_path / "legacy")
+    cat = MatchupCatalogue.open(tmp_path / "legacy")
+    summary = export_matchups(cat, tmp_path / "m.geojson")
+    assert summary.rows == 1 and summary.missing_products == 0
+    (feature,) = json.loads((tmp_path / "m.geojson").read_bytes())["features"]
+    props = feature["properties"]
+    assert feature["id"] == matchup_id and props["event_id"] == event_id
+    links = cat.get_item(matchup_id)["links"]
+    assert {props["product_a_id"], props["product_b_id"]} == {
+        Path(lk["href"]).stem for lk in links if lk["rel"] == "derived_from"
+    }
+    assert props["abs_time_diff_s"] == cat.get_item(matchup_id)["properties"]["matchup:time_diff_abs"]
+    assert props["acquisition_time_a"] is not None
