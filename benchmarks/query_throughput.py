@@ -151,12 +151,13 @@ def main() -> int:
 
         settings = stack_settings(make_state_dir("eomatch-bench-"))
         stack = Stack(settings, quiet=True)
-        print("starting a stack…", flush=True)
-        stack.up()
         base = f"http://127.0.0.1:{settings.stack.proxy.port}"
     settings.query.page_size = args.page_size
     work = Path(args.workdir or tempfile.mkdtemp(prefix="eomatch-qbench-"))
     try:
+        if stack is not None:  # inside the try: a stack that fails to come up is stopped too
+            print("starting a stack…", flush=True)
+            stack.up()
         from pypgstac.db import PgstacDB
         from pypgstac.load import Loader, Methods
 
