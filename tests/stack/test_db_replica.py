@@ -103,6 +103,25 @@ def test_external_reads_from_the_standby_and_sees_writes_within_seconds(stack: S
     assert state["ok"] is True and state["lag_bytes"] >= 0 and state["lag_s"] >= 0
 
 
+def test_cli_status_and_logs_name_the_standby(stack: Stack) -> None:
+    import subprocess
+    import sys
+
+    cli = [str(Path(sys.executable).parent / "eomatch-stack"), "--config", str(stack.paths.conf / "settings.yaml")]
+    status = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr
+    line = next(ln for ln in status.stdout.splitlines() if ln.strip().startswith("db-replica-1"))
+    assert " up " in line and f"pid={stack.db_replicas[0].server_pid()}" in line and "lag=" in line
+    logs = subprocess.run([*cli, "logs", "db-replica-1", "-n", "3"], capture_output=True, text=True, timeout=60)
+    assert logs.returncode == 0, logs.stderr
+    files = [Path(ln[4:-4]).name for ln in logs.stdout.splitlines() if ln.startswith("==> ")]
+    assert files and all(f.startswith("db-replica-1-") for f in files), files
+    primary = subprocess.run([*cli, "logs", "db", "-n", "3"], capture_output=True, text=True, timeout=60)
+    assert primary.returncode == 0, primary.stderr
+    files = [Path(ln[4:-4]).name for ln in primary.stdout.splitlines() if ln.startswith("==> ")]
+    assert files and not any(f.startswith("db-replica-") for f in files), files
+
+
 def test_metrics_report_the_standby(stack: Stack) -> None:
     with stack.apis[0].client() as client:
         text = client.get("/metrics").text
@@ -117,7 +136,9 @@ def test_a_dead_standby_falls_back_to_the_primary_and_up_brings_it_back(stack: S
     os.kill(pid, signal.SIGKILL)
     assert wait_until(lambda: replica.server_pid() is None, 10, 0.05)
     # Within seconds every read answers again, from the primary, with the read-only role.
+    t0 = time.monotonic()
     assert wait_until(lambda: _external_ok(stack), 10, 0.2)
+    print(f"reads on the primary {time.monotonic() - t0:.2f} s after the standby was killed")
     assert _read_sessions(stack, stack.settings.stack.db.port) >= 1
     r = httpx.get(stack.urls.health, timeout=10)
     assert r.status_code == 503

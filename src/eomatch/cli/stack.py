@@ -242,7 +242,10 @@ def _logs(stack, paths, service: str, lines: int, follow: bool) -> int:  # type:
     stack.service(service)  # validates the name
     candidates = sorted(paths.logs.glob(f"{service}*.log"))
     if service == "db":
-        candidates = sorted((paths.logs / "postgres").glob("*.log"), key=lambda p: p.stat().st_mtime)
+        candidates = sorted((p for p in (paths.logs / "postgres").glob("*.log") if not p.name.startswith("db-replica-")),
+                            key=lambda p: p.stat().st_mtime)
+    elif service.startswith("db-replica-"):  # a standby's PostgreSQL logs
+        candidates = sorted((paths.logs / "postgres").glob(f"{service}-*.log"), key=lambda p: p.stat().st_mtime)
     if not candidates:
         raise StackError(f"no log for {service} yet in {paths.logs}")
     from eomatch.stack.process import tail
