@@ -15,14 +15,13 @@ import pytest
 import yaml
 
 from eomatch.errors import ConfigError
-from eomatch.settings import DatabaseSettings, Settings, load_settings
+from eomatch.settings import Settings, load_settings
 from eomatch.stack.k8s import SECRET_NAME, SHARED_CLAIM, SHARED_MOUNT
 from eomatch.stack.render import render_deploy_files, render_proxy_conf
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 K8S_VERSION = "1.30.0"
-HAS_DB_REPLICAS = "replicas" in DatabaseSettings.model_fields
 
 
 def _settings(tmp_path: Path, **stack: Any) -> Settings:
@@ -63,15 +62,14 @@ def _validate_all(files: dict[str, str]) -> int:
 
 def _variants(tmp_path: Path) -> list[Settings]:
     """Defaults, and every branch of the render: TLS, /assets/, more external replicas,
-    JSON logs, hot standbys when this eomatch has them."""
+    JSON logs, hot standbys."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     extra: dict[str, Any] = {
         "proxy": {"tls_cert": str(cert), "tls_key": str(key), "assets_root": f"{SHARED_MOUNT}/matchups"},
         "api": {"external_replicas": 3},
         "log_format": "json",
     }
-    if HAS_DB_REPLICAS:
-        extra["db"] = {"replicas": 2}
+    extra["db"] = {"replicas": 2}
     return [_settings(tmp_path), _settings(tmp_path, **extra)]
 
 
@@ -240,35 +238,47 @@ def test_secrets_are_referenced_by_name_never_written(tmp_path: Path) -> None:
         assert not missing, missing
 
 
-@pytest.mark.skipif(not HAS_DB_REPLICAS, reason="stack.db.replicas is not a setting of this eomatch")
 def test_hot_standbys_follow_stack_db_replicas(tmp_path: Path) -> None:
     none = render_deploy_files(_settings(tmp_path))
-    assert "k8s/db-replica.yaml" not in none and not any("db-replica" in t for r, t in none.items() if r.startswith("k8s/"))
-    files = render_deploy_files(_settings(tmp_path, db={"replicas": 2}))
-    standby = _find(files, "StatefulSet", "db-replica")
+    assert not any("standby" in t or "db-replica" in t for r, t in none.items() if r.startswith("k8s/"))
+    settings = _settings(tmp_path, db={"replicas": 2})
+    files = render_deploy_files(settings)
+    compose = yaml.safe_load(files["compose.yaml"])["services"]
+    standby = _find(files, "StatefulSet", "db-standby")
     assert standby["spec"]["replicas"] == 2
     init = standby["spec"]["template"]["spec"]["initContainers"][0]
-    assert "pg_basebackup -h db" in init["command"][-1] and " -R " in init["command"][-1]
+    script = init["command"][-1]
+    assert "pg_basebackup -h db -p 5432 -U eomatch_replication" in script and " -R " in script
     assert _env(init)["EOMATCH_REPLICATION_PASSWORD"]["secretKeyRef"] == {"name": SECRET_NAME, "key": "EOMATCH_REPLICATION_PASSWORD"}
+    # Compose's standbys by name: each a Service on one pod, running what Compose runs
+    names = sorted(n for n in compose if n.startswith("db-replica"))
+    assert names == ["db-replica", "db-replica-2"]
+    for ordinal, name in enumerate(names):
+        selector = _find(files, "Service", name)["spec"]["selector"]
+        assert selector["statefulset.kubernetes.io/pod-name"] == f"db-standby-{ordinal}"
+        assert f"eomatch_replica_{ordinal + 1}" in compose[name]["command"][0]  # the same slot
+        assert " -c fast" in compose[name]["command"][0] and "-c fast" in script
+    assert standby["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "postgres", "-c", "hot_standby=on", "-c", "hot_standby_feedback=on"]  # fmt: skip
+    # the primary admits the replication role with Compose's pg_hba.conf
     primary = _find(files, "StatefulSet", "db")
     assert primary["spec"]["replicas"] == 1
-    assert "/docker-entrypoint-initdb.d" in {m["mountPath"] for m in primary["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
-    assert "k8s/db.yaml" in files and _find(files, "ConfigMap", "db-init")
-    # the external API reads from the standbys, the primary when none answers; the internal from db
+    assert _find(files, "ConfigMap", "db-hba")["data"]["pg_hba.conf"] == files["db/pg_hba.conf"]
+    assert primary["spec"]["template"]["spec"]["containers"][0]["args"] == compose["db"]["command"]
+    # migrate makes the role and slots; the external API reads from the standbys, the
+    # primary when none answers, as in Compose; the internal API from db
+    assert set(_env(_container(files, "Job", "migrate"))) == set(compose["migrate"]["environment"])
     external = _env(_container(files, "Deployment", "api-external"))
-    assert external["PGHOST"] == "db-replica-0.db-replica,db-replica-1.db-replica,db"
-    assert external["PGPORT"] == "5432,5432,5432" and external["PGTARGETSESSIONATTRS"] == "prefer-standby"
+    compose_env = compose["api-external"]["environment"]
+    assert set(external) == set(compose_env)
+    assert external["PGHOST"] == compose_env["PGHOST"].replace("${POSTGRES_HOST:-db}", "db") == "db-replica,db-replica-2,db"
+    assert external["PGPORT"] == str(compose_env["PGPORT"]).replace("${POSTGRES_PORT:-5432}", "5432")
+    for key in ("PGTARGETSESSIONATTRS", "DB_MIN_CONN_SIZE", "DB_MAX_INACTIVE_CONN_LIFETIME", "DB_MAX_QUERIES"):
+        assert external[key] == str(compose_env[key]), key
     assert _env(_container(files, "Deployment", "api-internal"))["PGHOST"] == "db"
-    import eomatch.stack.api as local_api
-    from eomatch.stack import k8s
-
-    # pooled connections renew as the local stack's do
-    for ours, theirs in (("STANDBY_IDLE_S", "REREAD_IDLE_S"), ("STANDBY_QUERIES", "REREAD_QUERIES")):
-        if hasattr(local_api, theirs):
-            assert getattr(k8s, ours) == getattr(local_api, theirs)
-    compose = yaml.safe_load(files["compose.yaml"])["services"]
-    if any(name.startswith("db-replica") for name in compose):  # Compose has standbys too
-        assert set(external) == set(compose["api-external"]["environment"])
+    # the APIs' settings name the standbys by the same Service names (health, metrics)
+    hosts = yaml.safe_load(_find(files, "ConfigMap", "eomatch-settings")["data"]["settings.yaml"])["stack"]["db"]["replica_hosts"]
+    assert hosts == ["db-replica:5432", "db-replica-2:5432"]
 
 
 def test_assets_outside_the_shared_drive_is_a_one_line_error(tmp_path: Path) -> None:
@@ -307,21 +317,25 @@ def _pg(bin_dir: Path, user: str, *args: str, env: dict[str, str] | None = None,
 
 
 @pytest.mark.stack
-def test_standby_scripts_make_a_streaming_standby(tmp_path: Path) -> None:
-    """What the primary's first start (REPLICATION_INIT) and a standby's init container
-    (basebackup_script) run, on this machine's PostgreSQL: a hot standby streaming
-    through its slot; a second start leaves it alone; a copy lost after the slot was
-    made is redone through the same slot."""
+def test_standby_init_container_makes_a_streaming_standby(tmp_path: Path) -> None:
+    """A standby pod's init container (basebackup_script) on this machine's PostgreSQL,
+    against a primary set up as the manifests set it up (Compose's pg_hba.conf as
+    hba_file; role and slot from db-setup's setup_replication): a hot standby streaming
+    through its slot; a restart leaves the copy alone; a lost volume is copied again
+    through the same slot; a wrong password copies nothing."""
     import os
     import pwd
     import shutil
 
     from conftest import make_state_dir
 
-    from eomatch.stack.k8s import REPLICATION_INIT, basebackup_script
+    from eomatch.pgstac import DbCredentials
+    from eomatch.stack.k8s import basebackup_script
     from eomatch.stack.process import free_port
+    from eomatch.stack.replica import render_pg_hba, replica_slot, setup_replication
 
-    bin_dir = load_settings(environ={}).stack.db.pg_bin_dir
+    settings = load_settings(overrides={"stack": {"db": {"replicas": 1}}}, environ={})
+    bin_dir = settings.stack.db.pg_bin_dir
     if not (bin_dir / "initdb").exists():
         pytest.skip(f"no PostgreSQL in {bin_dir}")
     user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.getuid()).pw_name
@@ -329,42 +343,38 @@ def test_standby_scripts_make_a_streaming_standby(tmp_path: Path) -> None:
     shutil.chown(root, user)
     primary, standby, sock = root / "primary", root / "standby" / "pgdata", root / "sock"
     _pg(bin_dir, user, "mkdir", "-p", str(sock), str(standby.parent))
+    hba = root / "pg_hba.conf"
+    hba.write_text(render_pg_hba(settings))
+    hba.chmod(0o644)
     ports = {"primary": free_port(), "standby": free_port()}
     started: list[Path] = []
     try:
-        _pg(bin_dir, user, "initdb", "-D", str(primary), "-U", "admin", "--auth-local=trust", "--auth-host=scram-sha-256")
-        # like the image's: no replication from other hosts until the script's line
-        hba = primary / "pg_hba.conf"
-        text = _pg(bin_dir, user, "cat", str(hba)).stdout
-        kept = "\n".join(ln for ln in text.splitlines() if not ln.startswith("host") or " replication " not in ln)
-        _pg(bin_dir, user, "sh", "-c", f"cat > {hba} <<'X'\n{kept}\nX")
-        opts = f"-p {ports['primary']} -k {sock} -c listen_addresses=127.0.0.1"
+        _pg(bin_dir, user, "initdb", "-D", str(primary), "-U", "admin", "--auth=trust")
+        opts = f"-p {ports['primary']} -k {sock} -c listen_addresses=127.0.0.1 -c hba_file={hba}"
         _pg(bin_dir, user, "pg_ctl", "-D", str(primary), "-o", opts, "-w", "start", "-l", str(root / "primary.log"))
         started.append(primary)
         _pg(bin_dir, user, "createdb", "-h", str(sock), "-p", str(ports["primary"]), "-U", "admin", "eomatch")
-        secret = {"EOMATCH_REPLICATION_USER": "eomatch_replication", "EOMATCH_REPLICATION_PASSWORD": "s3cret-" + os.urandom(6).hex()}
-        init_env = {**secret, "PGDATA": str(primary), "POSTGRES_USER": "admin", "POSTGRES_DB": "eomatch",
-                    "PGHOST": str(sock), "PGPORT": str(ports["primary"])}  # fmt: skip
-        _pg(bin_dir, user, "sh", "-c", REPLICATION_INIT, env=init_env)
-        _pg(bin_dir, user, "pg_ctl", "-D", str(primary), "reload")
+        password = "s3cret-" + os.urandom(6).hex()
+        admin = DbCredentials("127.0.0.1", ports["primary"], "eomatch", "admin", "unused")
+        setup_replication(admin, settings.stack.db.replication_user, password, [replica_slot(1)])
         psql = ["psql", "-h", str(sock), "-p", str(ports["primary"]), "-U", "admin", "-d", "eomatch", "-tAc"]
         _pg(bin_dir, user, *psql, "CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
 
-        script = basebackup_script("127.0.0.1", ports["primary"])
-        env = {**secret, "PGDATA": str(standby), "HOSTNAME": "db-replica-0", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        script = basebackup_script(settings, "127.0.0.1", ports["primary"])
+        env = {"EOMATCH_REPLICATION_PASSWORD": password, "PGDATA": str(standby), "HOSTNAME": "db-standby-0",
+               "PATH": f"{bin_dir}:{os.environ['PATH']}"}  # fmt: skip
         wrong = _pg(bin_dir, user, "sh", "-c", script, env={**env, "EOMATCH_REPLICATION_PASSWORD": "wrong"}, check=False)
-        assert wrong.returncode != 0  # the password is what lets it in
+        assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr, wrong.stderr
+        assert _pg(bin_dir, user, "test", "-e", str(standby), check=False).returncode != 0  # nothing half-copied
         _pg(bin_dir, user, "sh", "-c", script, env=env)
-        assert _pg(bin_dir, user, *psql, "SELECT slot_name FROM pg_replication_slots").stdout.split() == ["db_replica_0"]
         assert _pg(bin_dir, user, "test", "-f", str(standby / "standby.signal"), check=False).returncode == 0
-        version = _pg(bin_dir, user, "stat", "-c", "%Y", str(standby / "PG_VERSION")).stdout
+        version = _pg(bin_dir, user, "stat", "-c", "%Y %i", str(standby / "PG_VERSION")).stdout
         _pg(bin_dir, user, "sh", "-c", script, env=env)  # a restart: the copy is kept
-        assert _pg(bin_dir, user, "stat", "-c", "%Y", str(standby / "PG_VERSION")).stdout == version
+        assert _pg(bin_dir, user, "stat", "-c", "%Y %i", str(standby / "PG_VERSION")).stdout == version
         _pg(bin_dir, user, "rm", "-rf", str(standby))  # the volume lost: copied again, same slot
         _pg(bin_dir, user, "sh", "-c", script, env=env)
-        assert _pg(bin_dir, user, *psql, "SELECT count(*) FROM pg_replication_slots").stdout.strip() == "1"
 
-        opts = f"-p {ports['standby']} -k {sock} -c listen_addresses=127.0.0.1"
+        opts = f"-p {ports['standby']} -k {sock} -c listen_addresses=127.0.0.1 -c hot_standby=on -c hot_standby_feedback=on"
         _pg(bin_dir, user, "pg_ctl", "-D", str(standby), "-o", opts, "-w", "start", "-l", str(root / "standby.log"))
         started.append(standby)
         standby_psql = ["psql", "-h", str(sock), "-p", str(ports["standby"]), "-U", "admin", "-d", "eomatch", "-tAc"]
@@ -375,8 +385,8 @@ def test_standby_scripts_make_a_streaming_standby(tmp_path: Path) -> None:
                 break
             time.sleep(0.1)
         assert _pg(bin_dir, user, *standby_psql, "SELECT count(*) FROM t").stdout.strip() == "2"
-        slot = _pg(bin_dir, user, *psql, "SELECT active FROM pg_replication_slots WHERE slot_name = 'db_replica_0'")
-        assert slot.stdout.strip() == "t"
+        slots = _pg(bin_dir, user, *psql, "SELECT slot_name, active FROM pg_replication_slots").stdout.split()
+        assert slots == [f"{replica_slot(1)}|t"], slots
     finally:
         for data in reversed(started):
             _pg(bin_dir, user, "pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop", check=False)

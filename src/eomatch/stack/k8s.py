@@ -136,32 +136,27 @@ def db_env(settings: Settings, role: str, password_key: str) -> list[dict[str, A
     ]
 
 
-STANDBY_IDLE_S = 5
-"""With standbys, a pooled connection of the external API idle this long closes, so the
-next one goes back to a standby that returned (as the local stack's ``api.REREAD_IDLE_S``)."""
-STANDBY_QUERIES = 500
-"""... and renews after this many queries (busy pools too; ``api.REREAD_QUERIES``)."""
-
-
 def external_db_env(settings: Settings) -> list[dict[str, Any]]:
-    """The external API's database: with ``stack.db.replicas``, every standby and then the
-    primary, the first that answers as a standby (libpq's variables, which asyncpg reads
-    too); the read-only role either way."""
+    """The external API's database, as Compose gives it: with ``stack.db.replicas``,
+    every standby (Services named like Compose's) and then the primary, the first that
+    answers as a standby; pooled connections renew so reads return to a standby that
+    came back. The read-only role either way."""
+    from eomatch.stack.replica import REREAD_IDLE_S, REREAD_QUERIES, compose_replica_services
+
     env = db_env(settings, settings.stack.db.read_user, "EOMATCH_READ_PASSWORD")
-    replicas = db_replicas(settings)
-    if not replicas:
+    if not settings.stack.db.replicas:
         return env
-    hosts = [f"db-replica-{i}.db-replica" for i in range(replicas)] + ["db"]
-    values = {
-        "PGHOST": ",".join(hosts),
-        "PGPORT": ",".join([str(DB_PORT)] * len(hosts)),
-    }
+    hosts = [*compose_replica_services(settings), "db"]
+    values = {"PGHOST": ",".join(hosts), "PGPORT": ",".join([str(DB_PORT)] * len(hosts))}
     env = [{**e, "value": values[e["name"]]} if e["name"] in values else e for e in env]
-    return env + [
+    at = next(i for i, e in enumerate(env) if e["name"] == "EOMATCH_CONFIG")
+    env[at:at] = [
         {"name": "PGTARGETSESSIONATTRS", "value": "prefer-standby"},
-        {"name": "DB_MAX_INACTIVE_CONN_LIFETIME", "value": str(STANDBY_IDLE_S)},
-        {"name": "DB_MAX_QUERIES", "value": str(STANDBY_QUERIES)},
+        {"name": "DB_MIN_CONN_SIZE", "value": "0"},
+        {"name": "DB_MAX_INACTIVE_CONN_LIFETIME", "value": str(REREAD_IDLE_S)},
+        {"name": "DB_MAX_QUERIES", "value": str(REREAD_QUERIES)},
     ]
+    return env
 
 
 _API_SECURITY = {"runAsNonRoot": True, "runAsUser": API_UID, "runAsGroup": API_UID}
@@ -229,9 +224,10 @@ def _migrate(settings: Settings, inp: K8sInputs) -> dict[str, Any]:
     until the database answers."""
     db = settings.stack.db
     env = db_env(settings, db.admin_user, "EOMATCH_ADMIN_PASSWORD")
-    env[-1:-1] = [
-        _secret_env(name, name) for name in ("EOMATCH_API_PASSWORD", "EOMATCH_INGEST_PASSWORD", "EOMATCH_READ_PASSWORD", "EOMATCH_API_KEYS")
-    ]
+    secrets = ["EOMATCH_API_PASSWORD", "EOMATCH_INGEST_PASSWORD", "EOMATCH_READ_PASSWORD", "EOMATCH_API_KEYS"]
+    if db.replicas:  # db-setup makes the replication role and a slot per standby
+        secrets.append("EOMATCH_REPLICATION_PASSWORD")
+    env[-1:-1] = [_secret_env(name, name) for name in secrets]
     container = {
         "name": "migrate",
         "image": inp.api_image,
@@ -357,22 +353,20 @@ def _pg_isready(settings: Settings) -> dict[str, Any]:
     }
 
 
-def db_replicas(settings: Settings) -> int:
-    """``stack.db.replicas`` (hot standbys), 0 when this eomatch has no such setting."""
-    return int(getattr(settings.stack.db, "replicas", 0) or 0)
-
-
-def replication_user(settings: Settings) -> str:
-    return str(getattr(settings.stack.db, "replication_user", "eomatch_replication"))
-
-
 def _statefulset(name: str, settings: Settings, inp: K8sInputs, replicas: int, pod_extra: dict[str, Any],
-                 env: list[dict[str, Any]], mounts: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+                 container_extra: dict[str, Any], mounts: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    db = settings.stack.db
     container = {
         "name": "postgres",
         "image": inp.db_image,
+        **container_extra,
         "ports": [{"name": "postgres", "containerPort": DB_PORT}],
-        "env": [{"name": "PGDATA", "value": PGDATA}, *env],
+        "env": [
+            {"name": "PGDATA", "value": PGDATA},
+            {"name": "POSTGRES_USER", "value": db.admin_user},
+            _secret_env("POSTGRES_PASSWORD", "EOMATCH_ADMIN_PASSWORD"),
+            {"name": "POSTGRES_DB", "value": db.name},
+        ],
         "readinessProbe": _pg_isready(settings),
         "livenessProbe": _pg_isready(settings),
         "resources": RESOURCES["db"],
@@ -399,67 +393,67 @@ def _statefulset(name: str, settings: Settings, inp: K8sInputs, replicas: int, p
     }
 
 
-REPLICATION_INIT = """#!/bin/sh
-# First start of the primary only (docker-entrypoint-initdb.d): the role the standbys
-# stream with, and the pg_hba line that lets it in. Its password is in the Secret.
-set -eu
-echo "host replication $EOMATCH_REPLICATION_USER all scram-sha-256" >> "$PGDATA/pg_hba.conf"
-psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" \\
-  -v user="$EOMATCH_REPLICATION_USER" -v pw="$EOMATCH_REPLICATION_PASSWORD" <<'SQL'
-CREATE ROLE :"user" WITH REPLICATION LOGIN PASSWORD :'pw';
-SQL
-"""
+STANDBY_SET = "db-standby"
+"""The standbys' StatefulSet: pods ``db-standby-0`` ...; each has a Service with the name
+Compose gives that standby (``db-replica``, ``db-replica-2``, ...)."""
+HBA_PATH = "/etc/eomatch/pg_hba.conf"
 
 BASEBACKUP = """set -eu
-# A standby's first start: copy the primary (pg_basebackup -R writes standby.signal and
-# primary_conninfo) into an empty volume, through a replication slot named after the pod.
+# A standby's first start: copy the primary into the empty volume (pg_basebackup -R
+# writes standby.signal and primary_conninfo), through the slot migrate made for it:
+# pod db-standby-N is standby N+1, slot {slot_prefix}<N+1>, as in Compose.
 if [ -s "$PGDATA/PG_VERSION" ]; then exit 0; fi
-slot=$(echo "$HOSTNAME" | tr '-' '_')
+slot={slot_prefix}$(( ${{HOSTNAME##*-}} + 1 ))
 export PGPASSWORD="$EOMATCH_REPLICATION_PASSWORD"
 rm -rf "$PGDATA" && mkdir -p "$PGDATA" && chmod 0700 "$PGDATA"
-pg_basebackup -h {host} -p {port} -U "$EOMATCH_REPLICATION_USER" -D "$PGDATA" -c fast -X stream -R -C -S "$slot" \\
-  || {{ rm -rf "$PGDATA" && mkdir -p "$PGDATA" && chmod 0700 "$PGDATA" &&
-       pg_basebackup -h {host} -p {port} -U "$EOMATCH_REPLICATION_USER" -D "$PGDATA" -c fast -X stream -R -S "$slot"; }}
+pg_basebackup -h {host} -p {port} -U {user} -D "$PGDATA" -S "$slot" -R -X stream -c fast \\
+  || {{ rm -rf "$PGDATA"; exit 1; }}
 """
 
 
-def basebackup_script(host: str = "db", port: int = DB_PORT) -> str:
-    """The standbys' init container: a copy of the primary at ``host:port`` on first start
-    (a slot left by an earlier attempt is reused)."""
-    return BASEBACKUP.format(host=host, port=port)
+def basebackup_script(settings: Settings, host: str = "db", port: int = DB_PORT) -> str:
+    """The standbys' init container: a copy of the primary at ``host:port`` on first start,
+    kept on later starts; a failed copy is removed and retried by Kubernetes."""
+    import shlex
+
+    from eomatch.stack.replica import SLOT_PREFIX
+
+    return BASEBACKUP.format(host=host, port=port, user=shlex.quote(settings.stack.db.replication_user), slot_prefix=SLOT_PREFIX)
 
 
 def _db(settings: Settings, inp: K8sInputs) -> list[dict[str, Any]]:
-    """The primary (and, with ``stack.db.replicas``, its hot standbys)."""
-    db = settings.stack.db
-    replicas = db_replicas(settings)
-    env = [
-        {"name": "POSTGRES_USER", "value": db.admin_user},
-        _secret_env("POSTGRES_PASSWORD", "EOMATCH_ADMIN_PASSWORD"),
-        {"name": "POSTGRES_DB", "value": db.name},
-    ]
-    replication_env = [
-        {"name": "EOMATCH_REPLICATION_USER", "value": replication_user(settings)},
-        _secret_env("EOMATCH_REPLICATION_PASSWORD", "EOMATCH_REPLICATION_PASSWORD"),
-    ]
+    """The primary and, with ``stack.db.replicas``, its hot standbys, as in Compose: the
+    primary's pg_hba admits the replication role; ``migrate`` makes role and slots."""
+    from eomatch.stack.replica import compose_replica_services, render_pg_hba
+
+    replicas = settings.stack.db.replicas
     docs: list[dict[str, Any]] = [_service("db", "db", [("postgres", DB_PORT, DB_PORT)], headless=True)]
     if not replicas:
-        docs.append(_statefulset("db", settings, inp, 1, {}, env, []))
+        docs.append(_statefulset("db", settings, inp, 1, {}, {}, []))
         return docs
-    docs.append(_config_map("db-init", "db", {"10-replication.sh": REPLICATION_INIT}))
-    docs.append(_statefulset("db", settings, inp, 1, {"volumes": [{"name": "init", "configMap": {"name": "db-init", "defaultMode": 0o555}}]},
-                             env + replication_env, [{"name": "init", "mountPath": "/docker-entrypoint-initdb.d", "readOnly": True}]))  # fmt: skip
+    docs.append(_config_map("db-hba", "db", {"pg_hba.conf": render_pg_hba(settings)}))
+    docs.append(_statefulset(
+        "db", settings, inp, 1, {"volumes": [{"name": "hba", "configMap": {"name": "db-hba"}}]},
+        {"args": ["postgres", "-c", f"hba_file={HBA_PATH}"]},
+        [{"name": "hba", "mountPath": HBA_PATH, "subPath": "pg_hba.conf", "readOnly": True}],
+    ))  # fmt: skip
     init = {
         "name": "basebackup",
         "image": inp.db_image,
-        "command": ["sh", "-c", basebackup_script()],
-        "env": [{"name": "PGDATA", "value": PGDATA}, *replication_env],
+        "command": ["sh", "-c", basebackup_script(settings)],
+        "env": [{"name": "PGDATA", "value": PGDATA},
+                _secret_env("EOMATCH_REPLICATION_PASSWORD", "EOMATCH_REPLICATION_PASSWORD")],  # fmt: skip
         "securityContext": {"runAsUser": POSTGRES_UID, "runAsGroup": POSTGRES_UID},
         "resources": RESOURCES["migrate"],
         "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"}],
     }
-    docs.append(_service("db-replica", "db-replica", [("postgres", DB_PORT, DB_PORT)], headless=True))
-    docs.append(_statefulset("db-replica", settings, inp, replicas, {"initContainers": [init]}, env, []))
+    docs.append(_service(STANDBY_SET, STANDBY_SET, [("postgres", DB_PORT, DB_PORT)], headless=True))
+    docs.append(_statefulset(STANDBY_SET, settings, inp, replicas, {"initContainers": [init]},
+                             {"args": ["postgres", "-c", "hot_standby=on", "-c", "hot_standby_feedback=on"]}, []))  # fmt: skip
+    for ordinal, name in enumerate(compose_replica_services(settings)):
+        service = _service(name, STANDBY_SET, [("postgres", DB_PORT, DB_PORT)])
+        service["spec"]["selector"] = {**_labels(STANDBY_SET), "statefulset.kubernetes.io/pod-name": f"{STANDBY_SET}-{ordinal}"}
+        docs.append(service)
     return docs
 
 
