@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -190,16 +191,22 @@ class Replica(Database):
             self._chown(d)
         part.chmod(0o700)
         conninfo = (f"host={self.cfg.host} port={self.cfg.port} user={self.cfg.replication_user} "
-                    f"password={password} application_name={self.name}")
-        self._run_as_server_user(
-            [self._bin("pg_basebackup"), "-d", conninfo, "-D", str(part), "-S", self.slot,
-             "-X", "stream", "-c", "fast", "--no-sync"],
-        )
+                    f"application_name={self.name}")
+        # The password in the environment, not in the arguments (ps shows those to all).
+        args = [self._bin("pg_basebackup"), "-d", conninfo, "-D", str(part), "-S", self.slot,
+                "-X", "stream", "-c", "fast", "--no-sync"]
+        if self._as_root:
+            args = ["runuser", "-u", self.cfg.run_as, "--", *args]
+        proc = subprocess.run(args, capture_output=True, text=True, cwd="/",
+                              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "PGPASSWORD": password})
+        if proc.returncode != 0:
+            msg = (proc.stderr or proc.stdout).strip().splitlines()
+            raise StackError(f"{self.name}: pg_basebackup from the primary failed: {msg[-1] if msg else proc.returncode}")
         conf = part / "postgresql.auto.conf"
-        with open(conf, "a") as fh:
+        with open(conf, "a") as fh:  # 0600 in a 0700 folder of postgres: the password may be here
             fh.write(
                 f"\n# {self.name}, written by eomatch-stack\n"
-                f"primary_conninfo = '{conninfo}'\n"
+                f"primary_conninfo = '{conninfo} password={password}'\n"
                 f"primary_slot_name = '{self.slot}'\n"
                 "hot_standby = on\n"
                 "hot_standby_feedback = on\n"
