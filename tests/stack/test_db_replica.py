@@ -21,6 +21,7 @@ import pytest
 from conftest import free_port, make_state_dir, stack_settings
 from helpers import api_key, bearer, derive_settings, make_collection, unique_id
 
+from eomatch.pgstac import stack_credentials
 from eomatch.stack import Stack
 from eomatch.stack.process import wait_until
 from eomatch.stack.replica import REREAD_IDLE_S, replica_credentials
@@ -170,6 +171,29 @@ def test_a_broken_standby_is_rebuilt_by_up(stack: Stack) -> None:
     with psycopg.connect(creds.dsn) as conn:
         assert wait_until(lambda: conn.execute("SELECT 1 FROM pgstac.collections WHERE id = %s",
                                                (cid,)).fetchone() is not None, VISIBLE_WITHIN_S, 0.05)
+
+
+def test_a_running_standby_that_does_not_stream_is_rebuilt_by_up(stack: Stack) -> None:
+    replica = stack.db_replicas[0]
+    admin = stack_credentials(stack.settings, "admin")
+    with psycopg.connect(admin.dsn, autocommit=True) as conn:  # its slot goes: it cannot stream any more
+        conn.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = %s",
+                     (replica.slot,))
+        assert wait_until(lambda: conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active",
+            (replica.slot,)).fetchall() != [], 5, 0.01)
+    pid = replica.server_pid()
+    assert pid is not None and wait_until(lambda: not replica.streaming(), 10, 0.2)
+    assert wait_until(lambda: stack.health()["components"]["db-replica-1"]["ok"] is False, 10, 0.2)
+    stack.up()
+    assert replica.server_pid() not in (None, pid) and replica.streaming()
+    cid = unique_id("replica-restreams")
+    r = httpx.post(stack.urls.internal + "collections", json=make_collection(cid), headers=bearer(api_key(stack)),
+                   timeout=30)
+    assert r.status_code in (200, 201), r.text
+    with httpx.Client(timeout=10) as client:
+        assert wait_until(lambda: client.get(stack.urls.external + f"collections/{cid}").status_code == 200,
+                          VISIBLE_WITHIN_S, 0.05)
 
 
 def test_restore_reaches_the_standby(stack: Stack, tmp_path: Path) -> None:

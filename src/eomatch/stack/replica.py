@@ -42,6 +42,10 @@ REREAD_QUERIES = 500
 
 COMPOSE_PG_PORT = 5432
 
+STREAMING_WITHIN_S = 10.0
+"""``up`` on a running standby: how long it may take to (re)connect to the primary
+before it counts as broken and is rebuilt."""
+
 ORPHANS_LEAVE_S = 3.0
 """After a standby's postmaster was killed: time its backends take to notice and exit."""
 
@@ -224,6 +228,13 @@ class Replica(Database):
         """Start the standby; build it first when missing, rebuild it when it does not
         start or does not stream (a crash that left it broken, a slot gone)."""
         if self.server_pid() is not None:
+            if wait_until(self.streaming, STREAMING_WITHIN_S, 0.5):
+                return
+            # Runs but receives nothing (its slot gone, the primary re-created): start over.
+            log.warning("%s: runs but does not stream from the primary; rebuilding it", self.name)
+            self.stop()
+            self.build()
+            self._start_server()
             return
         check_port_free(self.cfg.host, self.port, self.name, "stack.db.port (standbys use port + N)")
         if not self.initialized:
@@ -262,8 +273,21 @@ class Replica(Database):
         if proc.returncode != 0:
             detail = tail(self.startup_log, 3).splitlines() or [(proc.stderr or proc.stdout).strip()]
             raise StackError(f"{self.name}: PostgreSQL did not start: {detail[-1] if detail else proc.returncode}")
-        if not wait_until(self.healthy, 30):
+        if not wait_until(lambda: self.healthy() and self.streaming(), 30):
             raise StackError(f"{self.name}: started but is not a streaming standby on port {self.port}")
+
+    def streaming(self) -> bool:
+        """Its WAL receiver streams from the primary (seen by the admin: the status of
+        ``pg_stat_wal_receiver`` is hidden from other roles)."""
+        import psycopg
+
+        try:
+            admin = replica_credentials(self.settings, self.index, "admin")
+            with psycopg.connect(admin.dsn, connect_timeout=2) as conn:
+                row = conn.execute("SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'").fetchone()
+            return bool(row and row[0])
+        except (psycopg.Error, StackError):
+            return False
 
     def stop(self) -> None:
         if self.server_pid() is None:
@@ -379,7 +403,8 @@ def replica_state(settings: Settings, index: int, dsn: str | None = None, timeou
     try:
         with psycopg.connect(standby, connect_timeout=timeout_s) as conn:
             in_recovery, streaming, replayed_lsn, replay_age_s = conn.execute(
-                "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn() IS NOT NULL,"
+                # a WAL receiver runs (its pid is all other roles see of it)
+                "SELECT pg_is_in_recovery(), EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE pid IS NOT NULL),"
                 " pg_last_wal_replay_lsn()::text,"
                 " extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8"
             ).fetchone()  # type: ignore[misc]
@@ -389,6 +414,8 @@ def replica_state(settings: Settings, index: int, dsn: str | None = None, timeou
     if not in_recovery:
         state["error"] = "not in recovery (promoted?): not a standby of the primary"
         return state
+    if not streaming:
+        state["error"] = "not streaming from the primary (no WAL receiver)"
     try:
         with psycopg.connect(primary, connect_timeout=timeout_s) as conn:
             (lag,) = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)::float8",
