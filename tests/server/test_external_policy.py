@@ -168,3 +168,12 @@ def test_clean_bodies_are_exactly_what_scrub_keeps(assets: dict[str, Any], hrefs
         assert scrub(doc, POLICY) == doc
     mw = ExternalFilterMiddleware(app=None, policy=POLICY)  # type: ignore[arg-type]
     assert orjson.loads(mw._filter(body)) == scrub(doc, POLICY)
+
+
+def test_an_asset_named_href_is_an_asset_not_a_link() -> None:
+    """Found by the property test: ``assets: {"href": {...}}`` kept the public asset out."""
+    assets = {"href": {"href": "file:///npl-data/0.tif"}, "b": {"href": "https://data.example.org/b.tif"}}
+    out = scrub({"features": [_item(assets, [])]}, POLICY)
+    assert out["features"][0]["assets"] == {"b": assets["b"]}
+    public = {"href": {"href": "https://data.example.org/a.tif"}}
+    assert scrub({"features": [_item(public, [])]}, POLICY)["features"][0]["assets"] == public

@@ -79,8 +79,14 @@ def policy_from_settings(public_schemes: Iterable[str], internal_prefixes: Itera
 
 def _keeps(value: Any, policy: HrefPolicy) -> bool:
     """An object with an ``href`` (asset, alternate, link, anything) stays only if the
-    href is a public URL; other values always stay (strings are checked separately)."""
-    return not (isinstance(value, dict) and "href" in value and not policy.is_public_href(value["href"]))
+    href is a public URL; other values always stay (strings are checked separately).
+
+    An ``href`` whose value is itself an object is a key, not a link: an asset may be
+    named "href" (``assets: {"href": {...}}``), and its own href is checked one level down.
+    """
+    if not isinstance(value, dict) or "href" not in value or isinstance(value["href"], dict):
+        return True
+    return policy.is_public_href(value["href"])
 
 
 def _scrub_list(values: list[Any], policy: HrefPolicy, strings: bool) -> list[Any]:
