@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from eomatch.errors import ConfigError
-from eomatch.settings import load_settings
+from eomatch.settings import Settings, load_settings
 
 
 def _yaml(tmp_path: Path) -> Path:
@@ -121,3 +123,78 @@ def test_a_providers_block_changes_the_default_table_entry_by_entry(tmp_path: Pa
     bad.write_text("providers:\n  MY_L2A: {url: 'https://stac.example/api'}\n")
     with pytest.raises(ConfigError, match=r"providers\.MY_L2A\.collection"):
         load_settings(bad, environ={})
+
+
+def test_find_section_from_yaml_env_and_overrides(tmp_path: Path) -> None:
+    """``find:`` is a typed section: YAML, ``EOMATCH_FIND__*`` and nested overrides, in that order."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("find:\n  start_time: 2022-05-01\n  end_time: 2022-05-02\n  platforms: [S2A, LS9]\n  min_lat: 10\n")
+    s = load_settings(cfg, environ={"EOMATCH_FIND__MIN_LAT": "20"}, warn=False)
+    assert s.find.platforms == ["S2A", "LS9"] and s.find.min_lat == 20
+    assert s.find.start_time == datetime(2022, 5, 1, tzinfo=UTC)
+    assert s.deprecations == []
+    flagged = load_settings(cfg, {"find": {"max_cloud_cover": 30.0}}, environ={}, warn=False)
+    assert flagged.find.max_cloud_cover == 30.0 and flagged.find.min_lat == 10  # the rest of find: stays
+
+
+def test_flat_yaml_find_keys_move_under_find_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("start_time: 2022-05-01\nend_time: 2022-05-02\nstack:\n  proxy:\n    port: 8100\n")
+    with caplog.at_level(logging.WARNING, logger="eomatch.settings"):
+        s = load_settings(cfg, environ={})
+    assert s.find.start_time == datetime(2022, 5, 1, tzinfo=UTC) and s.stack.proxy.port == 8100
+    expected = [
+        "'start_time' at the top level of run.yaml is deprecated; put it under 'find:'",
+        "'end_time' at the top level of run.yaml is deprecated; put it under 'find:'",
+    ]
+    assert s.deprecations == expected
+    assert [r.getMessage() for r in caplog.records if r.name == "eomatch.settings"] == expected
+
+
+def test_a_command_prints_the_deprecation_as_one_warning_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from eomatch.cli import base_parser, settings_from_args
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("start_time: 2022-05-01\n")
+    args = base_parser("eomatch-x", "test").parse_args(["--config", str(cfg)])
+    settings = settings_from_args(args)
+    assert settings.find.start_time == datetime(2022, 5, 1, tzinfo=UTC)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["warning: 'start_time' at the top level of run.yaml is deprecated; put it under 'find:'"]
+
+
+def test_flat_env_and_overrides_move_under_find_with_a_warning() -> None:
+    s = load_settings(overrides={"platforms": ["S2A", "LS9"]}, environ={"EOMATCH_START_TIME": "2022-05-01"}, warn=False)
+    assert s.find.platforms == ["S2A", "LS9"] and s.find.start_time == datetime(2022, 5, 1, tzinfo=UTC)
+    assert s.deprecations == [
+        "EOMATCH_START_TIME is deprecated; use EOMATCH_FIND__START_TIME",
+        "'platforms' at the top level of the overrides is deprecated; put it under 'find'",
+    ]
+    # Python callers that build or read settings the old way keep working
+    built = Settings(min_lat=5.0)  # type: ignore[call-arg]
+    assert built.find.min_lat == 5.0 and built.min_lat == 5.0
+
+
+def test_a_higher_source_nested_beats_a_lower_source_flat(tmp_path: Path) -> None:
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("start_time: 2022-05-01\n")
+    s = load_settings(cfg, environ={"EOMATCH_FIND__START_TIME": "2022-06-01"}, warn=False)
+    assert s.find.start_time == datetime(2022, 6, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "environ", "overrides", "needle"),
+    [
+        ("start_time: 2022-05-01\nfind:\n  start_time: 2022-05-02\n", {}, None, "'start_time' is given both"),
+        ("", {"EOMATCH_END_TIME": "2022-05-01", "EOMATCH_FIND__END_TIME": "2022-05-02"}, None, "EOMATCH_END_TIME and EOMATCH_FIND__END_TIME"),
+        ("", {}, {"min_lat": 1.0, "find": {"min_lat": 2.0}}, "'min_lat' is given both"),
+    ],
+)
+def test_a_find_key_both_flat_and_nested_is_a_one_line_error(
+    tmp_path: Path, yaml_text: str, environ: dict[str, str], overrides: dict | None, needle: str
+) -> None:
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml_text or "stack: {}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(cfg, overrides, environ=environ, warn=False)
+    assert needle in str(exc.value) and "\n" not in str(exc.value)

@@ -39,7 +39,8 @@ def demo_settings(settings: Settings, archive: str | Path, catalogue: str | Path
     from eomatch.simulate import simulated_providers
 
     west, south, east, north = DEMO_BBOX
-    update = {
+    find = {
+        **settings.find.model_dump(mode="json"),
         "platforms": list(DEMO_PLATFORMS),
         "pairs": [],
         "collections": [],
@@ -50,6 +51,9 @@ def demo_settings(settings: Settings, archive: str | Path, catalogue: str | Path
         "min_lon": west,
         "max_lon": east,
         "min_overlap_fraction": DEMO_MIN_OVERLAP_FRACTION,
+    }
+    update = {
+        "find": find,
         "matchup_catalogue": {**settings.matchup_catalogue.model_dump(), "path": str(catalogue),
                               "title": "eomatch demo: simulated Sentinel-2A x Landsat-9 matchups"},
     }

@@ -130,9 +130,9 @@ class FindSummary:
 
 
 def _sides_of(sat: SatelliteSpec, settings: Settings) -> list[Side]:
-    wanted = [c for c in sat.collections if not settings.collections or c in settings.collections]
+    wanted = [c for c in sat.collections if not settings.find.collections or c in settings.find.collections]
     if not wanted:
-        where = " within 'collections'" if settings.collections else ""
+        where = " within 'collections'" if settings.find.collections else ""
         raise ConfigError(f"platform {sat.name} has no product collection{where} (satellites[].collections)")
     return [Side(sat, c) for c in wanted]
 
@@ -143,9 +143,9 @@ def resolve_pairs(settings: Settings) -> list[tuple[SatelliteSpec, SatelliteSpec
     ``pairs`` if given, else every pair of ``platforms`` (at least two).
     """
     sats = settings.satellites
-    if settings.pairs:
+    if settings.find.pairs:
         out: list[tuple[SatelliteSpec, SatelliteSpec]] = []
-        for entry in settings.pairs:
+        for entry in settings.find.pairs:
             if len(entry) != 2:
                 raise ConfigError(f"pairs: each entry needs two platforms, got {entry!r}")
             a, b = (find_satellite(name, sats) for name in entry)
@@ -155,22 +155,22 @@ def resolve_pairs(settings: Settings) -> list[tuple[SatelliteSpec, SatelliteSpec
                 out.append((a, b))
         return out
     names: list[SatelliteSpec] = []
-    for name in settings.platforms:
+    for name in settings.find.platforms:
         sat = find_satellite(name, sats)
         if all(s.name != sat.name for s in names):
             names.append(sat)
     if len(names) < 2:
         raise ConfigError(
-            f"platforms: need at least two platforms to search (got {', '.join(settings.platforms) or 'none'})"
+            f"platforms: need at least two platforms to search (got {', '.join(settings.find.platforms) or 'none'})"
         )
     return list(itertools.combinations(names, 2))
 
 
 def _check_window(settings: Settings) -> tuple[datetime, datetime]:
-    if settings.start_time is None or settings.end_time is None:
-        missing = "start_time" if settings.start_time is None else "end_time"
+    if settings.find.start_time is None or settings.find.end_time is None:
+        missing = "start_time" if settings.find.start_time is None else "end_time"
         raise ConfigError(f"{missing} is not set (the search period needs start_time and end_time)")
-    start, end = to_utc(settings.start_time), to_utc(settings.end_time)
+    start, end = to_utc(settings.find.start_time), to_utc(settings.find.end_time)
     if end <= start:
         raise ConfigError(f"end_time {format_datetime(end)} is not after start_time {format_datetime(start)}")
     return start, end
@@ -178,12 +178,12 @@ def _check_window(settings: Settings) -> tuple[datetime, datetime]:
 
 def _site_box(settings: Settings) -> BaseGeometry | None:
     """The site bbox (``min_lat``...``max_lon``) as lon/lat geometry, None when unbounded."""
-    if all(v is None for v in (settings.min_lat, settings.max_lat, settings.min_lon, settings.max_lon)):
+    if all(v is None for v in (settings.find.min_lat, settings.find.max_lat, settings.find.min_lon, settings.find.max_lon)):
         return None
-    s = -90.0 if settings.min_lat is None else settings.min_lat
-    n = 90.0 if settings.max_lat is None else settings.max_lat
-    w = -180.0 if settings.min_lon is None else settings.min_lon
-    e = 180.0 if settings.max_lon is None else settings.max_lon
+    s = -90.0 if settings.find.min_lat is None else settings.find.min_lat
+    n = 90.0 if settings.find.max_lat is None else settings.find.max_lat
+    w = -180.0 if settings.find.min_lon is None else settings.find.min_lon
+    e = 180.0 if settings.find.max_lon is None else settings.find.max_lon
     if w <= e:
         return box(w, s, e, n)
     return box(w, s, 180.0, n).union(box(-180.0, s, e, n))
@@ -213,7 +213,7 @@ def _event_region(xo: Crossover, settings: Settings) -> BaseGeometry:
         region = normalize_geometry(shapely.make_valid(region))
     if region.is_empty:
         # The strips never met (e.g. swath mode): mark the closest approach instead.
-        radius_deg = max(settings.space_diff_threshold, 1.0) / EARTH_RADIUS_KM * 57.29577951308232
+        radius_deg = max(settings.find.space_diff_threshold, 1.0) / EARTH_RADIUS_KM * 57.29577951308232
         region = normalize_geometry(Point(xo.centre_lon_deg, xo.centre_lat_deg).buffer(radius_deg))
     return region
 
@@ -268,13 +268,13 @@ def pair_products(
             except MatchupError:
                 continue  # touching footprints: no area in common
             props = matchup.properties
-            if props["matchup:overlap_km2"] <= 0.0 or props["matchup:overlap_km2"] < settings.min_overlap_km2:
+            if props["matchup:overlap_km2"] <= 0.0 or props["matchup:overlap_km2"] < settings.find.min_overlap_km2:
                 continue
-            if props["matchup:overlap_fraction"] < settings.min_overlap_fraction:
+            if props["matchup:overlap_fraction"] < settings.find.min_overlap_fraction:
                 continue
-            if props["matchup:abs_time_diff_s"] > settings.time_diff_threshold:
+            if props["matchup:abs_time_diff_s"] > settings.find.time_diff_threshold:
                 continue
-            if too_cloudy(matchup, settings.max_cloud_cover):
+            if too_cloudy(matchup, settings.find.max_cloud_cover):
                 continue
             out.append(matchup)
     out.sort(key=lambda m: m.id)
@@ -455,7 +455,7 @@ def _process_event(
     if not region.is_empty:
         for side in sides:
             provider = providers[side.collection]
-            t0, t1 = _search_window(*_side_window(event, side), settings.search_margin_s)
+            t0, t1 = _search_window(*_side_window(event, side), settings.find.search_margin_s)
             summary.searches += 1
             try:
                 # HTTP requests are retried below (eomatch.http's policy); a failed search is not
@@ -471,5 +471,5 @@ def _process_event(
     matchups = pair_products(event, found.get(a_name, []), found.get(b_name, []), settings)
     summary.matchups += len(matchups)
     summary.products += len({pid for m in matchups for pid in m.product_ids})
-    if matchups or settings.keep_empty_events:
+    if matchups or settings.find.keep_empty_events:
         writer.write(event)

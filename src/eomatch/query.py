@@ -193,7 +193,7 @@ def collection_search(
 def site_bbox(settings: Settings) -> list[float] | None:
     """The config's site box (``min_lat``...``max_lon``, as ``eomatch-find`` reads it)
     as [west, south, east, north]; None when unbounded. ``min_lon > max_lon`` crosses ±180°."""
-    values = (settings.min_lon, settings.min_lat, settings.max_lon, settings.max_lat)
+    values = (settings.find.min_lon, settings.find.min_lat, settings.find.max_lon, settings.find.max_lat)
     if all(v is None for v in values):
         return None
     west, south, east, north = values
@@ -481,16 +481,16 @@ def query(
     from eomatch.catalogue import MatchupCatalogue
 
     api = _check_api_url(api_url)
-    t_start = _parse_time(settings.start_time if start_time is None else start_time, "start time")
-    t_end = _parse_time(settings.end_time if end_time is None else end_time, "end time", end=True)
+    t_start = _parse_time(settings.find.start_time if start_time is None else start_time, "start time")
+    t_end = _parse_time(settings.find.end_time if end_time is None else end_time, "end time", end=True)
     if t_start and t_end and t_end < t_start:
         raise ConfigError(f"end time {format_datetime(t_end)} is before start time {format_datetime(t_start)}")
     box = parse_bbox(bbox) if bbox is not None else site_bbox(settings)
-    wanted_collections = _csv(settings.collections if collections is None else collections)
+    wanted_collections = _csv(settings.find.collections if collections is None else collections)
     for cid in wanted_collections:
         if not is_safe_name(cid):
             raise ConfigError(f"collections: {cid!r} is not a collection id ({unsafe_reason(cid)})")
-    wanted_platforms = _csv(settings.platforms if platforms is None else platforms)
+    wanted_platforms = _csv(settings.find.platforms if platforms is None else platforms)
     platforms_cql = platform_filter(wanted_platforms, settings)
     wanted_ids = _csv(ids)
     if since not in (None, "last"):

@@ -10,6 +10,7 @@ the environment.
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,9 +31,9 @@ from pydantic import (
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
@@ -338,6 +339,73 @@ class QuerySettings(_Section):
     """``--since last`` re-fetches this much before the previous sync (clock skew)."""
 
 
+class FindSettings(_Section):
+    """``eomatch-find``'s search (the design's run.yaml keys, under ``find:``); ``eomatch-query``
+    and ``eomatch-simulate`` read the same filters."""
+
+    platforms: list[str] = Field(default_factory=list)
+    collections: list[str] = Field(default_factory=list)
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    min_lat: float | None = Field(None, ge=-90, le=90)
+    max_lat: float | None = Field(None, ge=-90, le=90)
+    min_lon: float | None = Field(None, ge=-180, le=180)
+    max_lon: float | None = Field(None, ge=-180, le=180)
+    space_diff_threshold: float = Field(100.0, gt=0)
+    """km between ground tracks (nadir or swath edges)."""
+    time_diff_threshold: float = Field(1800.0, gt=0)
+    """s between overpasses."""
+    use_swath: bool = False
+    exclude_night_events: bool = False
+    min_solar_elevation_deg: float = 0.0
+    exclude_antimeridian_events: bool = False
+    min_overlap_km2: float = Field(0.0, ge=0)
+    min_overlap_fraction: float = Field(0.0, ge=0, le=1)
+    max_cloud_cover: float | None = Field(None, ge=0, le=100)
+    """Percent: a matchup whose product's ``eo:cloud_cover`` exceeds it is not written
+    (products without cloud cover are kept); None = no limit."""
+    pairs: list[list[str]] = Field(default_factory=list)
+    """Platform pairs to search (each two names); empty = every pair of ``platforms``."""
+    search_margin_s: float = 120.0
+    """Product searches widen each platform's event window by this much on both sides."""
+    keep_empty_events: bool = False
+    """Also write events in which no matchup was found (``--events-only`` always writes them)."""
+
+    @field_validator("platforms", "collections", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("start_time", "end_time", mode="before")
+    @classmethod
+    def _whole_days(cls, value: Any, info: Any) -> Any:
+        """A date alone (``end_time: 2022-12-31``, a flag or ``EOMATCH_END_TIME``) is
+        the whole UTC day: an end keeps everything up to its last microsecond."""
+        from eomatch.times import date_only, parse_time_bound
+
+        if date_only(value) is not None:
+            return parse_time_bound(value, end=info.field_name == "end_time")
+        return value
+
+    @field_validator("start_time", "end_time", mode="after")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        """Naive times are UTC; all of them aware, so any two compare."""
+        from eomatch.times import to_utc
+
+        return None if value is None else to_utc(value)
+
+    @model_validator(mode="after")
+    def _check_times(self) -> FindSettings:
+        if self.start_time and self.end_time and self.end_time <= self.start_time:
+            raise ValueError("end_time must be after start_time")
+        if self.min_lat is not None and self.max_lat is not None and self.min_lat > self.max_lat:
+            raise ValueError(f"min_lat ({self.min_lat}) is north of max_lat ({self.max_lat})")
+        return self
+
+
 def default_satellites() -> list[SatelliteSpec]:
     """The packaged platform registry (what ``satellites:`` holds when the config does not set it)."""
     return [
@@ -388,40 +456,13 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    # --- eomatch-find (the design's run.yaml keys) ---
-    platforms: list[str] = Field(default_factory=list)
-    collections: list[str] = Field(default_factory=list)
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    min_lat: float | None = Field(None, ge=-90, le=90)
-    max_lat: float | None = Field(None, ge=-90, le=90)
-    min_lon: float | None = Field(None, ge=-180, le=180)
-    max_lon: float | None = Field(None, ge=-180, le=180)
-    space_diff_threshold: float = Field(100.0, gt=0)
-    """km between ground tracks (nadir or swath edges)."""
-    time_diff_threshold: float = Field(1800.0, gt=0)
-    """s between overpasses."""
-    use_swath: bool = False
-    exclude_night_events: bool = False
-    min_solar_elevation_deg: float = 0.0
-    exclude_antimeridian_events: bool = False
-    min_overlap_km2: float = Field(0.0, ge=0)
-    min_overlap_fraction: float = Field(0.0, ge=0, le=1)
-    max_cloud_cover: float | None = Field(None, ge=0, le=100)
-    """Percent: a matchup whose product's ``eo:cloud_cover`` exceeds it is not written
-    (products without cloud cover are kept); None = no limit."""
+    # --- eomatch-find's registries and orbit data (shared with eomatch-tle, -simulate, -query) ---
     tle_paths: list[Path] = Field(default_factory=list)
     tle_max_age_days: float = 3.0
     tle_cache_dir: Path | None = None
     celestrak_url: str = "https://celestrak.org/NORAD/elements/gp.php"
     satellites: list[SatelliteSpec] = Field(default_factory=default_satellites)
     providers: dict[str, ProviderSpec] = Field(default_factory=default_providers)
-    pairs: list[list[str]] = Field(default_factory=list)
-    """Platform pairs to search (each two names); empty = every pair of ``platforms``."""
-    search_margin_s: float = 120.0
-    """Product searches widen each platform's event window by this much on both sides."""
-    keep_empty_events: bool = False
-    """Also write events in which no matchup was found (``--events-only`` always writes them)."""
     provider_retries: int = 3
     """Retries of one provider request (HTTP 429/5xx, connection errors) before the event fails."""
     provider_backoff_s: float = 0.5
@@ -434,6 +475,7 @@ class Settings(BaseSettings):
     """File holding the write key (``EOMATCH_API_KEY_FILE``, ``--api-key-file``); wins over ``api_key``."""
 
     # --- sections ---
+    find: FindSettings = Field(default_factory=FindSettings)
     matchup_catalogue: CatalogueSettings = Field(default_factory=CatalogueSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     download: DownloadSettings = Field(default_factory=DownloadSettings)
@@ -442,32 +484,9 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
 
     config_file: Path | None = Field(default=None, exclude=True)
-
-    @field_validator("platforms", "collections", mode="before")
-    @classmethod
-    def _split_csv(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
-
-    @field_validator("start_time", "end_time", mode="before")
-    @classmethod
-    def _whole_days(cls, value: Any, info: Any) -> Any:
-        """A date alone (``end_time: 2022-12-31``, a flag or ``EOMATCH_END_TIME``) is
-        the whole UTC day: an end keeps everything up to its last microsecond."""
-        from eomatch.times import date_only, parse_time_bound
-
-        if date_only(value) is not None:
-            return parse_time_bound(value, end=info.field_name == "end_time")
-        return value
-
-    @field_validator("start_time", "end_time", mode="after")
-    @classmethod
-    def _in_utc(cls, value: datetime | None) -> datetime | None:
-        """Naive times are UTC; all of them aware, so any two compare."""
-        from eomatch.times import to_utc
-
-        return None if value is None else to_utc(value)
+    deprecations: list[str] = Field(default_factory=list, exclude=True)
+    """One line per deprecated key :func:`load_settings` moved (the commands log them
+    once their log format is set up)."""
 
     @field_validator("providers", mode="before")
     @classmethod
@@ -491,14 +510,6 @@ class Settings(BaseSettings):
             merged[key] = _deep_merge(base, entry) if isinstance(base, dict) and isinstance(entry, dict) else entry
         return merged
 
-    @model_validator(mode="after")
-    def _check_times(self) -> Settings:
-        if self.start_time and self.end_time and self.end_time <= self.start_time:
-            raise ValueError("end_time must be after start_time")
-        if self.min_lat is not None and self.max_lat is not None and self.min_lat > self.max_lat:
-            raise ValueError(f"min_lat ({self.min_lat}) is north of max_lat ({self.max_lat})")
-        return self
-
     @classmethod
     def settings_customise_sources(
         cls,
@@ -508,14 +519,38 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_file = _CONFIG_FILE.get()
+        config_data = _CONFIG_DATA.get()
         environ = _ENVIRON.get()
         if environ is not None:
             env_settings = _MappingEnvSource(settings_cls, environ)
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if yaml_file is not None:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        if config_data is not None:
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=config_data))
         return tuple(sources)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_find_keys(cls, data: Any) -> Any:
+        """``Settings(start_time=...)`` built in Python (earlier versions had the find keys at
+        the top level): moved under ``find``; :func:`load_settings` warns about each source."""
+        if isinstance(data, dict) and FIND_KEYS.intersection(data):
+            data, _ = move_flat_find_keys(data, "the settings", "find")
+        return data
+
+
+def _flat_find_reader(key: str) -> property:
+    """``settings.start_time`` read as ``settings.find.start_time``: Python callers of
+    earlier versions keep reading the find keys where they were (read-only)."""
+
+    def read(self: Settings) -> Any:
+        return getattr(self.find, key)
+
+    read.__doc__ = f"Deprecated: ``settings.find.{key}``."
+    return property(read)
+
+
+for _key in FindSettings.model_fields:
+    setattr(Settings, _key, _flat_find_reader(_key))
 
 
 class _MappingEnvSource(EnvSettingsSource):
@@ -531,7 +566,52 @@ class _MappingEnvSource(EnvSettingsSource):
 
 # What load_settings hands to settings_customise_sources (a classmethod); context
 # variables keep concurrent loads (threads, async tasks) apart.
-_CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("eomatch_config_file", default=None)
+_CONFIG_DATA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("eomatch_config_data", default=None)
+
+FIND_KEYS: frozenset[str] = frozenset(FindSettings.model_fields)
+"""Keys of the ``find:`` section, which earlier versions read at the top level."""
+
+
+def move_flat_find_keys(data: dict[str, Any], where: str, nested: str) -> tuple[dict[str, Any], list[str]]:
+    """``data`` with its top-level find keys moved under ``find``, and one deprecation
+    note per key moved. A key given both ways is a :class:`ConfigError` naming it
+    (``where``: the source, e.g. ``run.yaml``; ``nested``: how the source spells the section)."""
+    flat = [k for k in data if k in FIND_KEYS]
+    if not flat:
+        return data, []
+    section = data.get("find")
+    if isinstance(section, BaseModel):
+        section = section.model_dump(exclude_unset=True)
+    section = dict(section) if isinstance(section, dict) else {}
+    out = {k: v for k, v in data.items() if k not in FIND_KEYS}
+    notes = []
+    for key in flat:
+        if key in section:
+            raise ConfigError(f"'{key}' is given both at the top level and under '{nested}' of {where}; keep only the one under '{nested}'")
+        section[key] = data[key]
+        notes.append(f"'{key}' at the top level of {where} is deprecated; put it under '{nested}'")
+    out["find"] = section
+    return out, notes
+
+
+def _move_flat_find_env(environ: Mapping[str, str]) -> tuple[dict[str, str] | None, list[str]]:
+    """``EOMATCH_START_TIME`` (earlier versions) as ``EOMATCH_FIND__START_TIME``, with a
+    note each; None when no such variable is set (the environment is read as it is)."""
+    renamed: dict[str, str] = {}
+    notes: list[str] = []
+    upper = {k.upper() for k in environ}
+    for name in environ:
+        key = name.upper().removeprefix("EOMATCH_").lower() if name.upper().startswith("EOMATCH_") else None
+        if key not in FIND_KEYS:
+            continue
+        new = f"EOMATCH_FIND__{key.upper()}"
+        if new in upper:
+            raise ConfigError(f"{name.upper()} and {new} are both set; keep only {new}")
+        renamed[name] = new
+        notes.append(f"{name.upper()} is deprecated; use {new}")
+    if not renamed:
+        return None, []
+    return {renamed.get(k, k): v for k, v in environ.items()}, notes
 _ENVIRON: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("eomatch_environ", default=None)
 
 
@@ -600,6 +680,7 @@ def load_settings(
     config: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
+    warn: bool = True,
 ) -> Settings:
     """Read settings once: YAML file, then ``EOMATCH_*`` env, then ``overrides``.
 
@@ -609,6 +690,10 @@ def load_settings(
     ``overrides`` is a nested dict of CLI flags (``None`` values are ignored).
     Nested sections given as overrides are merged into the lower sources rather
     than replacing them. Errors become a one-line :class:`ConfigError`.
+
+    Find keys at the top level (earlier versions) of any source are moved under ``find``,
+    each with a deprecation warning (logged unless ``warn`` is false; always in
+    ``settings.deprecations``); a key given both ways in one source is an error.
     """
     env = os.environ if environ is None else environ
     if config is None and env.get("EOMATCH_CONFIG"):
@@ -623,13 +708,20 @@ def load_settings(
             raise ConfigError(f"cannot read config {path}: {' '.join(str(exc).split())}") from None
         if top is not None and not isinstance(top, dict):
             raise ConfigError(f"config {path} must be a mapping of keys (e.g. 'platforms: [...]'), not a {type(top).__name__}")
-    clean = _drop_none(overrides or {})
-    path_token = _CONFIG_FILE.set(path)
-    env_token = _ENVIRON.set(environ)
+    notes: list[str] = []
+    if path is not None and top:
+        top, moved = move_flat_find_keys(top, path.name, "find:")
+        notes += moved
+    env_moved, moved = _move_flat_find_env(env)
+    notes += moved
+    clean, moved = move_flat_find_keys(_drop_none(overrides or {}), "the overrides", "find")
+    notes += moved
+    path_token = _CONFIG_DATA.set(top if path is not None else None)
+    env_token = _ENVIRON.set(environ if env_moved is None else env_moved)
     try:
         base = Settings()  # type: ignore[call-arg]
         if clean:
-            merged = _deep_merge(base.model_dump(exclude={"config_file"}), clean)
+            merged = _deep_merge(base.model_dump(exclude={"config_file", "deprecations"}), clean)
             settings = Settings.model_validate(merged)
             if "api_key" not in clean:  # excluded from dumps, so carried over by hand
                 settings.api_key = base.api_key
@@ -640,9 +732,13 @@ def load_settings(
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read config {path}: {' '.join(str(exc).split())}") from None
     finally:
-        _CONFIG_FILE.reset(path_token)
+        _CONFIG_DATA.reset(path_token)
         _ENVIRON.reset(env_token)
     settings.config_file = path
+    settings.deprecations = notes
+    if warn:
+        for note in notes:
+            logging.getLogger(__name__).warning(note)
     return settings
 
 

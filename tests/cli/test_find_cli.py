@@ -14,6 +14,7 @@ import yaml
 
 from eomatch.cli.find import main
 from eomatch.orbits import EVENT_COLUMNS
+from eomatch.settings import FIND_KEYS
 from eomatch.simulate import simulate_archive
 
 START = "2022-05-21T14:00:00Z"
@@ -26,11 +27,15 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_config(tmp_path: Path, archive: Path | None = None, **over: Any) -> Path:
-    cfg: dict[str, Any] = {
+    find: dict[str, Any] = {
         "platforms": ["S2A", "LS9"],
         "start_time": START,
         "end_time": END,
         "min_lat": 30.0, "max_lat": 45.0, "min_lon": -125.0, "max_lon": -70.0,
+    }
+    find.update({k: v for k, v in over.items() if k in FIND_KEYS})
+    cfg: dict[str, Any] = {
+        "find": find,
         "matchup_catalogue": {"path": str(tmp_path / "cat")},
         "stack": {"state_dir": str(tmp_path / "state")},
         "provider_retries": 0,
@@ -42,7 +47,7 @@ def write_config(tmp_path: Path, archive: Path | None = None, **over: Any) -> Pa
             "S2_MSI_L1C": {"url": str(archive), "collection": "sentinel-2-l1c",
                            "platform_values": {"sentinel-2a": "Sentinel-2A"}},
         }
-    cfg.update(over)
+    cfg.update({k: v for k, v in over.items() if k not in FIND_KEYS})
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

@@ -47,7 +47,7 @@ def test_simulated_archive_feeds_find(tmp_path: Path, capsys) -> None:  # type: 
 
 def test_missing_platforms_is_one_line_error(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     cfg = tmp_path / "bad.yaml"
-    cfg.write_text("platforms: [S2A]\n")
+    cfg.write_text("find:\n  platforms: [S2A]\n")
     assert simulate_main(["--config", str(cfg), "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "platforms" in err[0]

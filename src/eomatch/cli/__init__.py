@@ -51,8 +51,10 @@ def settings_from_args(args: argparse.Namespace, overrides: dict[str, Any] | Non
     over = dict(overrides or {})
     if getattr(args, "log_format", None):
         over.setdefault("stack", {})["log_format"] = args.log_format
-    settings = load_settings(getattr(args, "config", None), over)
+    settings = load_settings(getattr(args, "config", None), over, warn=False)
     setup_logging(settings)
+    for note in settings.deprecations:  # in the log format just set up
+        logging.getLogger("eomatch.settings").warning(note)
     return settings
 
 

@@ -36,12 +36,12 @@ def _main(argv: Sequence[str] | None) -> int:
     p.add_argument("--catalogue", help="local catalogue folder (default: matchup_catalogue.path)")
     p.add_argument(
         "--max-cloud-cover", type=float, metavar="PERCENT",
-        help="skip matchups whose products' eo:cloud_cover exceeds this (default: max_cloud_cover)",
+        help="skip matchups whose products' eo:cloud_cover exceeds this (default: find.max_cloud_cover)",
     )
     args = p.parse_args(argv)
     if args.format and not args.events_only:
         raise ConfigError("--format needs --events-only")
-    over = {} if args.max_cloud_cover is None else {"max_cloud_cover": args.max_cloud_cover}
+    over = {} if args.max_cloud_cover is None else {"find": {"max_cloud_cover": args.max_cloud_cover}}
     settings = settings_from_args(args, over)
     if args.tle:
         missing = [t for t in args.tle if not Path(t).expanduser().exists()]

@@ -26,15 +26,15 @@ def _main(argv: Sequence[str] | None) -> int:
     p.add_argument("--write-config", help="write a copy of --config with providers pointed at the archive")
     args = p.parse_args(argv)
     settings = settings_from_args(args)
-    if len(settings.platforms) < 2 or settings.start_time is None or settings.end_time is None:
-        raise ConfigError("the config needs 'platforms' (two or more), 'start_time' and 'end_time'")
+    if len(settings.find.platforms) < 2 or settings.find.start_time is None or settings.find.end_time is None:
+        raise ConfigError("the config needs 'find:' with 'platforms' (two or more), 'start_time' and 'end_time'")
     from eomatch.simulate import simulate_archive, simulated_providers
 
     bbox = None
-    if None not in (settings.min_lon, settings.min_lat, settings.max_lon, settings.max_lat):
-        bbox = (settings.min_lon, settings.min_lat, settings.max_lon, settings.max_lat)
+    if None not in (settings.find.min_lon, settings.find.min_lat, settings.find.max_lon, settings.find.max_lat):
+        bbox = (settings.find.min_lon, settings.find.min_lat, settings.find.max_lon, settings.find.max_lat)
     archive = simulate_archive(
-        Path(args.out), settings.platforms, settings.start_time, settings.end_time,
+        Path(args.out), settings.find.platforms, settings.find.start_time, settings.find.end_time,
         bbox=bbox, settings=settings, quiet=args.quiet,
     )
     print(f"simulated archive: {archive}")
@@ -42,7 +42,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if settings.config_file is None:
             raise ConfigError("--write-config needs --config (the file to copy)")
         data = yaml.safe_load(settings.config_file.read_text()) or {}
-        providers = simulated_providers(settings, archive, settings.platforms)
+        providers = simulated_providers(settings, archive, settings.find.platforms)
         data["providers"] = {k: v.model_dump(mode="json") for k, v in providers.items()}
         Path(args.write_config).write_text(yaml.safe_dump(data, sort_keys=False))
         print(f"wrote {args.write_config} (providers point at the simulated archive)")

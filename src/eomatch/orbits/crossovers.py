@@ -84,16 +84,16 @@ class CrossoverParams:
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> CrossoverParams:
         values: dict[str, Any] = {
-            "space_diff_threshold_km": settings.space_diff_threshold,
-            "time_diff_threshold_s": settings.time_diff_threshold,
-            "use_swath": settings.use_swath,
-            "min_lat": settings.min_lat,
-            "max_lat": settings.max_lat,
-            "min_lon": settings.min_lon,
-            "max_lon": settings.max_lon,
-            "exclude_night_events": settings.exclude_night_events,
-            "min_solar_elevation_deg": settings.min_solar_elevation_deg,
-            "exclude_antimeridian_events": settings.exclude_antimeridian_events,
+            "space_diff_threshold_km": settings.find.space_diff_threshold,
+            "time_diff_threshold_s": settings.find.time_diff_threshold,
+            "use_swath": settings.find.use_swath,
+            "min_lat": settings.find.min_lat,
+            "max_lat": settings.find.max_lat,
+            "min_lon": settings.find.min_lon,
+            "max_lon": settings.find.max_lon,
+            "exclude_night_events": settings.find.exclude_night_events,
+            "min_solar_elevation_deg": settings.find.min_solar_elevation_deg,
+            "exclude_antimeridian_events": settings.find.exclude_antimeridian_events,
         }
         values.update(overrides)
         return cls(**values)
