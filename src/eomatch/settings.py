@@ -52,6 +52,13 @@ def default_state_dir() -> Path:
     return Path(base) / "eomatch"
 
 
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/eomatch`` (else ``~/.cache/eomatch``): STAC Browser builds kept
+    between stacks when ``stack.browser.cache_dir`` is unset (read here, with the rest
+    of the environment)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eomatch"
+
+
 def default_pg_bin_dir() -> Path:
     """The newest installed PostgreSQL that has PostGIS (15 on Debian 12)."""
     base = Path("/usr/lib/postgresql")

@@ -26,7 +26,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from eomatch.errors import StackError
-from eomatch.settings import Settings
+from eomatch.settings import Settings, default_cache_dir
 from eomatch.stack.nginx import NginxInstance
 from eomatch.stack.render import BROWSER_BUILD_INPUTS, render_browser_conf, render_browser_config_js
 from eomatch.stack.state import StatePaths
@@ -34,10 +34,6 @@ from eomatch.stack.state import StatePaths
 log = logging.getLogger(__name__)
 
 PKG_DIR = Path(__file__).parent / "browser_pkg"
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eomatch"
 
 
 BUILD_INPUTS = BROWSER_BUILD_INPUTS
