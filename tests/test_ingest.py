@@ -259,6 +259,28 @@ def test_rerun_counts_modify_since_and_dry_run(running_stack: Any, new_db: Any, 
 
 
 @pytest.mark.stack
+def test_a_progress_passed_in_counts_the_files_and_stays_open(running_stack: Any, new_db: Any, tmp_path: Path) -> None:
+    """Like find and download, ingest reports to the caller's Progress and leaves
+    closing it to the caller; its total, when unset, is the files to read."""
+    from eomatch.progress import Progress
+
+    class Recording(Progress):
+        closes = 0
+
+        def close(self) -> None:
+            self.closes += 1
+            super().close()
+
+    settings, creds, root = running_stack.settings, new_db(), tmp_path / "cat"
+    build_catalogue(root, n_events=2)
+    n = sum(1 for _ in item_files(root))
+    progress = Recording("mine", quiet=True)
+    summary = run(settings, creds, root, progress=progress)
+    assert summary.new == n
+    assert (progress.done, progress.total, progress.closes) == (n, n, 0)
+
+
+@pytest.mark.stack
 def test_new_vs_updated_follows_the_database(running_stack: Any, new_db: Any, tmp_path: Path) -> None:
     """Losing the local memory changes nothing the database holds: its markers say the
     items are there as the files give them (unchanged, none rewritten). A database

@@ -459,3 +459,26 @@ def test_via_and_source_links_come_back_local_with_their_targets(running_stack, 
         (link,) = [lk for lk in local.get_item(matchup.id)["links"] if lk["rel"] == rel_name]
         assert "://" not in link["href"], link
         assert (path.parent / link["href"]).resolve() == local.path_of(raw.id).resolve()
+
+
+def test_a_progress_passed_in_counts_the_items_and_stays_open(running_stack, scene, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Like find and download, query reports to the caller's Progress (e.g. one bar over
+    several queries) and leaves closing it to the caller."""
+    from eomatch.progress import Progress
+
+    class Recording(Progress):
+        closes = 0
+
+        def close(self) -> None:
+            self.closes += 1
+            super().close()
+
+    progress = Recording("mine", quiet=True)
+    summary = query(running_stack.settings, running_stack.internal, tmp_path / "p",
+                    collections=scene.matchup_collection, progress=progress)  # fmt: skip
+    assert summary.searched + summary.closure > 0
+    assert progress.done == summary.searched + summary.closure
+    assert progress.closes == 0
+    given = Recording("mine", total=1000, quiet=True)
+    query(running_stack.settings, running_stack.internal, tmp_path / "q", collections=scene.matchup_collection, progress=given)
+    assert given.total == 1000 and given.done == progress.done  # a total the caller set is kept

@@ -651,8 +651,13 @@ def ingest(
     dry_run: bool = False,
     quiet: bool = False,
     batch_size: int | None = None,
+    progress: Progress | None = None,
 ) -> IngestSummary:
-    """Push ``catalogue`` into pgSTAC; the same parameters as ``eomatch-ingest``."""
+    """Push ``catalogue`` into pgSTAC; the same parameters as ``eomatch-ingest``.
+
+    ``progress`` counts item files read (its total, when unset, becomes the number of
+    files to read) and is left open for the caller; without one, a ``Progress``
+    (silent with ``quiet``) is made and closed here."""
     cat_path = catalogue or settings.matchup_catalogue.path
     if cat_path is None:
         raise ConfigError("no catalogue given: pass --catalogue or set matchup_catalogue.path in the config")
@@ -686,7 +691,7 @@ def ingest(
         state = IngestState(root, creds)
         try:
             run = _Run(cat, conn, creds, state, summary, AssetHrefs(root, base_url), dry_run, quiet, batch,
-                       partition_trunc=settings.ingest.partition_trunc)  # fmt: skip
+                       partition_trunc=settings.ingest.partition_trunc, progress=progress)  # fmt: skip
             run.run(since)
         except EomatchError:
             raise
@@ -773,9 +778,11 @@ class _Run:
         quiet: bool,
         batch: int,
         partition_trunc: str = "year",
+        progress: Progress | None = None,
     ) -> None:
         self.cat, self.conn, self.creds, self.state, self.summary = cat, conn, creds, state, summary
         self.partition_trunc = partition_trunc
+        self.progress = progress
         self.rewriter, self.dry_run, self.quiet, self.batch = rewriter, dry_run, quiet, batch
         self.root = os.fspath(rewriter.root)
         # Item hashes cover the file and what the transform depends on; the source
@@ -917,12 +924,17 @@ class _Run:
             prepare = _Preparer(self.rewriter, self.source, formatter)
             # Reading, parsing, checking, rewriting and formatting run in a thread ahead of the loads.
             prefetch = Prefetcher(_read_batches(paths, self.salt, self.batch, recorded, prepare), name="ingest-read")
-            progress = Progress("ingest", total=count(), quiet=self.quiet)
+            progress = self.progress
+            if progress is None:
+                progress = Progress("ingest", total=count(), quiet=self.quiet)
+            elif progress.total is None:
+                progress.total = count()
             for pending in prefetch:
                 summary.scanned += len(pending)
                 self._load_batch(pending)
                 progress.update(len(pending))
-            progress.close()
+            if self.progress is None:  # the caller's stays open for the caller
+                progress.close()
         finally:
             if prefetch is not None:
                 prefetch.close()

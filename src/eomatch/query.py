@@ -465,13 +465,18 @@ def query(
     since: str | None = None,
     quiet: bool = False,
     platforms: str | Sequence[str] | None = None,
+    progress: Progress | None = None,
 ) -> QuerySummary:
     """Pull the items matching the search (and what they link to) into ``output``.
 
     The search takes the filters of ``eomatch-find``: an argument left at None
-    falls back on the settings (``start_time``, ``end_time``, ``min_lat``...``max_lon``
-    as the bbox, ``platforms``, ``collections``), so a run config limits a query
-    exactly as the same values given here do. A date alone is a whole day.
+    falls back on the settings' ``find:`` section (``start_time``, ``end_time``,
+    ``min_lat``...``max_lon`` as the bbox, ``platforms``, ``collections``), so a run config
+    limits a query exactly as the same values given here do. A date alone is a whole day.
+
+    ``progress`` counts items written (searched and related); its total, when unset,
+    becomes the API's ``numberMatched``. The caller's progress is left open (the caller
+    closes it); without one, a ``Progress`` (silent with ``quiet``) is made and closed here.
 
     Inputs and the API's landing page are checked, and the first page fetched,
     before anything is written; every file write is atomic, so a failure leaves
@@ -558,7 +563,11 @@ def query(
             writer.collection(cid, doc)
         # A total (so % and ETA) when the API counts its matches; the related items
         # fetched afterwards may take the count past it, which the line tolerates.
-        progress = Progress("query", total=counts.get("matched"), quiet=quiet)
+        own_progress = progress is None
+        if progress is None:
+            progress = Progress("query", total=counts.get("matched"), quiet=quiet)
+        elif progress.total is None:
+            progress.total = counts.get("matched")
         try:
             with cat.bulk():
                 if first is not None:
@@ -589,7 +598,8 @@ def query(
                         len(missing), len(wanted_ids), api, ", ".join(missing[:5]) + (" …" if len(missing) > 5 else ""),
                     )  # fmt: skip
         finally:
-            progress.close()
+            if own_progress:
+                progress.close()
             cat.close()
         _record_sync(cat.root, api, started, summary)
     finally:
