@@ -3,6 +3,16 @@
 Locks live in ``.eomatch/locks/`` beside the index. They are held across
 processes (flock) and threads, so two writers of one item, or of one
 collection.json, take turns instead of overwriting each other.
+
+Why hand-written rather than :class:`filelock.FileLock` (which the index rebuild and
+ingest's run lock use, and which :class:`StripeLock` falls back on without ``fcntl``):
+every item write takes a lock, and ``benchmarks/locks.py`` measured, on the same files in
+the same run (2 cores, 20 000 takes, best of 3), an uncontended acquire + release at
+1.6 us here vs 77 us with filelock (``ratio=48.65``): the file stays open, so a take is
+one ``flock``, where filelock opens, locks, unlocks and closes the file each time. A
+writer blocked on a stripe wakes 0.08 ms after the holder releases it (a blocking
+``flock``) vs 30 ms with filelock, which polls every 50 ms. Semantics kept: exclusive
+across processes and threads, re-entrant in a thread, a fresh descriptor after ``fork``.
 """
 
 from __future__ import annotations

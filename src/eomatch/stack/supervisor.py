@@ -322,7 +322,10 @@ def run(settings: Settings, request_id: str) -> int:
     signal.signal(signal.SIGUSR1, on_request)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     paths = StatePaths(settings.stack.state_dir)
-    lock = open(paths.run / "supervisor.lock", "a")  # held for life: one supervisor per stack
+    # Held for life: one supervisor per stack. A plain non-blocking flock (as transfer.py's
+    # .part lock): taken once per process, so filelock would do too, but it would add its
+    # polling machinery for nothing (benchmarks/locks.py measures both).
+    lock = open(paths.run / "supervisor.lock", "a")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
