@@ -1,4 +1,20 @@
-"""Progress for long work: rate, ETA, and a one-line summary; silent with ``-q``."""
+"""Progress for long work: rate, ETA, and a one-line summary; silent with ``-q``.
+
+Why not tqdm (the maintained library; not a dependency of eomatch, only of a validator
+it may bring): ``benchmarks/progress_overhead.py`` times both on the same updates in the
+same run, into a log stream with a 0.5 s redraw interval: 108 vs 172 ns per update
+counting items, 131 vs 220 ns counting bytes, 44 vs 69 ns silenced (``ratio=1.59``).
+Both are cheap next to the work counted, so speed is not the main reason; these are:
+
+* in a log (not a terminal) the last line is the final state, written once more at
+  close, one plain line per redraw, no carriage returns or bar characters;
+* ``note`` appends the caller's running figures (events found, failures) to the line;
+* ``-q`` prints nothing, and the caller's summary line stays the caller's;
+* the formats the tests and docs pin: ``download: 1/3 products (33%) 0.1 products/s
+  ETA 0:20``, two significant digits for slow rates, a total that was an estimate is no
+  ceiling (``12/12 (100%)``, never 120 %), the first update drawn whatever the clock's
+  origin, ``elapsed_s()`` for the summary.
+"""
 
 from __future__ import annotations
 
