@@ -589,7 +589,9 @@ def move_flat_find_keys(data: dict[str, Any], where: str, nested: str) -> tuple[
     section = data.get("find")
     if isinstance(section, BaseModel):
         section = section.model_dump(exclude_unset=True)
-    section = dict(section) if isinstance(section, dict) else {}
+    if section is not None and not isinstance(section, dict):
+        return data, []  # 'find: 3' is refused by validation, naming 'find'
+    section = dict(section or {})
     out = {k: v for k, v in data.items() if k not in FIND_KEYS}
     notes = []
     for key in flat:
