@@ -158,6 +158,9 @@ class ProxySettings(_Section):
     assets_root: Path | None = None
     """Folder whose regular files the proxy serves read-only at ``/assets/`` (the
     catalogue or shared drive ``--assets-base-url`` points into); unset = none."""
+    read_auth: Literal["none", "basic"] = "none"
+    """``basic``: nginx asks for a login (users file of ``eomatch-stack users``) on every
+    read; a request with a valid write key skips it. ``/health`` and ``/_proxy/ping`` stay open."""
 
 
 class BrowserSettings(_Section):

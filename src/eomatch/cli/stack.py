@@ -52,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     kr = ksub.add_parser("revoke")
     kr.add_argument("name")
     ksub.add_parser("list")
+    users = sub.add_parser("users", help="read logins when stack.proxy.read_auth is basic")
+    usub = _with_common(users.add_subparsers(dest="users_command", required=True), common)
+    ua = usub.add_parser("add")
+    ua.add_argument("name")
+    ua.add_argument("--password-stdin", action="store_true", help="read the password from stdin instead of generating one")
+    ur = usub.add_parser("revoke")
+    ur.add_argument("name")
+    usub.add_parser("list")
     bk = sub.add_parser("backup", help="pg_dump the catalogue database (custom format)")
     bk.add_argument("file")
     rs = sub.add_parser("restore", help="restore a backup made by 'backup'")
@@ -141,6 +149,27 @@ def _main(argv: Sequence[str] | None) -> int:
         else:
             for name, created in list_keys(paths):
                 print(f"{name}\t{created}")
+        return 0
+    if args.command == "users":
+        from eomatch.stack.users import add_user, list_users, revoke_user
+
+        if args.users_command == "add":
+            given = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+            password = add_user(paths, args.name, given)
+            _reload_proxy(stack)
+            print(f"user '{args.name}' added")
+            if given is None:
+                print("password (shown only once):")
+                print(password)
+        elif args.users_command == "revoke":
+            revoke_user(paths, args.name)
+            _reload_proxy(stack)
+            print(f"user '{args.name}' revoked")
+        else:
+            for name in list_users(paths):
+                print(name)
+        if settings.stack.proxy.read_auth != "basic":
+            print("note: stack.proxy.read_auth is 'none': the proxy asks for no login", file=sys.stderr)
         return 0
     if args.command in ("backup", "restore"):
         from eomatch.stack.backup import backup, restore

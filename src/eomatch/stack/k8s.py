@@ -26,6 +26,8 @@ SECRET_NAME = "eomatch-secrets"
 SITE_CONFIGMAP = "eomatch-site"
 """Per-cluster addresses (``EOMATCH_PUBLIC_URL``, ``EOMATCH_INTERNAL_URL``), made by the operator."""
 TLS_SECRET = "eomatch-tls"
+READ_USERS_SECRET = "eomatch-read-users"
+"""Secret (key ``htpasswd``) of the read logins when ``stack.proxy.read_auth: basic``."""
 SHARED_CLAIM = "eomatch-shared"
 """PersistentVolumeClaim of the shared drive (products, analysis results), mounted read-only."""
 SHARED_MOUNT = "/npl-data"
@@ -80,6 +82,8 @@ class K8sInputs:
     browser_config_js: str
     proxy_scripts: Mapping[str, str]
     """Entry-point scripts of the nginx image (``40-eomatch-keys.sh`` ...) by file name."""
+    users_dir: str = "/etc/nginx/eomatch/users"
+    """Folder of the read logins file ``htpasswd`` (``read_auth: basic``), as in Compose."""
 
 
 def _labels(component: str) -> dict[str, str]:
@@ -313,6 +317,10 @@ def _proxy(settings: Settings, inp: K8sInputs) -> list[dict[str, Any]]:
         mounts.append({"name": "tls", "mountPath": "/etc/nginx/eomatch/tls", "readOnly": True})
         volumes.append({"name": "tls", "secret": {"secretName": TLS_SECRET, "items": [
             {"key": "tls.crt", "path": "cert.pem"}, {"key": "tls.key", "path": "key.pem"}]}})  # fmt: skip
+    if px.read_auth == "basic":  # the read logins, as Compose mounts them
+        mounts.append({"name": "read-users", "mountPath": inp.users_dir, "readOnly": True})
+        volumes.append({"name": "read-users", "secret": {"secretName": READ_USERS_SECRET, "items": [
+            {"key": "htpasswd", "path": "htpasswd"}]}})  # fmt: skip
     subpath = _assets_subpath(settings)
     if subpath is not None:
         mount = {"name": "shared", "mountPath": inp.assets_mount, "readOnly": True}

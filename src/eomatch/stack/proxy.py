@@ -47,6 +47,10 @@ class Proxy(NginxInstance):
 
     def prepare(self) -> str:
         ensure_keys_conf(self.paths)
+        if self.settings.stack.proxy.read_auth == "basic":
+            from eomatch.stack.users import ensure_users_file
+
+            ensure_users_file(self.paths)
         root = self.settings.stack.proxy.assets_root
         if root is not None:
             check_assets_root(root, worker_user())

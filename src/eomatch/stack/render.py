@@ -27,6 +27,10 @@ COMPOSE_PROXY_PORT = 80
 COMPOSE_INTERNAL_PORT = 8001
 COMPOSE_ASSETS_ROOT = "/srv/eomatch/assets"
 """Where Compose mounts ``stack.proxy.assets_root`` (read-only) in the proxy."""
+COMPOSE_USERS_DIR = "/etc/nginx/eomatch/users"
+COMPOSE_USERS_FILE = f"{COMPOSE_USERS_DIR}/htpasswd"
+"""The read logins (``read_auth: basic``): Compose mounts ``EOMATCH_USERS_FILE``
+read-only here, Kubernetes the Secret ``eomatch-read-users`` (key ``htpasswd``)."""
 
 # Request limits at nginx (docs/operations.md, "Request limits"): the apps' own
 # server.* limits, so both answer the same; nginx refuses before any app is busy.
@@ -153,6 +157,7 @@ def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
             mime_types="/etc/nginx/mime.types",
             temp_dir=paths.root / "nginx-tmp" / "proxy",
             keys_conf=paths.nginx_keys_conf,
+            users_file=paths.users_file,
             internal_upstreams=api_upstreams(settings, "internal"),
             external_upstreams=api_upstreams(settings, "external"),
             browser_upstream=f"{host}:{st.proxy.browser_port}",
@@ -175,6 +180,7 @@ def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
             mime_types="/etc/nginx/mime.types",
             temp_dir=None,
             keys_conf="/etc/nginx/eomatch/keys.conf",
+            users_file=COMPOSE_USERS_FILE,
             # Docker's resolver spreads each service name over all its replicas.
             internal_upstreams=[f"api-internal:{COMPOSE_API_PORT}"],
             external_upstreams=[f"api-external:{COMPOSE_API_PORT}"],
@@ -202,6 +208,7 @@ def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
         max_search_body=nginx_size(settings.server.max_search_body_bytes),
         max_write_body=nginx_size(settings.server.max_body_bytes),
         assets_max_age_s=ASSETS_MAX_AGE_S,
+        read_auth=st.proxy.read_auth,
         **ctx,
     )
 
@@ -286,6 +293,7 @@ def render_compose(settings: Settings) -> str:
         internal_prefixes=",".join(st.api.internal_path_prefixes),
         internal_port=COMPOSE_INTERNAL_PORT,
         assets_mount=COMPOSE_ASSETS_ROOT,
+        users_file=COMPOSE_USERS_FILE,
         replica_services=compose_replica_services(settings),
         reread_idle_s=REREAD_IDLE_S,
         reread_queries=REREAD_QUERIES,
@@ -399,6 +407,7 @@ def k8s_inputs(settings: Settings) -> K8sInputs:
         internal_port=COMPOSE_INTERNAL_PORT,
         tls_port=443,
         assets_mount=COMPOSE_ASSETS_ROOT,
+        users_dir=COMPOSE_USERS_DIR,
         settings_yaml=compose_settings_yaml(settings),
         proxy_conf=render_proxy_conf(settings, mode="compose"),
         browser_conf=render_browser_conf(settings, "/usr/share/nginx/html", mode="compose"),

@@ -60,6 +60,11 @@ class StatePaths:
         return self.root / "conf" / "nginx-keys.conf"
 
     @property
+    def users_file(self) -> Path:
+        """htpasswd-style read logins (``eomatch-stack users``), for ``read_auth: basic``."""
+        return self.root / "conf" / "read-users.htpasswd"
+
+    @property
     def sync_dir(self) -> Path:
         return self.root / "sync"
 
