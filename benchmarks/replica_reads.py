@@ -1,0 +1,344 @@
+"""External read throughput with a read replica (``stack.db.replicas: 1``) vs without (0).
+
+For each of ``replicas`` 0 and 1 this starts a private stack (own state folder under
+/tmp, free ports, the browser build cached in the repo's ``.cache``), ingests
+``--items`` synthetic items (``_synth.py``) with ``eomatch-ingest``'s library call,
+then runs a fixed request mix against ``/external/`` through nginx (landing page,
+``/collections``, an items page, an item by id, ``GET /search`` with bbox and
+datetime) with ``--concurrency`` readers for ``--duration-s`` seconds: a bounded,
+loopback-only load. Meanwhile (unless ``--ingest-items 0``) a second catalogue
+(30,000 items by default: about as long as the reads here) is ingested into the
+primary, in both runs alike: keeping external reads away from the
+primary's write work is what the replica is for. Each stack is stopped and its folder
+removed afterwards, also on failure.
+
+The load generator is ONE separate process pinned to one core
+(``os.sched_setaffinity``) running an asyncio ``httpx.AsyncClient``, so it cannot
+starve the servers of both cores. The servers (PostgreSQL primary and standby, the
+uvicorn apps, nginx) and the concurrent ingest keep the other core plus whatever the
+OS gives them: everything runs on the same 2 cores, so this measures isolation from
+the primary's work, not added hardware. Prints a table of both runs (requests/s,
+p50/p95 latency, errors, per request kind) and last
+``ratio=<req/s with replica / req/s without>``; exits 1 when any request failed
+(req/s then counts successful answers only).
+
+Found with it (pgSTAC 0.10): on a standby every item read and search through
+``/external/`` answers 500 (``cannot execute INSERT in a read-only transaction``):
+pgSTAC's ``search()`` records each query in ``pgstac.searches`` unless the setting
+``pgstac.readonly`` is true, and the stack does not set it for the read role.
+``--pgstac-readonly`` sets it (``ALTER ROLE <read_user> SET pgstac.readonly``) in both
+runs, to measure what the replica gives once that is fixed.
+
+Measured once each (2 cores, a full test run using CPU at the same time; defaults):
+as shipped, replicas=1 failed 1333 of 2216 reads (ratio=0.612 of successful answers);
+with ``--pgstac-readonly`` 74.5 vs 91.2 req/s, p95 548 vs 405 ms (ratio=0.818: the
+standby replays the ingest's WAL on the same cores); with ``--pgstac-readonly
+--ingest-items 0`` 146.3 vs 122.8 req/s (ratio=1.191).
+
+    .venv/bin/python benchmarks/replica_reads.py                 # 20000 items, 16 readers, 15 s
+    .venv/bin/python benchmarks/replica_reads.py --pgstac-readonly
+    .venv/bin/python benchmarks/replica_reads.py --items 2000 --duration-s 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import random
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _synth  # noqa: E402
+from ingest_throughput import scratch_dir  # noqa: E402
+
+from eomatch.settings import Settings  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+KINDS = ("landing", "collections", "items", "item", "search")
+
+
+def pct(values: list[float], q: float) -> float | None:
+    """The q-quantile (nearest rank) of ``values``; None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def request_paths(collections: list[str], ids: list[tuple[str, str]], n: int, seed: int) -> list[tuple[str, str]]:
+    """(kind, path under /external) cycling through the five kinds, fixed by ``seed``."""
+    rng = random.Random(seed)
+    out: list[tuple[str, str]] = []
+    for i in range(n):
+        kind = KINDS[i % len(KINDS)]
+        if kind == "landing":
+            path = "/"
+        elif kind == "collections":
+            path = "/collections"
+        elif kind == "items":
+            path = f"/collections/{rng.choice(collections)}/items?limit=10"
+        elif kind == "item":
+            cid, iid = rng.choice(ids)
+            path = f"/collections/{cid}/items/{iid}"
+        else:
+            lon, lat = rng.uniform(-170.0, 140.0), rng.uniform(-60.0, 30.0)
+            month = rng.randint(1, 11)
+            bbox = f"{lon:.3f},{lat:.3f},{lon + 30:.3f},{lat + 30:.3f}"
+            dt = f"2022-{month:02d}-01T00:00:00Z/2022-{month + 1:02d}-01T00:00:00Z"
+            path = f"/search?bbox={bbox}&datetime={dt}&limit=10"
+        out.append((kind, path))
+    return out
+
+
+async def _load(base: str, paths: list[tuple[str, str]], concurrency: int, duration_s: float) -> dict[str, Any]:
+    import httpx
+
+    times_ms: dict[str, list[float]] = {k: [] for k in KINDS}
+    errors: dict[str, int] = {k: 0 for k in KINDS}
+    first_error: list[str] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30, limits=limits, headers={"Accept-Encoding": "gzip"}) as client:
+        for _, path in paths[: 2 * len(KINDS)]:  # warm the app's pool and nginx's upstreams
+            await client.get(base + path)
+        t_end = time.perf_counter() + duration_s
+
+        async def reader(k: int) -> None:
+            i = k * 7919  # each reader starts elsewhere in the fixed mix
+            while time.perf_counter() < t_end:
+                kind, path = paths[i % len(paths)]
+                i += 1
+                t0 = time.perf_counter()
+                try:
+                    r = await client.get(base + path)
+                    ok = r.status_code == 200
+                    if not ok and not first_error:
+                        first_error.append(f"{path} -> {r.status_code}: {r.text[:200]}")
+                except httpx.HTTPError as e:
+                    ok = False
+                    if not first_error:
+                        first_error.append(f"{path} -> {type(e).__name__}: {e}")
+                if ok:
+                    times_ms[kind].append((time.perf_counter() - t0) * 1000)
+                else:
+                    errors[kind] += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(reader(k) for k in range(concurrency)))
+        elapsed_s = time.perf_counter() - t0
+    return {"times_ms": times_ms, "errors": errors, "elapsed_s": elapsed_s, "first_error": first_error}
+
+
+def _load_process(base: str, paths: list[tuple[str, str]], concurrency: int, duration_s: float,
+                  core: int, out: Any) -> None:
+    """Child process: pinned to ``core``, runs the readers, sends a summary back."""
+    os.sched_setaffinity(0, {core})
+    raw = asyncio.run(_load(base, paths, concurrency, duration_s))
+    summary: dict[str, Any] = {"elapsed_s": raw["elapsed_s"], "first_error": raw["first_error"], "kinds": {}}
+    all_ms: list[float] = []
+    for kind in KINDS:
+        v = raw["times_ms"][kind]
+        all_ms.extend(v)
+        summary["kinds"][kind] = {"ok": len(v), "errors": raw["errors"][kind],
+                                  "p50_ms": pct(v, 0.5), "p95_ms": pct(v, 0.95)}
+    summary["kinds"]["all"] = {"ok": len(all_ms), "errors": sum(raw["errors"].values()),
+                               "p50_ms": pct(all_ms, 0.5), "p95_ms": pct(all_ms, 0.95)}
+    out.put(summary)
+
+
+def _standby_xacts(settings: Settings, replicas: int) -> int | None:
+    """Transactions the standby has run (its own reads), to show the reads went there."""
+    if replicas < 1:
+        return None
+    import psycopg
+
+    from eomatch.stack.replica import replica_credentials
+
+    with psycopg.connect(replica_credentials(settings, 1, "admin").dsn) as conn:
+        (n,) = conn.execute(  # type: ignore[misc]
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(n)
+
+
+def measure(settings: Settings, base_url: str, replicas: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Ingest, then time the read mix (with the concurrent ingest) on one running stack."""
+    import psycopg
+
+    from eomatch.ingest import ingest
+    from eomatch.stack.db import stack_credentials
+    from eomatch.stack.replica import catch_up
+
+    work = scratch_dir("eomatch-replica-reads-")
+    try:
+        synth = _synth.generate(work / "catalogue", args.items, seed=args.seed)
+        t0 = time.perf_counter()
+        ingest(settings, synth.root, quiet=True)
+        print(f"  replicas={replicas}: ingested {synth.items} items in {time.perf_counter() - t0:.1f}s", flush=True)
+        if args.pgstac_readonly:  # both runs alike; replicated to the standby like any DDL
+            from psycopg import sql
+
+            with psycopg.connect(stack_credentials(settings, "admin").dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("ALTER ROLE {} SET pgstac.readonly = 'true'").format(
+                    sql.Identifier(settings.stack.db.read_user)))
+        if replicas:
+            catch_up(settings, timeout_s=300)
+        if args.pgstac_readonly:
+            time.sleep(6.0)  # the external API renews pooled connections after 5 s idle
+        with psycopg.connect(stack_credentials(settings, "admin").dsn) as conn:
+            rows = conn.execute(  # bounded sample of ids for item-by-id reads
+                "SELECT collection, id FROM pgstac.items TABLESAMPLE SYSTEM (5) LIMIT 500"
+            ).fetchall()
+        ids = [(str(c), str(i)) for c, i in rows] or list(synth.sample)
+        paths = request_paths(sorted(synth.collections), ids, 5000, args.seed)
+
+        extra = None
+        if args.ingest_items:
+            extra = _synth.generate(work / "extra", args.ingest_items, seed=args.seed + 1000)
+        ingest_result: dict[str, Any] = {}
+
+        def background_ingest() -> None:
+            t = time.perf_counter()
+            try:
+                assert extra is not None
+                ingest(settings, extra.root, quiet=True)
+                ingest_result["items"] = extra.items
+            except Exception as e:  # noqa: BLE001 - reported, the reads still count
+                ingest_result["error"] = f"{type(e).__name__}: {e}"
+            ingest_result["ingest_s"] = time.perf_counter() - t
+
+        xacts_before = _standby_xacts(settings, replicas)
+        cores = sorted(os.sched_getaffinity(0))
+        ctx = multiprocessing.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_load_process, args=(base_url + "/external", paths, args.concurrency,
+                                                       args.duration_s, cores[-1], queue))
+        proc.start()
+        writer = threading.Thread(target=background_ingest, daemon=True) if extra else None
+        time.sleep(1.0)  # the child is warming up; start the writes as the timed reads start
+        if writer:
+            writer.start()
+        try:
+            summary = queue.get(timeout=args.duration_s + 300)
+        finally:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+        if writer:
+            writer.join()
+        xacts_after = _standby_xacts(settings, replicas)
+        summary["standby_xacts"] = None if xacts_before is None else (xacts_after or 0) - xacts_before
+        summary["ingest"] = ingest_result
+        return summary
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _start(replicas: int) -> tuple[Any, Path]:
+    """A running private stack and its state folder; new free ports when one was taken
+    meanwhile (other programs on this machine start servers too)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from conftest import make_state_dir, stack_settings  # type: ignore[import-not-found]
+
+    from eomatch.errors import StackError
+    from eomatch.stack import Stack
+    from eomatch.stack.process import check_port_free, free_port
+
+    for attempt in range(3):
+        state_dir = make_state_dir(f"eomatch-bench-replica-reads-{replicas}-")
+        db_port = None
+        while db_port is None:  # a standby listens on port + 1
+            candidate = free_port()
+            try:
+                check_port_free("127.0.0.1", candidate + 1, "db-replica-1", "stack.db.port")
+                db_port = candidate
+            except Exception:  # noqa: BLE001 - busy: try another
+                continue
+        settings = stack_settings(
+            state_dir, db={"port": db_port, "replicas": replicas},
+            proxy={"external_rate_per_s": 100000, "external_burst": 100000},
+        )
+        stack = Stack(settings, quiet=True)
+        try:
+            stack.up()
+            return stack, state_dir
+        except StackError as e:
+            stack.down()
+            shutil.rmtree(state_dir, ignore_errors=True)
+            if "already in use" not in str(e) or attempt == 2:
+                raise
+            print(f"  replicas={replicas}: {e}; new ports", flush=True)
+    raise AssertionError("unreachable")
+
+
+def run_one(replicas: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Start a private stack with ``replicas`` standbys, measure, stop and remove it."""
+    t0 = time.perf_counter()
+    stack, state_dir = _start(replicas)
+    try:
+        print(f"  replicas={replicas}: stack up in {time.perf_counter() - t0:.1f}s at {stack.urls.base}", flush=True)
+        return measure(stack.settings, stack.urls.base, replicas, args)
+    finally:
+        stack.down()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _ms(v: float | None) -> str:
+    return "      -" if v is None else f"{v:7.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--items", type=int, default=20000, help="items ingested before the reads")
+    p.add_argument("--concurrency", type=int, default=16, help="concurrent readers")
+    p.add_argument("--duration-s", type=float, default=15.0, help="length of the timed reads")
+    p.add_argument("--ingest-items", type=int, default=30000,
+                   help="items ingested into the primary during the reads (0: none)")
+    p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--pgstac-readonly", action="store_true",
+                   help="set pgstac.readonly for the read role first (both runs): pgSTAC's search then "
+                        "skips its INSERT into pgstac.searches, which a standby refuses")
+    args = p.parse_args(argv)
+    if len(os.sched_getaffinity(0)) < 2:
+        print("warning: one core only: the load generator shares it with the servers", file=sys.stderr)
+
+    results: dict[int, dict[str, Any]] = {}
+    for replicas in (0, 1):
+        results[replicas] = run_one(replicas, args)
+
+    print(f"\n{args.items} items, {args.concurrency} readers, {args.duration_s:g} s, "
+          f"{args.ingest_items} items ingested meanwhile"
+          + (", pgstac.readonly set for the read role" if args.pgstac_readonly else ""))
+    print(f"{'replicas':<9}{'kind':<12}{'ok':>7}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}")
+    rps: dict[int, float] = {}
+    for replicas, r in results.items():
+        for kind in (*KINDS, "all"):
+            k = r["kinds"][kind]
+            rate = k["ok"] / r["elapsed_s"]
+            if kind == "all":
+                rps[replicas] = rate
+            print(f"{replicas:<9}{kind:<12}{k['ok']:>7}{k['errors']:>8}{rate:>9.1f}"
+                  f"  {_ms(k['p50_ms'])}  {_ms(k['p95_ms'])}")
+        ing = r["ingest"]
+        ing_txt = (f"error {ing['error']}" if "error" in ing else
+                   f"{ing['items']} items in {ing['ingest_s']:.1f}s" if ing else "none")
+        print(f"{replicas:<9}concurrent ingest: {ing_txt}; standby transactions during reads: {r['standby_xacts']}")
+        if r["first_error"]:
+            print(f"{replicas:<9}first error: {r['first_error'][0]}")
+    ratio = rps[1] / rps[0] if rps[0] else float("nan")
+    errors = sum(r["kinds"]["all"]["errors"] for r in results.values())
+    if errors:
+        print(f"{errors} requests failed: req/s counts successful answers only", file=sys.stderr)
+    print(f"ratio={ratio:.3f}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
