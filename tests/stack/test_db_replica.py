@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 from conftest import free_port, make_state_dir, stack_settings
-from helpers import api_key, bearer, derive_settings, make_collection, unique_id
+from helpers import api_key, bearer, derive_settings, make_collection, make_item, unique_id
 
 from eomatch.pgstac import stack_credentials
 from eomatch.stack import Stack
@@ -92,6 +92,22 @@ def test_external_reads_from_the_standby_and_sees_writes_within_seconds(stack: S
                           VISIBLE_WITHIN_S, 0.05)
     assert seen, f"not on /external/ within {VISIBLE_WITHIN_S} s"
     print(f"write visible on /external/ after {time.monotonic() - t0:.3f} s")
+
+    # Items and searches too, not only collections: pgSTAC's search() records each search
+    # unless pgstac.readonly is set, and a hot standby refuses that write.
+    item = make_item(cid, "on-the-standby", 10.0, 45.0)
+    r = httpx.post(stack.urls.internal + f"collections/{cid}/items", json=item, headers=bearer(api_key(stack)),
+                   timeout=30)
+    assert r.status_code in (200, 201), r.text
+    with httpx.Client(timeout=10) as client:
+        assert wait_until(lambda: client.get(stack.urls.external + f"collections/{cid}/items/on-the-standby")
+                          .status_code == 200, VISIBLE_WITHIN_S, 0.05)
+        for _ in range(3):  # several pooled connections, all on the standby
+            found = client.get(stack.urls.external + "search", params={"collections": cid, "bbox": "9,44,11,46"})
+            assert found.status_code == 200, found.text[:300]
+            assert [f["id"] for f in found.json()["features"]] == ["on-the-standby"]
+            page = client.get(stack.urls.external + f"collections/{cid}/items")
+            assert page.status_code == 200 and len(page.json()["features"]) == 1
 
     # The external API's pool is on the standby, none of its sessions on the primary.
     assert _read_sessions(stack, replica.port) >= 1

@@ -366,6 +366,11 @@ def setup_database(
                 conn.execute(
                     sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), sql.Identifier(user))
                 )
+        for user in read_roles:
+            # pgSTAC's search() records every search in pgstac.searches unless
+            # pgstac.readonly is on; a hot standby refuses that write, so the read role
+            # (the external API's) never makes it, on the primary as on a standby.
+            conn.execute(sql.SQL("ALTER ROLE {} SET pgstac.readonly = 'true'").format(sql.Identifier(user)))
         for user, limits in (timeouts or {}).items():
             set_role_timeouts(conn, user, limits)
         set_queryables(conn)
