@@ -77,6 +77,10 @@ def test_both_replicas_serve_and_one_may_die(replica_stack: Stack) -> None:
         codes = [client.get(base + "collections").status_code for _ in range(20)]
     assert codes == [200] * 20
     assert wait_until(lambda: ext[1].pid() not in (None, pid) and ext[1].healthy(), 30, 0.1)
+    # the supervisor records the restart once its health wait returns, a moment after
+    # the replica already answers
+    assert wait_until(lambda: replica_stack.health()["supervision"]["services"]["api-external-2"]["restarts"] == 1,
+                      10, 0.1)
     seen = replica_stack.health()["supervision"]["services"]
     assert seen["api-external-2"]["restarts"] == 1 and seen["api-external-2"]["last_exit"]["signal"] == "SIGKILL"
     assert seen["api-external"]["restarts"] == 0

@@ -234,3 +234,23 @@ def test_one_supervisor_per_stack(supervised: Stack) -> None:
     )
     assert proc.returncode == 2 and "another supervisor" in proc.stderr, proc.stderr
     assert supervised.supervisor.pid() == first
+
+
+def test_a_supervisor_killed_before_it_could_answer_is_named_with_its_signal() -> None:
+    """A supervisor that dies silently (a signal before its handlers are set) is reported
+    with how it ended, and flagged silent so ``up`` starts it once more."""
+    from eomatch.stack.supervision import SupervisorExited, SupervisorProcess
+
+    state_dir = make_state_dir("eomatch-supkill-")
+    try:
+        sup = SupervisorProcess(stack_settings(state_dir))
+        request = sup.start()
+        pid = sup.pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(SupervisorExited) as caught:
+            sup.wait(request, 20)
+        assert "killed by SIGKILL" in str(caught.value) and caught.value.silent
+        assert "\n" not in str(caught.value)
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)

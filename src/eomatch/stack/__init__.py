@@ -135,9 +135,8 @@ class Stack:
                 self._say(f"  {api.name:<14} stopped the one an older eomatch started on a TCP port")
         for svc in self.supervised():
             self._say(f"  {svc.name:<14} starting..." if not _running(svc) else f"  {svc.name:<14} already running")
-        request = self.supervisor.start()
         per_service_s = self.settings.stack.health_timeout_s + 30
-        errors = self.supervisor.wait(request, per_service_s * (len(self.supervised()) + 1))
+        errors = self.supervisor.start_and_wait(per_service_s * (len(self.supervised()) + 1))
         if errors:
             name, error = next(iter(errors.items()))
             raise StackError(error if error.startswith(f"{name}:") else f"{name}: {error}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -22,10 +23,18 @@ import orjson
 from eomatch.errors import StackError
 from eomatch.jsonio import write_bytes_atomic
 from eomatch.settings import Settings
-from eomatch.stack.process import live_pid, spawn, tail, terminate
+from eomatch.stack.process import describe_exit, live_pid, spawn, tail, terminate
 from eomatch.stack.state import StatePaths
 
 NAME = "supervisor"
+
+
+class SupervisorExited(StackError):
+    """The supervisor ended before answering a start request."""
+
+    def __init__(self, message: str, silent: bool) -> None:
+        super().__init__(message)
+        self.silent = silent  # nothing in its log: it never got to say why
 
 
 class SupervisorProcess:
@@ -36,6 +45,7 @@ class SupervisorProcess:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.paths = StatePaths(settings.stack.state_dir)
+        self._proc: subprocess.Popen[bytes] | None = None  # the one this object started
 
     @property
     def pid_file(self) -> Path:
@@ -63,12 +73,24 @@ class SupervisorProcess:
             return request_id
         self.pid_file.unlink(missing_ok=True)
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME")}
-        spawn(
+        self._proc = spawn(
             [sys.executable, "-m", "eomatch.stack.supervisor", "--config", str(self.settings_file),
              "--request", request_id],
             self.pid_file, self.log_file, env=env, cwd=Path("/"),
         )
         return request_id
+
+    def start_and_wait(self, timeout_s: float) -> dict[str, str]:
+        """:meth:`start` then :meth:`wait`; a supervisor that this call started and that
+        ended silently before answering (a signal before its handlers were set, e.g. a
+        stale pid file's recycled pid stopped by someone) is started once more."""
+        try:
+            return self.wait(self.start(), timeout_s)
+        except SupervisorExited as exc:
+            if not exc.silent:
+                raise
+            print(f"warning: {exc}; starting it once more", file=sys.stderr, flush=True)
+            return self.wait(self.start(), timeout_s)
 
     def wait(self, request_id: str, timeout_s: float) -> dict[str, str]:
         """Errors by service of the start pass ``request_id`` (empty: all started)."""
@@ -79,7 +101,14 @@ class SupervisorProcess:
                 return dict(answer.get("errors") or {})
             if self.pid() is None:
                 lines = [ln for ln in tail(self.log_file, 20).splitlines() if ln.strip()]
-                raise StackError(f"supervisor: exited: {lines[-1] if lines else 'no output'} (log: {self.log_file})")
+                how = ""
+                if self._proc is not None and self._proc.poll() is not None:
+                    ended = describe_exit(self._proc.returncode)
+                    how = f" ({'killed by ' + str(ended['signal']) if ended['signal'] else 'exit code ' + str(ended['code'])})"
+                raise SupervisorExited(
+                    f"supervisor: exited{how}: {lines[-1] if lines else 'no output'} (log: {self.log_file})",
+                    silent=not lines and self._proc is not None,
+                )
             time.sleep(0.1)
         raise StackError(f"supervisor: no answer within {timeout_s:.0f}s (see {self.log_file})")
 
