@@ -49,6 +49,8 @@ def stack_settings(state_dir: Path, **stack_overrides: object) -> Settings:
             "internal_port": ports["proxy_internal"],
             "external_rate_per_s": 1000,
             "external_burst": 2000,
+            "internal_rate_per_s": 1000,
+            "internal_burst": 2000,
         },
         "browser": {"cache_dir": str(REPO / ".cache")},
         # tests read /health right after writing: no reuse of catalogue counts

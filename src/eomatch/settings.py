@@ -144,6 +144,10 @@ class ProxySettings(_Section):
     browser_port: int = 8103
     external_rate_per_s: int = 50
     external_burst: int = 100
+    # /api/ too (reads and writes), per client address: a generous budget for scripts,
+    # but one client can no longer flood the internal API
+    internal_rate_per_s: int = 200
+    internal_burst: int = 400
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_port: int = 8443

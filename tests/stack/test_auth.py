@@ -335,3 +335,39 @@ def test_key_conf_is_a_case_sensitive_regex_with_escaped_keys() -> None:
     for bad in ('short', 'has space in it 0123456789', 'quote"0123456789abcdef', 'back\\slash0123456789'):
         with pytest.raises(ConfigError):
             render_keys_conf({"k": bad})
+
+
+@pytest.fixture
+def strict_internal_proxy(running_stack: RunningStack) -> Iterator[str]:
+    """Another nginx allowing /api/ 1 r/s with a burst of 3 (the external budget is its own)."""
+    state = make_state_dir("eomatch-ratelimit-")
+    settings = derive_settings(
+        running_stack.settings,
+        {"state_dir": str(state), "proxy": {"port": free_port(), "tls_port": free_port(),
+                                            "internal_rate_per_s": 1, "internal_burst": 3}},
+    )
+    proxy = Proxy(settings)
+    proxy.paths.ensure()
+    proxy.start()
+    try:
+        yield f"http://127.0.0.1:{settings.stack.proxy.port}"
+    finally:
+        proxy.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_internal_reads_are_rate_limited_too(running_stack: RunningStack, strict_internal_proxy: str) -> None:
+    """One client can no longer flood /api/ (GET and POST /search alike) with reads."""
+    strict_proxy = strict_internal_proxy
+    statuses: dict[str, list[int]] = {"/api/collections": [], "/api/search": []}
+    with httpx.Client(timeout=10) as client:
+        for _ in range(15):  # bounded burst, well within a second; one budget for both
+            for path in statuses:
+                r = (client.post(strict_proxy + path, json={"limit": 1}) if path.endswith("search")
+                     else client.get(strict_proxy + path))
+                statuses[path].append(r.status_code)
+                if r.status_code == 429:
+                    assert r.json()["code"] == "TooManyRequests"
+    assert statuses["/api/collections"][0] == 200, statuses
+    for path, seen in statuses.items():
+        assert seen.count(429) >= 10 and set(seen) <= {200, 429}, (path, seen)
