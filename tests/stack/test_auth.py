@@ -228,14 +228,12 @@ def test_external_refuses_every_write(
 # --- external rate limit: a second proxy with a tiny budget ----------------------
 
 
-@pytest.fixture
-def strict_proxy(running_stack: RunningStack) -> Iterator[str]:
-    """Another nginx in front of the same upstreams, allowing 1 r/s with a burst of 3."""
+def _second_proxy(running_stack: RunningStack, **proxy_settings: int) -> Iterator[str]:
+    """Another nginx in front of the same upstreams, with other proxy settings."""
     state = make_state_dir("eomatch-ratelimit-")
     settings = derive_settings(
         running_stack.settings,
-        {"state_dir": str(state), "proxy": {"port": free_port(), "tls_port": free_port(),
-                                            "external_rate_per_s": 1, "external_burst": 3}},
+        {"state_dir": str(state), "proxy": {"port": free_port(), "tls_port": free_port(), **proxy_settings}},
     )
     proxy = Proxy(settings)
     proxy.paths.ensure()
@@ -245,6 +243,12 @@ def strict_proxy(running_stack: RunningStack) -> Iterator[str]:
     finally:
         proxy.stop()
         shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def strict_proxy(running_stack: RunningStack) -> Iterator[str]:
+    """/external/ allowed 1 r/s with a burst of 3."""
+    yield from _second_proxy(running_stack, external_rate_per_s=1, external_burst=3)
 
 
 def test_external_rate_limit_answers_json_429(running_stack: RunningStack, strict_proxy: str) -> None:
@@ -339,21 +343,8 @@ def test_key_conf_is_a_case_sensitive_regex_with_escaped_keys() -> None:
 
 @pytest.fixture
 def strict_internal_proxy(running_stack: RunningStack) -> Iterator[str]:
-    """Another nginx allowing /api/ 1 r/s with a burst of 3 (the external budget is its own)."""
-    state = make_state_dir("eomatch-ratelimit-")
-    settings = derive_settings(
-        running_stack.settings,
-        {"state_dir": str(state), "proxy": {"port": free_port(), "tls_port": free_port(),
-                                            "internal_rate_per_s": 1, "internal_burst": 3}},
-    )
-    proxy = Proxy(settings)
-    proxy.paths.ensure()
-    proxy.start()
-    try:
-        yield f"http://127.0.0.1:{settings.stack.proxy.port}"
-    finally:
-        proxy.stop()
-        shutil.rmtree(state, ignore_errors=True)
+    """/api/ allowed 1 r/s with a burst of 3 (the external budget is its own)."""
+    yield from _second_proxy(running_stack, internal_rate_per_s=1, internal_burst=3)
 
 
 def test_internal_reads_are_rate_limited_too(running_stack: RunningStack, strict_internal_proxy: str) -> None:
