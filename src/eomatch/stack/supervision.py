@@ -102,7 +102,12 @@ class SupervisorProcess:
             if self.pid() is None:
                 lines = [ln for ln in tail(self.log_file, 20).splitlines() if ln.strip()]
                 how = ""
-                if self._proc is not None and self._proc.poll() is not None:
+                if self._proc is not None:
+                    try:  # a process being torn down has lost its command line before it can be reaped
+                        self._proc.wait(timeout=2)
+                    except subprocess.TimeoutExpired:
+                        pass
+                if self._proc is not None and self._proc.returncode is not None:
                     ended = describe_exit(self._proc.returncode)
                     how = f" ({'killed by ' + str(ended['signal']) if ended['signal'] else 'exit code ' + str(ended['code'])})"
                 raise SupervisorExited(
