@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pystac
 from shapely.geometry import box
@@ -101,3 +102,19 @@ def build_legacy_catalogue(root: Path) -> tuple[str, str]:
     cat.normalize_hrefs(str(root / "catalog.json"), strategy=strategy)
     cat.save(catalog_type=pystac.CatalogType.ABSOLUTE_PUBLISHED)
     return ev.id, mu.id
+
+
+def sample_items() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(event, matchup, product) dicts as the model writes them: one small valid set."""
+    event = MatchupEvent.create(
+        platform_a="Sentinel-2A", collection_a="S2_MSI_L1C",
+        platform_b="Landsat-9", collection_b="LANDSAT_C2L1",
+        start="2022-05-21T08:30:00Z", end="2022-05-21T09:10:00Z",
+        region=box(34, 44, 37, 48), min_distance_km=10.0, solar_elevation_deg=45.0,
+    )  # fmt: skip
+    pa = Product.create(id="S2A_X", collection="S2_MSI_L1C", platform="Sentinel-2A",
+                        geometry=box(34, 45, 36, 47), start="2022-05-21T08:31:00Z")  # fmt: skip
+    pb = Product.create(id="LC09_X", collection="LANDSAT_C2L1", platform="Landsat-9",
+                        geometry=box(35, 45.5, 36.5, 47.5), start="2022-05-21T08:50:00Z")  # fmt: skip
+    mu = Matchup.create(event, pa.to_dict(), pb.to_dict())
+    return event.to_dict(), mu.to_dict(), pa.to_dict()

@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from catalogue_factory import sample_items
 from jsonschema import Draft7Validator
-from shapely.geometry import box
 
 from eomatch.errors import EomatchError
-from eomatch.model import Matchup, MatchupEvent, Product
 from eomatch.schema import (
     SCHEMA_PATH,
     SCHEMA_URL,
@@ -25,21 +24,6 @@ from eomatch.schema import (
 )
 
 
-def _items() -> tuple[dict, dict, dict]:
-    event = MatchupEvent.create(
-        platform_a="Sentinel-2A", collection_a="S2_MSI_L1C",
-        platform_b="Landsat-9", collection_b="LANDSAT_C2L1",
-        start="2022-05-21T08:30:00Z", end="2022-05-21T09:10:00Z",
-        region=box(34, 44, 37, 48), min_distance_km=10.0, solar_elevation_deg=45.0,
-    )  # fmt: skip
-    pa = Product.create(id="S2A_X", collection="S2_MSI_L1C", platform="Sentinel-2A",
-                        geometry=box(34, 45, 36, 47), start="2022-05-21T08:31:00Z")  # fmt: skip
-    pb = Product.create(id="LC09_X", collection="LANDSAT_C2L1", platform="Landsat-9",
-                        geometry=box(35, 45.5, 36.5, 47.5), start="2022-05-21T08:50:00Z")  # fmt: skip
-    mu = Matchup.create(event, pa.to_dict(), pb.to_dict())
-    return event.to_dict(), mu.to_dict(), pa.to_dict()
-
-
 def test_schema_is_a_valid_draft7_schema_with_the_published_id() -> None:
     schema = load_schema()
     Draft7Validator.check_schema(schema)
@@ -47,7 +31,7 @@ def test_schema_is_a_valid_draft7_schema_with_the_published_id() -> None:
 
 
 def test_items_built_by_the_model_are_valid() -> None:
-    for item in _items():
+    for item in sample_items():
         assert SCHEMA_URL in item["stac_extensions"]
         validate_item(item)
         assert iter_errors(item) == []
@@ -68,7 +52,7 @@ def test_items_built_by_the_model_are_valid() -> None:
     ],
 )
 def test_broken_items_are_rejected_with_a_one_line_message(which, edit, field) -> None:
-    item = copy.deepcopy(_items()[which])
+    item = copy.deepcopy(sample_items()[which])
     edit(item)
     with pytest.raises(SchemaValidationError) as info:
         validate_item(item)
@@ -84,11 +68,11 @@ def test_items_listing_the_schema_at_a_stack_url_are_valid() -> None:
     (e.g. from eomatch-query) is still a matchup item. Another version is not."""
     for served in ("http://127.0.0.1:8000/schemas/matchup/v1.0.0/schema.json",
                    "https://matchups.example.org/schemas/matchup/v1.0.0/schema.json"):  # fmt: skip
-        item = copy.deepcopy(_items()[1])
+        item = copy.deepcopy(sample_items()[1])
         item["stac_extensions"] = [served]
         assert iter_errors(item) == []
     for other in ("https://example.org/schemas/matchup/v2.0.0/schema.json", "matchup/v1.0.0/schema.json"):
-        item = copy.deepcopy(_items()[1])
+        item = copy.deepcopy(sample_items()[1])
         item["stac_extensions"] = [other]
         with pytest.raises(SchemaValidationError, match="stac_extensions"):
             validate_item(item)

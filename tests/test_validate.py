@@ -6,29 +6,13 @@ import copy
 from typing import Any
 
 import pytest
-from shapely.geometry import box
+from catalogue_factory import sample_items
 
-from eomatch.model import Matchup, MatchupEvent, Product
 from eomatch.validate import item_validator, repair_legacy
 
 
-def _items() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    event = MatchupEvent.create(
-        platform_a="Sentinel-2A", collection_a="S2_MSI_L1C",
-        platform_b="Landsat-9", collection_b="LANDSAT_C2L1",
-        start="2022-05-21T08:30:00Z", end="2022-05-21T09:10:00Z",
-        region=box(34, 44, 37, 48), min_distance_km=10.0, solar_elevation_deg=45.0,
-    )  # fmt: skip
-    pa = Product.create(id="S2A_X", collection="S2_MSI_L1C", platform="Sentinel-2A",
-                        geometry=box(34, 45, 36, 47), start="2022-05-21T08:31:00Z")  # fmt: skip
-    pb = Product.create(id="LC09_X", collection="LANDSAT_C2L1", platform="Landsat-9",
-                        geometry=box(35, 45.5, 36.5, 47.5), start="2022-05-21T08:50:00Z")  # fmt: skip
-    mu = Matchup.create(event, pa.to_dict(), pb.to_dict())
-    return event.to_dict(), mu.to_dict(), pa.to_dict()
-
-
 def test_items_the_model_writes_are_valid() -> None:
-    for item in _items():
+    for item in sample_items():
         assert item_validator().problem(copy.deepcopy(item)) is None, item["id"]
 
 
@@ -47,7 +31,7 @@ def test_items_the_model_writes_are_valid() -> None:
     ],
 )
 def test_broken_items_name_the_rule_in_one_line(which: int, edit: Any, words: list[str]) -> None:
-    item = copy.deepcopy(_items()[which])
+    item = copy.deepcopy(sample_items()[which])
     edit(item)
     problem = item_validator().problem(item)
     assert problem is not None and "\n" not in problem and len(problem) < 300
@@ -56,14 +40,14 @@ def test_broken_items_name_the_rule_in_one_line(which: int, edit: Any, words: li
 
 
 def test_matchup_schema_applies_only_to_items_that_list_it() -> None:
-    item = copy.deepcopy(_items()[1])
+    item = copy.deepcopy(sample_items()[1])
     item["properties"]["matchup:overlap_fraction"] = 1.5
     item["stac_extensions"] = []
     assert item_validator().problem(item) is None
 
 
 def test_legacy_end_without_start_is_repaired_and_then_valid() -> None:
-    item = copy.deepcopy(_items()[0])
+    item = copy.deepcopy(sample_items()[0])
     props = item["properties"]
     props.pop("start_datetime")
     assert "start_datetime" in (item_validator().problem(copy.deepcopy(item)) or "")
@@ -74,7 +58,7 @@ def test_legacy_end_without_start_is_repaired_and_then_valid() -> None:
 
 
 def test_end_before_datetime_is_not_repaired_but_refused() -> None:
-    item = copy.deepcopy(_items()[0])
+    item = copy.deepcopy(sample_items()[0])
     props = item["properties"]
     props.pop("start_datetime")
     props["end_datetime"] = "2022-05-21T08:00:00Z"  # before datetime: no start can be made up
@@ -83,7 +67,7 @@ def test_end_before_datetime_is_not_repaired_but_refused() -> None:
 
 
 def test_stac_1_0_0_is_raised_to_1_1_0() -> None:
-    item = copy.deepcopy(_items()[2])
+    item = copy.deepcopy(sample_items()[2])
     item["stac_version"] = "1.0.0"
     item["properties"]["license"] = "proprietary"
     assert "stac_version '1.0.0'" in (item_validator().problem(copy.deepcopy(item)) or "")
@@ -104,7 +88,7 @@ def test_checking_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    assert ItemValidator().problem(copy.deepcopy(_items()[1])) is None
+    assert ItemValidator().problem(copy.deepcopy(sample_items()[1])) is None
 
 
 def test_official_schemas_are_pystacs_copies() -> None:
