@@ -351,6 +351,9 @@ class QuerySettings(_Section):
     ids_per_request: int = 100
     since_overlap_s: float = 300.0
     """``--since last`` re-fetches this much before the previous sync (clock skew)."""
+    parallel: int = Field(4, ge=1)
+    """Search windows (disjoint datetime slices of the search) fetched at the same time
+    (``--parallel``); 1 = one paged search, as before. The items written are the same."""
 
 
 class FindSettings(_Section):
