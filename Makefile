@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export EOMATCH_STACK__BROWSER__CACHE_DIR ?= $(CURDIR)/.cache
 PYTEST_ARGS ?=
 
-.PHONY: demo test bootstrap down status docs lint bench
+.PHONY: demo test bootstrap down status docs lint bench screenshots
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -20,6 +20,10 @@ status:
 test: bootstrap
 	.venv/bin/ruff check src tests benchmarks
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+# Refresh the researchers' guide's pictures of STAC Browser (taken by a test on the demo).
+screenshots: bootstrap
+	.venv/bin/pytest -q tests/stack/test_screenshots.py --screenshots-dir docs/img/screenshots
 
 docs: bootstrap
 	.venv/bin/mkdocs build --strict

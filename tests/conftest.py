@@ -90,6 +90,12 @@ class RunningStack:
         return stack_credentials(self.settings, role)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--screenshots-dir", default=None,
+                     help="where tests/stack/test_screenshots.py writes the guide's pictures "
+                          "(default test-artifacts/screenshots; `make screenshots` gives docs/img/screenshots)")
+
+
 @pytest.fixture(scope="session")
 def running_stack() -> Iterator[RunningStack]:
     """The whole stack, started once for the session and stopped at the end."""
