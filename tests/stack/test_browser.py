@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import RunningStack
 from helpers import Writer, make_collection, make_item, unique_id
+from helpers_browser import chromium_context
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
 TITLE = "Browser Demo Matchups Landsat-9 x Sentinel-2A"
 
 
@@ -32,19 +32,8 @@ def demo(running_stack: RunningStack) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def page(running_stack: RunningStack):  # type: ignore[no-untyped-def]
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield browser.new_page(viewport={"width": 1280, "height": 900})
-        finally:
-            browser.close()
+    with chromium_context() as context:
+        yield context.new_page()
 
 
 def test_landing_and_item_pages_render(
