@@ -356,6 +356,52 @@ class QuerySettings(_Section):
     (``--parallel``); 1 = one paged search, as before. The items written are the same."""
 
 
+class SiteSpec(_Section):
+    """One calibration site of ``find.sites``: a disc (``lon``, ``lat``, ``radius_km``) or a
+    GeoJSON ``geometry``; a bare name in the config is resolved from the packaged table
+    (``eomatch/data/sites.yaml``, see :mod:`eomatch.sites`) into this form."""
+
+    name: str = Field(min_length=1)
+    lon: float | None = Field(None, ge=-180, le=180)
+    lat: float | None = Field(None, ge=-90, le=90)
+    radius_km: float | None = Field(None, ge=0)
+    geometry: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _disc_or_area(self) -> SiteSpec:
+        if self.geometry is not None:
+            from shapely.geometry import shape
+
+            try:
+                area = shape(self.geometry)
+            except Exception as exc:  # shapely raises several kinds for bad GeoJSON
+                raise ValueError(f"site '{self.name}': geometry is not valid GeoJSON ({exc})") from None
+            if area.is_empty or area.area <= 0:
+                raise ValueError(f"site '{self.name}': geometry must be a polygon with an area")
+            if self.lon is None or self.lat is None:
+                c = area.centroid
+                self.lon, self.lat = float(c.x), float(c.y)
+            return self
+        missing = [k for k in ("lon", "lat", "radius_km") if getattr(self, k) is None]
+        if missing:
+            raise ValueError(
+                f"site '{self.name}' needs lon, lat and radius_km (or geometry); missing {', '.join(missing)}"
+            )
+        return self
+
+
+def _site_entries(value: Any) -> Any:
+    """``sites``: names (a list, or ``"Libya-4,Gobabeb"`` from a flag or variable) resolved from
+    the packaged table; mappings are left to :class:`SiteSpec`."""
+    from eomatch.sites import packaged_site
+
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list):
+        return value
+    return [packaged_site(v) if isinstance(v, str) else v for v in value]
+
+
 class FindSettings(_Section):
     """``eomatch-find``'s search (the design's run.yaml keys, under ``find:``); ``eomatch-query``
     and ``eomatch-simulate`` read the same filters."""
@@ -387,6 +433,14 @@ class FindSettings(_Section):
     """Product searches widen each platform's event window by this much on both sides."""
     keep_empty_events: bool = False
     """Also write events in which no matchup was found (``--events-only`` always writes them)."""
+    sites: list[SiteSpec] = Field(default_factory=list)
+    """Calibration sites: with any, only events in which both satellites pass over a site in
+    daylight are kept (``eomatch.orbits.site_passes``); names come from the packaged table."""
+
+    @field_validator("sites", mode="before")
+    @classmethod
+    def _resolve_sites(cls, value: Any) -> Any:
+        return _site_entries(value)
 
     @field_validator("platforms", "collections", mode="before")
     @classmethod
