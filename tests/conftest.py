@@ -51,6 +51,9 @@ def stack_settings(state_dir: Path, **stack_overrides: object) -> Settings:
             "external_burst": 2000,
             "internal_rate_per_s": 1000,
             "internal_burst": 2000,
+            # tests read /external/ right after writing: no read cache (it has its own
+            # proxies in tests/stack/test_proxy_cache.py)
+            "external_cache_s": 0,
         },
         "browser": {"cache_dir": str(REPO / ".cache")},
         # tests read /health right after writing: no reuse of catalogue counts

@@ -84,6 +84,12 @@ class K8sInputs:
     """Entry-point scripts of the nginx image (``40-eomatch-keys.sh`` ...) by file name."""
     users_dir: str = "/etc/nginx/eomatch/users"
     """Folder of the read logins file ``htpasswd`` (``read_auth: basic``), as in Compose."""
+    cache_dir: str | None = None
+    """The proxy's ``/external/`` read cache (``stack.proxy.external_cache_s``), an
+    emptyDir; None = no cache."""
+    cache_size_limit: str = "512Mi"
+    """The emptyDir's bound: above nginx's ``max_size``, which its cache manager may
+    overshoot briefly."""
 
 
 def _labels(component: str) -> dict[str, str]:
@@ -321,6 +327,9 @@ def _proxy(settings: Settings, inp: K8sInputs) -> list[dict[str, Any]]:
         mounts.append({"name": "read-users", "mountPath": inp.users_dir, "readOnly": True})
         volumes.append({"name": "read-users", "secret": {"secretName": READ_USERS_SECRET, "items": [
             {"key": "htpasswd", "path": "htpasswd"}]}})  # fmt: skip
+    if inp.cache_dir:  # disposable: each proxy pod keeps its own
+        mounts.append({"name": "cache", "mountPath": inp.cache_dir})
+        volumes.append({"name": "cache", "emptyDir": {"sizeLimit": inp.cache_size_limit}})
     subpath = _assets_subpath(settings)
     if subpath is not None:
         mount = {"name": "shared", "mountPath": inp.assets_mount, "readOnly": True}

@@ -41,6 +41,15 @@ MAX_BODY = "64k"
 """Body of any request a location does not allow more for (GETs have none)."""
 ASSETS_MAX_AGE_S = 600
 """Browsers and caches reuse an ``/assets/`` file this long, then revalidate (ETag)."""
+EXTERNAL_CACHE_MAX_SIZE = "256m"
+"""Disk the ``/external/`` read cache may fill (``stack.proxy.external_cache_s``); nginx's
+cache manager drops the least recently used copies beyond it."""
+EXTERNAL_CACHE_KEYS_ZONE = "10m"
+"""Shared memory for the cache's keys: about 80,000 URLs (8,000 per MB)."""
+EXTERNAL_CACHE_INACTIVE = "10m"
+"""A copy nobody asked for this long is removed from disk (expired ones are never served)."""
+COMPOSE_CACHE_DIR = "/var/cache/nginx/eomatch"
+"""The read cache in the Compose and Kubernetes proxy (a volume, an emptyDir)."""
 
 BROWSER_BUILD_INPUTS = ("package.json", "package-lock.json", "basemaps.config.js", "fields.config.js", "offline-patch.js")
 """Files of ``stack/browser_pkg/`` copied into the unpacked STAC Browser before it is
@@ -156,6 +165,7 @@ def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
             access_log=paths.logs / "proxy-access.log",
             mime_types="/etc/nginx/mime.types",
             temp_dir=paths.root / "nginx-tmp" / "proxy",
+            cache_dir=external_cache_dir(settings),
             keys_conf=paths.nginx_keys_conf,
             users_file=paths.users_file,
             internal_upstreams=api_upstreams(settings, "internal"),
@@ -179,6 +189,7 @@ def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
             access_log="/dev/stdout",
             mime_types="/etc/nginx/mime.types",
             temp_dir=None,
+            cache_dir=COMPOSE_CACHE_DIR,
             keys_conf="/etc/nginx/eomatch/keys.conf",
             users_file=COMPOSE_USERS_FILE,
             # Docker's resolver spreads each service name over all its replicas.
@@ -203,6 +214,10 @@ def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
         external_burst=st.proxy.external_burst,
         internal_rate_per_s=st.proxy.internal_rate_per_s,
         internal_burst=st.proxy.internal_burst,
+        external_cache_s=st.proxy.external_cache_s,
+        cache_keys_zone=EXTERNAL_CACHE_KEYS_ZONE,
+        cache_max_size=EXTERNAL_CACHE_MAX_SIZE,
+        cache_inactive=EXTERNAL_CACHE_INACTIVE,
         internal_on_public=st.proxy.internal_on_public,
         tls=tls,
         max_request_line=nginx_size(settings.server.max_query_bytes + REQUEST_LINE_SLACK_BYTES),
@@ -213,6 +228,12 @@ def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
         read_auth=st.proxy.read_auth,
         **ctx,
     )
+
+
+def external_cache_dir(settings: Settings) -> Path:
+    """The local proxy's ``/external/`` read cache: in the state folder, next to nginx's
+    temporary files (nginx creates it for its worker user)."""
+    return StatePaths(settings.stack.state_dir).root / "nginx-tmp" / "proxy" / "cache"
 
 
 def nginx_size(size_bytes: int) -> str:
@@ -296,6 +317,7 @@ def render_compose(settings: Settings) -> str:
         internal_port=COMPOSE_INTERNAL_PORT,
         assets_mount=COMPOSE_ASSETS_ROOT,
         users_file=COMPOSE_USERS_FILE,
+        cache_dir=COMPOSE_CACHE_DIR,
         replica_services=compose_replica_services(settings),
         reread_idle_s=REREAD_IDLE_S,
         reread_queries=REREAD_QUERIES,
@@ -410,6 +432,7 @@ def k8s_inputs(settings: Settings) -> K8sInputs:
         tls_port=443,
         assets_mount=COMPOSE_ASSETS_ROOT,
         users_dir=COMPOSE_USERS_DIR,
+        cache_dir=COMPOSE_CACHE_DIR if settings.stack.proxy.external_cache_s else None,
         settings_yaml=compose_settings_yaml(settings),
         proxy_conf=render_proxy_conf(settings, mode="compose"),
         browser_conf=render_browser_conf(settings, "/usr/share/nginx/html", mode="compose"),
