@@ -10,7 +10,9 @@
    ``min_overlap_fraction`` (an STRtree keeps this from being quadratic); each
    pair is a :class:`~eomatch.model.Matchup`.
 4. Events, matchups and products are upserted into the local catalogue. Ids are
-   deterministic, so a second run with the same config adds nothing.
+   deterministic, so a second run with the same config adds nothing. Matchups and
+   events get a ``thumbnail`` quicklook (:mod:`eomatch.quicklook`) unless
+   ``find.quicklooks`` is off.
 
 A provider failing for one event (after retries) is recorded in the summary and
 the run goes on; ``FindSummary.failures`` then makes the command exit non-zero.
@@ -48,9 +50,14 @@ from eomatch.orbits import Crossover, find_crossovers, find_satellite, load_tles
 from eomatch.orbits.propagate import EARTH_RADIUS_KM
 from eomatch.progress import Progress
 from eomatch.providers import Provider, ProviderError, open_provider
+from eomatch.quicklook import ASSET_KEY, QuicklookWriter, thumbnail_asset
 from eomatch.settings import SatelliteSpec, Settings
 
 log = logging.getLogger(__name__)
+
+QUICKLOOK_WORKERS = 1
+"""Processes drawing quicklooks beside the run (one keeps the run itself a core on a
+two-core machine; benchmarks/quicklook_cost.py measures the cost)."""
 
 
 @dataclass(frozen=True)
@@ -318,9 +325,10 @@ def _side_window(event: MatchupEvent, side: Side) -> tuple[datetime, datetime]:
 class _Writer:
     """Writes events and what was found in them, counting new items."""
 
-    def __init__(self, catalogue: Any, summary: FindSummary) -> None:
+    def __init__(self, catalogue: Any, summary: FindSummary, quicklooks: QuicklookWriter | None = None) -> None:
         self.cat = catalogue
         self.summary = summary
+        self.quicklooks = quicklooks
         self._titled: set[str] = set()
 
     def ensure_collections(self, event: MatchupEvent) -> None:
@@ -353,10 +361,32 @@ class _Writer:
             self.add(Product.from_item(p).to_dict())
         for m in event.matchup_set:
             validate_item(m.to_dict())
-            self.add(m.to_dict())
+            item = m.to_dict()
+            self.add(item if self.quicklooks is None else self.with_quicklook(item, m.products()))
         validate_item(event.to_dict())
-        self.add(event.to_dict())
+        self.add_event(event)
         self.summary.events_written += 1
+
+    def add_event(self, event: MatchupEvent) -> None:
+        """Upsert an event, with its quicklook: the region and its matchups' footprints
+        (products in the event's platform order: a matchup keeps the same canonical order)."""
+        if self.quicklooks is None:
+            self.add(event.to_dict())
+            return
+        sides: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] = ({}, {})
+        for m in event.matchup_set:
+            for side, p in zip(sides, m.products(), strict=True):
+                side.setdefault(str(p["id"]), p)
+        self.add(self.with_quicklook(event.to_dict(), [list(s.values()) for s in sides]))
+
+    def with_quicklook(self, item: dict[str, Any], products: Sequence[Any]) -> dict[str, Any]:
+        """The item with a ``thumbnail`` asset; its PNG is drawn beside the item's file by
+        the quicklook workers (all written before :func:`find` returns; a re-run redraws
+        any a killed run left out). The item dict given is not changed."""
+        path = self.cat.path_beside(item, ".png")
+        if self.quicklooks is not None:
+            self.quicklooks.submit(path, item, products)
+        return {**item, "assets": {**(item.get("assets") or {}), ASSET_KEY: thumbnail_asset(f"./{path.name}")}}
 
 
 def find(
@@ -400,9 +430,13 @@ def find(
                         providers[side.collection] = open_provider(side.collection, settings)
         cat = MatchupCatalogue.create(cat_path, title=settings.matchup_catalogue.title)
         summary.catalogue = str(cat.root)
-        writer = _Writer(cat, summary)
         bulk = getattr(cat, "bulk", None)
         with contextlib.ExitStack() as stack:
+            quicklooks = None
+            if settings.find.quicklooks:
+                quicklooks = stack.enter_context(QuicklookWriter(workers=QUICKLOOK_WORKERS))
+                quicklooks.start()  # the worker loads while the orbits are searched
+            writer = _Writer(cat, summary, quicklooks)
             if callable(bulk):
                 stack.enter_context(bulk())
             # Progress in days of orbit searched (the window once per pair): events
@@ -423,7 +457,7 @@ def find(
                         event = make_event(xo, side_a, side_b, settings)
                         if events_only:
                             writer.ensure_collections(event)
-                            writer.add(event.to_dict())
+                            writer.add_event(event)
                             summary.events_written += 1
                             continue
                         _process_event(event, (side_a, side_b), providers, site, settings, writer, summary)

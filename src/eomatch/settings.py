@@ -439,6 +439,9 @@ class FindSettings(_Section):
     """Product searches widen each platform's event window by this much on both sides."""
     keep_empty_events: bool = False
     """Also write events in which no matchup was found (``--events-only`` always writes them)."""
+    quicklooks: bool = True
+    """Draw a ``thumbnail`` PNG (``{id}.png`` beside ``{id}.json``) for every matchup and
+    event written (:mod:`eomatch.quicklook`); false (``--no-quicklooks``) for bulk runs."""
     sites: list[SiteSpec] = Field(default_factory=list)
     """Calibration sites: with any, only events in which both satellites pass over a site in
     daylight are kept (``eomatch.orbits.site_passes``); names come from the packaged table."""

@@ -517,6 +517,24 @@ class MatchupCatalogue:
             self._written(new, coll, rel, mtime_ns)
         return [r[0] for r in results]
 
+    def path_beside(self, item: Mapping[str, Any], suffix: str) -> Path:
+        """Where a file of one item goes: ``{id}{suffix}`` in the folder of the item's JSON
+        (where it is, or will be written). Its href from the item is ``./{id}{suffix}``.
+
+        For files that belong to one item (quicklooks): they move with the item's
+        folder, and ingest makes the relative href a URL under ``--assets-base-url``.
+        """
+        item_id, coll = str(item.get("id") or ""), str(item.get("collection") or "")
+        for what, name in (("item id", item_id), ("collection id", coll), ("file name", f"{item_id}{suffix}")):
+            if (reason := unsafe_reason(name)) is not None:
+                raise CatalogueError(f"{what} {name!r} is not a safe file name ({reason})")
+        found = self._index.lookup(item_id, coll)
+        try:
+            rel = found.relpath if found else default_relpath(item)
+        except MatchupError as exc:
+            raise CatalogueError(str(exc)) from None
+        return self.root / rel.rsplit("/", 1)[0] / f"{item_id}{suffix}"
+
     def add_product(self, product: Mapping[str, Any] | Product) -> dict[str, Any]:
         """Upsert a product item (tagged ``matchup:type: product``)."""
         view = product if isinstance(product, Product) else Product.from_item(dict(product))

@@ -6,6 +6,7 @@ import csv
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -38,10 +39,19 @@ def _main(argv: Sequence[str] | None) -> int:
         "--max-cloud-cover", type=float, metavar="PERCENT",
         help="skip matchups whose products' eo:cloud_cover exceeds this (default: find.max_cloud_cover)",
     )
+    p.add_argument(
+        "--no-quicklooks", action="store_true",
+        help="write no thumbnail PNGs for matchups and events (default: find.quicklooks)",
+    )
     args = p.parse_args(argv)
     if args.format and not args.events_only:
         raise ConfigError("--format needs --events-only")
-    over = {} if args.max_cloud_cover is None else {"find": {"max_cloud_cover": args.max_cloud_cover}}
+    find_over: dict[str, Any] = {}
+    if args.max_cloud_cover is not None:
+        find_over["max_cloud_cover"] = args.max_cloud_cover
+    if args.no_quicklooks:
+        find_over["quicklooks"] = False
+    over = {"find": find_over} if find_over else {}
     settings = settings_from_args(args, over)
     if args.tle:
         missing = [t for t in args.tle if not Path(t).expanduser().exists()]

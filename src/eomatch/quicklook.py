@@ -1,0 +1,386 @@
+"""Quicklooks: a small PNG per matchup and per event, drawn when ``eomatch-find`` writes them.
+
+A researcher scanning STAC Browser's item cards wants to see at a glance where a pair
+lies and how well it overlaps, without opening a map. A matchup's picture shows both
+product footprints (two colours), their overlap (filled), the land of Natural Earth
+1:110m (packaged, so nothing is fetched), a scale bar in km, the time difference and
+short labels of the two products. An event's shows its collocation region (filled)
+and the footprints of both platforms' products in it (their swaths along the ground
+tracks; the event item itself carries no tracks).
+
+Drawn with Pillow: a figure costs a few milliseconds, where matplotlib costs tens.
+The map is equirectangular around the item's centre, x scaled by cos(latitude), which
+keeps a few hundred km true to within a percent; longitudes are unwrapped around the
+item, so footprints across the antimeridian stay in one piece. The PNG is a
+palette image: a few flat colours compress to a few KB.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import shapely
+from PIL import Image, ImageDraw, ImageFont
+from shapely.geometry import Polygon, box, shape
+from shapely.geometry.base import BaseGeometry
+from shapely.strtree import STRtree
+
+from eomatch import jsonio
+from eomatch.geometry import polygons
+from eomatch.ids import product_label
+from eomatch.items import format_time_diff
+
+MEDIA_TYPE = "image/png"
+ASSET_KEY = "thumbnail"
+"""The asset key and role STAC Browser looks for (cards and item pages)."""
+SIZE_PX = 320
+"""Width and height of a quicklook."""
+KM_PER_DEG = 111.195
+"""km per degree of latitude (and of longitude at the equator) on the mean sphere."""
+
+PALETTE = (
+    (223, 236, 245),  # sea
+    (236, 231, 214),  # land
+    (176, 166, 140),  # coast
+    (31, 100, 200),  # product / platform a
+    (215, 60, 40),  # product / platform b
+    (250, 190, 60),  # overlap, collocation region
+    (30, 30, 30),  # ink
+    (255, 255, 255),  # label band
+)
+"""The figure's colours: drawn straight into a palette image (no quantizing: ~2 ms less
+per figure), which PNG stores in a few KB."""
+SEA, LAND, COAST, COLOUR_A, COLOUR_B, OVERLAP, INK, BAND = range(len(PALETTE))
+
+_MARGIN = 0.18
+"""Blank around the drawn shapes, as a fraction of their extent."""
+_MIN_EXTENT_KM = 20.0
+BAND_PX = 34
+"""The label band at the top; the map's shapes are fitted below it."""
+
+
+def thumbnail_asset(href: str, title: str = "Quicklook") -> dict[str, Any]:
+    """The ``thumbnail`` asset of a quicklook file (``href`` relative to the item)."""
+    return {"href": href, "type": MEDIA_TYPE, "roles": ["thumbnail"], "title": title}
+
+
+# --------------------------------------------------------------------------- land
+
+
+@functools.cache
+def _land() -> tuple[STRtree, list[Polygon]]:
+    """Natural Earth 1:110m land polygons (lon/lat) and an STRtree over them."""
+    raw = resources.files("eomatch").joinpath("data/naturalearth/land_110m.json").read_bytes()
+    polys = []
+    for rings in orjson.loads(raw)["polygons"]:
+        shell, *holes = (np.asarray(r, dtype=float).reshape(-1, 2) for r in rings)
+        polys.append(Polygon(shell, holes))
+    return STRtree(polys), polys
+
+
+def land_in(west: float, south: float, east: float, north: float) -> Iterable[BaseGeometry]:
+    """Land inside a box whose longitudes may run past ±180 (a view unwrapped around
+    the antimeridian), clipped to it: drawing a continent's thousand vertices for a
+    100 km view costs more than the rest of the figure."""
+    tree, polys = _land()
+    for k in (-1, 0, 1):
+        shift = 360.0 * k
+        for i in tree.query(box(west - shift, south, east - shift, north)).tolist():
+            part = shapely.clip_by_rect(polys[i], west - shift, south, east - shift, north)
+            if not part.is_empty:
+                yield shapely.transform(part, lambda xy, s=shift: xy + (s, 0.0)) if k else part
+
+
+# --------------------------------------------------------------------------- the view
+
+
+def _unwrap(geom: BaseGeometry, ref_lon: float) -> BaseGeometry:
+    """Longitudes moved by multiples of 360 to lie within 180 of ``ref_lon``."""
+
+    def move(xy: np.ndarray) -> np.ndarray:
+        out = xy.copy()
+        out[:, 0] = ref_lon + (out[:, 0] - ref_lon + 180.0) % 360.0 - 180.0
+        return out
+
+    # parts split at ±180 meet again once unwrapped: one outline, no seam
+    return shapely.unary_union(shapely.transform(geom, move))
+
+
+def _first_lon(geoms: Sequence[BaseGeometry]) -> float:
+    for g in geoms:
+        for p in polygons(g):
+            return float(p.exterior.coords[0][0])
+    return 0.0
+
+
+class _View:
+    """Lon/lat -> pixels for a set of unwrapped shapes, fitted below the label band."""
+
+    def __init__(self, geoms: Sequence[BaseGeometry]) -> None:
+        bounds = np.array([g.bounds for g in geoms if not g.is_empty])
+        west, south = bounds[:, 0].min(), bounds[:, 1].min()
+        east, north = bounds[:, 2].max(), bounds[:, 3].max()
+        self.lon0, self.lat0 = (west + east) / 2.0, (south + north) / 2.0
+        self.kx = max(math.cos(math.radians(self.lat0)), 0.05)
+        width_km = max((east - west) * self.kx * KM_PER_DEG, _MIN_EXTENT_KM) * (1 + 2 * _MARGIN)
+        height_km = max((north - south) * KM_PER_DEG, _MIN_EXTENT_KM) * (1 + 2 * _MARGIN)
+        map_h = SIZE_PX - BAND_PX
+        self.px_per_km = min(SIZE_PX / width_km, map_h / height_km)
+        self.cx, self.cy = SIZE_PX / 2.0, BAND_PX + map_h / 2.0
+        half_w_deg = SIZE_PX / 2.0 / self.px_per_km / KM_PER_DEG / self.kx
+        half_h_deg = SIZE_PX / self.px_per_km / KM_PER_DEG
+        self.box = (self.lon0 - half_w_deg, self.lat0 - half_h_deg, self.lon0 + half_w_deg, self.lat0 + half_h_deg)
+
+    def px(self, lonlat: np.ndarray) -> list[float]:
+        """Flat [x0, y0, x1, y1, ...] pixel coordinates, as ImageDraw takes them."""
+        s = self.px_per_km * KM_PER_DEG
+        out = np.empty_like(lonlat, dtype=float)
+        out[:, 0] = self.cx + (lonlat[:, 0] - self.lon0) * self.kx * s
+        out[:, 1] = self.cy - (lonlat[:, 1] - self.lat0) * s
+        return out.ravel().tolist()  # type: ignore[no-any-return]
+
+
+def _rings(geom: BaseGeometry) -> Iterable[list[np.ndarray]]:
+    for p in polygons(geom):
+        yield [np.asarray(p.exterior.coords)] + [np.asarray(r.coords) for r in p.interiors]
+
+
+def _fill(draw: ImageDraw.ImageDraw, view: _View, rings: list[np.ndarray], colour: int,
+          hole: int, outline: int | None = None) -> None:
+    if len(rings[0]) < 3:
+        return
+    draw.polygon(view.px(rings[0]), fill=colour, outline=outline)
+    for r in rings[1:]:
+        if len(r) >= 3:
+            draw.polygon(view.px(r), fill=hole, outline=outline)
+
+
+def _outline(draw: ImageDraw.ImageDraw, view: _View, geom: BaseGeometry, colour: int) -> None:
+    for rings in _rings(geom):
+        for r in rings:
+            pts = view.px(r)
+            draw.line(pts + pts[:2], fill=colour, width=2, joint="curve")
+
+
+@functools.cache
+def _font(size_px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size_px)
+
+
+def _nice_km(limit_km: float) -> float:
+    """The largest 1, 2 or 5 x 10^k km not above ``limit_km``."""
+    exp = math.floor(math.log10(max(limit_km, 1e-3)))
+    for m in (5, 2, 1):
+        if m * 10**exp <= limit_km:
+            return float(m * 10**exp)
+    return float(10**exp)
+
+
+def _scale_bar(draw: ImageDraw.ImageDraw, view: _View) -> None:
+    km = _nice_km(0.3 * SIZE_PX / view.px_per_km)
+    length = km * view.px_per_km
+    x0, y = 10.0, SIZE_PX - 12.0
+    label = f"{km:g} km"
+    font = _font(11)
+    tw = draw.textlength(label, font=font)
+    draw.rectangle((x0 - 4, y - 17, x0 + max(length, tw) + 4, y + 5), fill=BAND)
+    draw.line((x0, y, x0 + length, y), fill=INK, width=2)
+    for x in (x0, x0 + length):
+        draw.line((x, y - 4, x, y + 3), fill=INK, width=1)
+    draw.text((x0, y - 16), label, fill=INK, font=font)
+
+
+def _labels(draw: ImageDraw.ImageDraw, lines: Sequence[tuple[str, int]], corner: str) -> None:
+    """The top band with one or two coloured labels, and ``corner`` at the bottom right."""
+    font = _font(12)
+    draw.rectangle((0, 0, SIZE_PX, BAND_PX - 1), fill=BAND)
+    for i, (text, colour) in enumerate(lines[:2]):
+        draw.rectangle((6, 6 + 14 * i, 14, 14 + 14 * i), fill=colour)
+        draw.text((19, 3 + 14 * i), _fit(draw, text, font, SIZE_PX - 24), fill=INK, font=font)
+    if corner:
+        font_c = _font(13)
+        tw = draw.textlength(corner, font=font_c)
+        x, y = SIZE_PX - tw - 10, SIZE_PX - 22
+        draw.rectangle((x - 4, y - 2, SIZE_PX - 6, y + 16), fill=BAND)
+        draw.text((x, y), corner, fill=INK, font=font_c)
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width_px: float) -> str:
+    if draw.textlength(text, font=font) <= width_px:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width_px:
+        text = text[:-1]
+    return text + "…"
+
+
+def _render(
+    shapes: Sequence[BaseGeometry],
+    filled: BaseGeometry,
+    outlines: Sequence[tuple[BaseGeometry, int]],
+    lines: Sequence[tuple[str, int]],
+    corner: str,
+) -> bytes:
+    """Land, the filled region, coloured outlines, labels and a scale bar, as PNG bytes."""
+    view = _View([*shapes, filled])
+    img = Image.new("P", (SIZE_PX, SIZE_PX), SEA)
+    img.putpalette([c for rgb in PALETTE for c in rgb])
+    draw = ImageDraw.Draw(img)
+    draw.fontmode = "1"  # palette indices cannot be blended: text without anti-aliasing
+    for part in land_in(*view.box):
+        for rings in _rings(part):
+            _fill(draw, view, rings, LAND, SEA, outline=COAST)
+    for rings in _rings(filled):
+        _fill(draw, view, rings, OVERLAP, SEA)
+    for geom, colour in outlines:
+        _outline(draw, view, geom, colour)
+    _scale_bar(draw, view)
+    _labels(draw, lines, corner)
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _geom(item: Mapping[str, Any]) -> BaseGeometry:
+    geom = item.get("geometry")
+    return shape(geom) if geom else Polygon()
+
+
+def _name(product: Mapping[str, Any]) -> str:
+    props = product.get("properties") or {}
+    platform = props.get("platform") or product.get("collection") or ""
+    return f"{platform} {product_label(str(product.get('id', '')))}".strip()
+
+
+def matchup_quicklook(matchup: Mapping[str, Any], product_a: Mapping[str, Any], product_b: Mapping[str, Any]) -> bytes:
+    """PNG of a matchup: both footprints, their overlap (the matchup's geometry) filled,
+    land, a scale bar, the time difference and the two products' short names."""
+    a, b, overlap = _geom(product_a), _geom(product_b), _geom(matchup)
+    ref = _first_lon([overlap, a, b])
+    a, b, overlap = (_unwrap(g, ref) for g in (a, b, overlap))
+    props = matchup.get("properties") or {}
+    diff = props.get("matchup:abs_time_diff_s")
+    corner = f"{format_time_diff(float(diff))} apart" if isinstance(diff, (int, float)) else ""
+    return _render([a, b], overlap, [(a, COLOUR_A), (b, COLOUR_B)],
+                   [(_name(product_a), COLOUR_A), (_name(product_b), COLOUR_B)], corner)  # fmt: skip
+
+
+def event_quicklook(
+    event: Mapping[str, Any],
+    products_a: Sequence[Mapping[str, Any]] = (),
+    products_b: Sequence[Mapping[str, Any]] = (),
+) -> bytes:
+    """PNG of an event: its collocation region filled and, when given, the footprints of
+    both platforms' products found in it (outlined in the platforms' colours)."""
+    region = _geom(event)
+    ref = _first_lon([region])
+    region = _unwrap(region, ref)
+    sides = [
+        (shapely.unary_union([_unwrap(_geom(p), ref) for p in prods]) if prods else Polygon(), colour)
+        for prods, colour in ((products_a, COLOUR_A), (products_b, COLOUR_B))
+    ]
+    props = event.get("properties") or {}
+    names = list(props.get("matchup:platforms") or ["", ""])
+    diff = props.get("matchup:time_diff_s")
+    corner = f"{format_time_diff(abs(float(diff)))} apart" if isinstance(diff, (int, float)) else ""
+    drawn = [g for g, _ in sides if not g.is_empty]
+    lines = [(str(n), c) for n, (_, c) in zip(names, sides, strict=False)]
+    return _render(drawn, region, [(g, c) for g, c in sides if not g.is_empty], lines, corner)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def draw(item: Mapping[str, Any], products: Sequence[Sequence[Mapping[str, Any]]] | Sequence[Mapping[str, Any]]) -> bytes:
+    """The quicklook of an event (``products``: its platforms' two product lists) or of a
+    matchup (``products``: its two product items)."""
+    if (item.get("properties") or {}).get("matchup:type") == "event":
+        side_a, side_b = products if products else ((), ())
+        return event_quicklook(item, side_a, side_b)  # type: ignore[arg-type]
+    product_a, product_b = products
+    return matchup_quicklook(item, product_a, product_b)  # type: ignore[arg-type]
+
+
+def write_quicklook(path: str | Path, item: Mapping[str, Any], products: Sequence[Any]) -> int:
+    """Draw and write a quicklook atomically (temp file + rename); its size in bytes."""
+    png = draw(item, products)
+    jsonio.write_bytes_atomic(path, png)
+    return len(png)
+
+
+class QuicklookWriter:
+    """Draws and writes quicklooks in worker processes while the caller goes on.
+
+    ``eomatch-find`` spends its time in orbit propagation and provider searches on one
+    core; drawing there too made the demo's find ~1.5-3x slower (benchmarks/
+    quicklook_cost.py), drawing beside it costs little. At most ``backlog`` figures are
+    queued (the caller waits for the oldest beyond that), so memory stays bounded on
+    bulk runs; :meth:`close` waits for the rest and raises a worker's error. With
+    ``workers=0`` everything is drawn in the calling process.
+    """
+
+    def __init__(self, workers: int = 1, backlog: int = 64) -> None:
+        self.workers = workers
+        self.backlog = backlog
+        self.written = 0
+        self.bytes = 0
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: deque[Future[int]] = deque()
+
+    def __enter__(self) -> QuicklookWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.close(wait_for_all=exc_type is None)
+
+    def start(self) -> None:
+        """Start the workers now (they import and load the land file while the caller works)."""
+        if self.workers > 0 and self._pool is None:
+            import multiprocessing
+
+            # fork: the worker starts with eomatch already imported (spawn re-imports
+            # numpy, shapely and Pillow: ~0.5 s, as long as the whole demo's find)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
+            self._pending.append(self._pool.submit(_return_zero_after_warming))
+
+    def submit(self, path: str | Path, item: Mapping[str, Any], products: Sequence[Any]) -> None:
+        """Draw ``item``'s quicklook into ``path`` (now, or in a worker)."""
+        if self.workers <= 0:
+            self._count(write_quicklook(path, item, products))
+            return
+        self.start()
+        assert self._pool is not None
+        self._pending.append(self._pool.submit(write_quicklook, str(path), item, products))
+        while len(self._pending) > self.backlog:
+            self._count(self._pending.popleft().result())
+
+    def _count(self, size: int) -> None:
+        if size:
+            self.written += 1
+            self.bytes += size
+
+    def close(self, wait_for_all: bool = True) -> None:
+        """Wait for every queued figure (re-raising a worker's error), stop the workers."""
+        try:
+            while wait_for_all and self._pending:
+                self._count(self._pending.popleft().result())
+        finally:
+            self._pending.clear()
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+
+
+def _return_zero_after_warming() -> int:
+    """A worker's first task: load the land file before the first figure needs it."""
+    _land()
+    return 0
