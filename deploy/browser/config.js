@@ -7,6 +7,9 @@ window.STAC_BROWSER_CONFIG = {
     pathPrefix: "/",
     historyMode: "history",
     displayGeoTiffByDefault: false,
+    // quicklooks (thumbnail assets) are framed pictures, not georeferenced images: shown on
+    // item cards and the item page's Thumbnails tab, never stretched over the item's bbox
+    displayPreview: false,
     showThumbnailsAsAssets: false,
     defaultThumbnailSize: [200, 200],
     itemsPerPage: 20,

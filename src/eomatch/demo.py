@@ -8,7 +8,9 @@ matchups. Steps, all re-run safe (deterministic ids, upserts):
    real 2022 ground tracks to ``<state_dir>/demo/archive``;
 2. :func:`eomatch.find.find` runs with the providers pointed at that archive,
    into ``<state_dir>/demo/catalogue``;
-3. :func:`eomatch.ingest.ingest` pushes the catalogue into the running stack.
+3. :func:`eomatch.ingest.ingest` pushes the catalogue into the running stack; with the
+   proxy's ``/assets/`` over the catalogue (:func:`demo_stack_settings`), the
+   quicklooks' relative hrefs become URLs there, which the external API shows.
 """
 
 from __future__ import annotations
@@ -32,6 +34,35 @@ class DemoError(EomatchError):
 
 def demo_dir(settings: Settings) -> Path:
     return Path(settings.stack.state_dir) / "demo"
+
+
+def demo_stack_settings(settings: Settings) -> Settings:
+    """``settings`` for ``eomatch-stack up --demo``: without a ``stack.proxy.assets_root``,
+    the demo catalogue's folder (created, world-readable for nginx's worker) becomes it, so
+    its quicklooks are served at ``/assets/``; a configured one is kept as it is."""
+    if settings.stack.proxy.assets_root is not None:
+        return settings
+    catalogue = demo_dir(settings) / "catalogue"
+    for folder in (settings.stack.state_dir, demo_dir(settings), catalogue):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        Path(folder).chmod(0o755)
+    proxy = settings.stack.proxy.model_copy(update={"assets_root": catalogue})
+    return settings.model_copy(update={"stack": settings.stack.model_copy(update={"proxy": proxy})})
+
+
+def demo_assets_base_url(settings: Settings, catalogue: Path) -> str | None:
+    """Where the proxy serves ``catalogue``'s files: ``{public URL}/assets/{path under
+    stack.proxy.assets_root}``, or None when the assets root does not hold it."""
+    root = settings.stack.proxy.assets_root
+    if root is None:
+        return None
+    try:
+        rel = catalogue.resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        return None
+    proxy = settings.stack.proxy
+    base = (settings.stack.public_url or f"http://{proxy.host}:{proxy.port}").rstrip("/")
+    return f"{base}/assets/{rel.as_posix()}/".replace("/./", "/")
 
 
 def demo_settings(settings: Settings, archive: str | Path, catalogue: str | Path) -> Settings:
@@ -79,5 +110,8 @@ def load_demo(settings: Settings, quiet: bool = False) -> str:
     found = find(run, quiet=quiet)
     if found.failures:
         raise DemoError(f"demo search failed: {found.failures[0]}")
-    pushed = ingest(run, catalogue=root / "catalogue", quiet=quiet)
+    pushed = ingest(
+        run, catalogue=root / "catalogue", quiet=quiet,
+        assets_base_url=demo_assets_base_url(settings, root / "catalogue"),
+    )
     return f"demo: {found.line()}; {pushed.line()}"

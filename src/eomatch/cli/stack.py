@@ -89,6 +89,10 @@ def _main(argv: Sequence[str] | None) -> int:
     from eomatch.stack import Stack
     from eomatch.stack.state import StatePaths
 
+    if args.command == "up" and args.demo:
+        from eomatch.demo import demo_stack_settings
+
+        settings = demo_stack_settings(settings)  # /assets/ serves the demo's quicklooks
     stack = Stack(settings, quiet=args.quiet)
     paths = StatePaths(settings.stack.state_dir)
     if args.command == "up":
