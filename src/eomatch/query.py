@@ -4,7 +4,13 @@ The search is paged with pystac-client (its ``StacApiIO`` follows ``next`` links
 GET or POST; :mod:`eomatch.http` gives it the retry policy), one page ahead in a
 background thread (:class:`eomatch.prefetch.Prefetcher`), so the network and the
 disk work at the same time; each page is written to disk as it arrives, never
-holding the whole result. The closure the toolchain needs is
+holding the whole result. With ``query.parallel`` > 1 the search is split into
+datetime windows (:func:`search_windows`: ``4 × parallel`` equal slices of the span
+the matches cover, found with two one-item sorted searches) that ``parallel`` workers
+page at the same time (:class:`eomatch.prefetch.Fanout`, one HTTP session each),
+while this thread alone writes; STAC datetime intervals include both ends and a
+range item matches every window it overlaps, so items are de-duplicated by
+(collection, id) as they are written: the set written is the serial search's. The closure the toolchain needs is
 pulled too: matchups bring their event (``related``, role ``event``) and their
 two products (``derived_from``); events bring their matchups and those
 matchups' products. Collections come along, so the output opens with
@@ -22,6 +28,7 @@ upserts by id (no duplicates); ``since="last"`` asks only for items whose
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -44,10 +51,11 @@ from eomatch.model import (
     default_relpath,
     format_datetime,
     infer_item_type,
+    item_times,
     parse_time_bound,
     to_utc,
 )
-from eomatch.prefetch import Prefetcher
+from eomatch.prefetch import Fanout, Prefetcher
 from eomatch.progress import Progress
 from eomatch.safe_names import ensure_under, is_safe_name, unsafe_reason
 from eomatch.settings import QuerySettings, Settings
@@ -55,12 +63,15 @@ from eomatch.settings import QuerySettings, Settings
 log = logging.getLogger(__name__)
 
 __all__ = ["QuerySummary", "api_item_target", "collection_search", "last_sync", "parse_bbox", "platform_filter",
-           "query", "site_bbox"]  # fmt: skip
+           "query", "search_windows", "site_bbox"]  # fmt: skip
 
 STATE_FILE = "query-state.json"
 _COLLECTION_FIELDS_SKIPPED = {"links", "id", "type", "stac_version"}
 _PREFETCH_PAGES = 2
 """Pages fetched ahead of the one being written."""
+_WINDOWS_PER_WORKER = 4
+"""Search windows per parallel worker: more windows than workers, so one dense
+stretch of time is shared out instead of being paged by one worker while the rest wait."""
 
 
 @dataclass
@@ -330,11 +341,29 @@ class _Api:
         self.cfg = cfg
         self.io = ApiIO(cfg, reached=False)
         self.pager: ApiIO | None = None
+        self._local = threading.local()
+        self._thread_pagers: list[ApiIO] = []
+        self._thread_pagers_lock = threading.Lock()
 
     def close(self) -> None:
         self.io.close()
         if self.pager is not None:
             self.pager.close()
+        with self._thread_pagers_lock:
+            for io in self._thread_pagers:
+                io.close()
+            self._thread_pagers.clear()
+
+    def thread_pager(self) -> ApiIO:
+        """This thread's search session: parallel workers each page with their own
+        (a ``requests`` session is not meant to be shared between threads)."""
+        io: ApiIO | None = getattr(self._local, "pager", None)
+        if io is None:
+            io = ApiIO(self.cfg, reached=True, search=True)
+            self._local.pager = io
+            with self._thread_pagers_lock:
+                self._thread_pagers.append(io)
+        return io
 
     def get(self, url: str) -> dict[str, Any]:
         return self.io.read_json(url)
@@ -395,12 +424,72 @@ def _pages(
 ) -> Iterator[list[dict[str, Any]]]:
     """Feature lists page by page, following ``next`` links (GET or POST).
 
-    ``counts["matched"]`` is set from the first page when the API says how many match.
+    ``counts["matched"]`` is set from the first page when the API says how many match;
+    ``counts["more"]`` is 1 while the page just yielded has a ``next`` link.
     """
     for n, doc in enumerate(_follow(io, url, params)):
-        if n == 0 and counts is not None and (matched := _number_matched(doc)) is not None:
-            counts["matched"] = matched
+        if counts is not None:
+            if n == 0 and (matched := _number_matched(doc)) is not None:
+                counts["matched"] = matched
+            counts["more"] = int(any(isinstance(lk, dict) and lk.get("rel") == "next" for lk in doc.get("links") or []))
         yield doc["features"]
+
+
+def _probe_time(io: StacApiIO, url: str, params: dict[str, Any], last: bool) -> datetime | None:
+    """The start of the earliest match (or the end of the latest, ``last``): one
+    one-item search sorted by datetime. None when nothing matches or the API cannot
+    sort (the search is then not split; its own first page reports any error)."""
+    probe = {**params, "limit": 1, "sortby": "-datetime" if last else "datetime"}
+    try:
+        doc = next(iter(io.get_pages(url, "GET", probe)), None)
+    except QueryError as exc:
+        log.debug("no sorted search at %s, not splitting it: %s", url, exc)
+        return None
+    features = (doc or {}).get("features") or []
+    if not features or not isinstance(features[0], dict):
+        return None
+    try:
+        _, start, end = item_times(features[0])
+    except MatchupError:
+        return None
+    return end if last else start
+
+
+def search_windows(
+    first: datetime, last: datetime, start: datetime | None, end: datetime | None, count: int
+) -> list[str] | None:
+    """``count`` STAC ``datetime`` intervals of equal length that together cover the search.
+
+    ``first``/``last`` are where the matches lie (the earliest start, the latest end);
+    ``start``/``end`` the search's own bounds (None: open). The outer windows keep those
+    bounds (``..`` when open), so every match lies in some window whatever the probes
+    saw. Neighbours share their boundary instant (STAC intervals include both ends): an
+    item there, and a range item overlapping several windows, comes from each; the
+    caller keeps one. None when the span is too short to split.
+    """
+    lo = max(first, start) if start else first
+    hi = min(last, end) if end else last
+    if count < 2 or hi - lo < timedelta(microseconds=count):
+        return None
+    step = (hi - lo) / count
+    inner = [format_datetime(lo + step * i) for i in range(1, count)]
+    edges = [format_datetime(start) if start else "..", *inner, format_datetime(end) if end else ".."]
+    return [f"{a}/{b}" for a, b in zip(edges, edges[1:], strict=False)]
+
+
+def _window_sources(
+    remote: _Api, url: str, params: dict[str, Any], windows: Sequence[str], counts: list[dict[str, int]]
+) -> list[Any]:
+    """One page source per window, paged by whichever worker takes it up (its own session)."""
+
+    def source(window: str, window_counts: dict[str, int]) -> Any:
+        return lambda: _pages(remote.thread_pager(), url, {**params, "datetime": window}, window_counts)
+
+    sources = []
+    for window in windows:
+        counts.append({})
+        sources.append(source(window, counts[-1]))
+    return sources
 
 
 @dataclass
@@ -553,8 +642,21 @@ def query(
             params["filter-lang"] = "cql2-text"
 
         counts: dict[str, int] = {}
-        pages = iter(Prefetcher(remote.pages(search, params, counts), depth=_PREFETCH_PAGES, name="query-pages"))
-        first = next(pages, None)  # a bad filter or datetime fails here, before any write
+        window_counts: list[dict[str, int]] = []
+        serial = remote.pages(search, params, counts)
+        first = next(serial, None)  # a bad filter or datetime fails here, before any write
+        # More than one page: split into windows (the first page's items come again from
+        # their window and are kept once). One page, --ids or parallel 1: page on as one search.
+        windows = None
+        if counts.get("more") and not wanted_ids:
+            windows = _split(remote, search, params, t_start, t_end, cfg.parallel)
+        if windows is None:
+            pages = iter(Prefetcher(serial, depth=_PREFETCH_PAGES, name="query-pages"))
+        else:
+            serial.close()
+            log.debug("searching %s in %d windows, %d at a time", search, len(windows), cfg.parallel)
+            sources = _window_sources(remote, search, params, windows, window_counts)
+            pages = iter(Fanout(sources, workers=cfg.parallel, depth=_PREFETCH_PAGES * cfg.parallel, name="query-window"))
 
         cat = MatchupCatalogue.create(out_path)
         summary = QuerySummary(api_url=api, output=str(cat.root), since=since_iso, filters="; ".join(asked))
@@ -568,13 +670,19 @@ def query(
             progress = Progress("query", total=counts.get("matched"), quiet=quiet)
         elif progress.total is None:
             progress.total = counts.get("matched")
+        # Windows: a total once every window has said how many it matches (their sum
+        # counts a range item once per window it overlaps; the line tolerates more or less).
+        want_total = windows is not None and progress.total is None
         try:
             with cat.bulk():
                 if first is not None:
                     writer.page(first, progress, searched=True)
                     for page in pages:
                         writer.page(page, progress, searched=True)
-                writer.closure(progress, cfg.ids_per_request, search)
+                        if want_total and len(window_counts) == sum(1 for c in window_counts if "matched" in c):
+                            progress.total = sum(c["matched"] for c in window_counts)
+                            want_total = False
+                writer.closure(progress, cfg.ids_per_request, search, cfg.parallel)
                 writer.fix_forward_refs()
         except QueryError as exc:
             # What was written is whole (atomic files); link it so the folder stays a
@@ -598,6 +706,7 @@ def query(
                         len(missing), len(wanted_ids), api, ", ".join(missing[:5]) + (" …" if len(missing) > 5 else ""),
                     )  # fmt: skip
         finally:
+            pages.close()  # type: ignore[attr-defined]  # stops the fetching threads on an error
             if own_progress:
                 progress.close()
             cat.close()
@@ -606,6 +715,21 @@ def query(
         remote.close()
     summary.seconds = time.monotonic() - t0
     return summary
+
+
+def _split(
+    remote: _Api, search: str, params: dict[str, Any], start: datetime | None, end: datetime | None, parallel: int
+) -> list[str] | None:
+    """The search's windows (see :func:`search_windows`), or None for one paged search:
+    ``parallel`` is 1, nothing matches, the API cannot sort, or the span is an instant."""
+    if parallel < 2:
+        return None
+    io = remote.thread_pager()
+    first = _probe_time(io, search, params, last=False)
+    last = _probe_time(io, search, params, last=True) if first is not None else None
+    if first is None or last is None:
+        return None
+    return search_windows(first, last, start, end, parallel * _WINDOWS_PER_WORKER)
 
 
 def _get_collection(remote: _Api, collection_id: str) -> dict[str, Any]:
@@ -673,6 +797,7 @@ class _Writer:
     def page(self, features: list[dict[str, Any]], progress: Progress, searched: bool) -> None:
         """Write one page: items converted here, files written in parallel by the catalogue."""
         batch: list[dict[str, Any]] = []
+        fresh = 0
         pending_refs: list[tuple[tuple[str, str], list[tuple[tuple[str, str], str, str]], str]] = []
         for item in features:
             if not isinstance(item, dict) or item.get("type") != "Feature" or not item.get("id"):
@@ -681,12 +806,13 @@ class _Writer:
             if not coll:
                 raise QueryError(f"item {item.get('id')!r} from {self.api} has no collection")
             key = (coll, str(item["id"]))
+            if key in self.seen or key[1] in self.refused_ids:
+                continue  # one window's boundary item, or a range item, met again in the next
+            fresh += 1
             if searched:
                 self.summary.searched += 1
             else:
                 self.summary.closure += 1
-            if key in self.seen or key[1] in self.refused_ids:
-                continue
             unsafe = next(((what, name) for what, name in (("collection id", coll), ("id", key[1]))
                            if not is_safe_name(name)), None)  # fmt: skip
             if unsafe is not None:
@@ -723,10 +849,11 @@ class _Writer:
                     continue
                 self.wanted[target] = None
                 self.forward.append(_ForwardRef(source, target, guess, api_href, src_rel))
-        progress.update(len(features))
+        progress.update(fresh)
 
-    def closure(self, progress: Progress, per_request: int, search: str) -> None:
-        """Fetch linked items not seen yet, round after round (events -> matchups -> products)."""
+    def closure(self, progress: Progress, per_request: int, search: str, parallel: int = 1) -> None:
+        """Fetch linked items not seen yet, round after round (events -> matchups -> products);
+        with ``parallel`` > 1 that many requests of a round at a time."""
         while self.wanted:
             batch = list(self.wanted)
             self.wanted.clear()
@@ -735,15 +862,26 @@ class _Writer:
                 if (coll, item_id) not in self.seen:
                     by_collection.setdefault(coll, []).append(item_id)
 
-            def round_pages(by_collection: dict[str, list[str]] = by_collection) -> Iterator[list[dict[str, Any]]]:
-                for coll, item_ids in sorted(by_collection.items()):
-                    for i in range(0, len(item_ids), per_request):
-                        chunk = item_ids[i : i + per_request]
-                        params = {"collections": coll, "ids": ",".join(chunk), "limit": len(chunk)}
-                        yield from self.remote.pages(search, params)
+            requests = [
+                {"collections": coll, "ids": ",".join(chunk), "limit": len(chunk)}
+                for coll, item_ids in sorted(by_collection.items())
+                for chunk in (item_ids[i : i + per_request] for i in range(0, len(item_ids), per_request))
+            ]
+
+            def round_pages(requests: list[dict[str, Any]] = requests) -> Iterator[list[dict[str, Any]]]:
+                for params in requests:
+                    yield from self.remote.pages(search, params)
+
+            def one(params: dict[str, Any]) -> Any:
+                return lambda: _pages(self.remote.thread_pager(), search, params)
 
             # fetch ahead while this round is written
-            for page in Prefetcher(round_pages(), depth=_PREFETCH_PAGES, name="query-closure"):
+            fetched: Iterable[list[dict[str, Any]]] = (
+                Fanout([one(p) for p in requests], workers=parallel, depth=_PREFETCH_PAGES * parallel, name="query-closure")
+                if parallel > 1 and len(requests) > 1
+                else Prefetcher(round_pages(), depth=_PREFETCH_PAGES, name="query-closure")
+            )
+            for page in fetched:
                 self.page(page, progress, searched=False)
 
     def fix_forward_refs(self) -> None:

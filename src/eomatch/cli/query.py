@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", help="CQL2 text filter, e.g. \"matchup:abs_time_diff_s < 600\"")
     p.add_argument("--ids", help="comma-separated item ids")
     p.add_argument("--since", choices=["last"], help="only items updated since the previous sync of this output")
+    p.add_argument(
+        "--parallel", type=int, metavar="N",
+        help="search windows fetched at the same time (query.parallel, default 4; 1 = one paged search)",
+    )  # fmt: skip
     return p
 
 
@@ -47,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
-    settings = settings_from_args(args)
+    settings = settings_from_args(args, {"query": {"parallel": args.parallel}})
     from eomatch.query import query
 
     summary = query(
