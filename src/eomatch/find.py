@@ -48,10 +48,12 @@ from eomatch.model import (
 )
 from eomatch.orbits import Crossover, find_crossovers, find_satellite, load_tles_for
 from eomatch.orbits.propagate import EARTH_RADIUS_KM
+from eomatch.orbits.site_passes import SitePair, SitePairIndex, site_pairs
 from eomatch.progress import Progress
 from eomatch.providers import Provider, ProviderError, open_provider
 from eomatch.quicklook import ASSET_KEY, QuicklookWriter, thumbnail_asset
 from eomatch.settings import SatelliteSpec, Settings
+from eomatch.sites import Site
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +203,15 @@ def find_events(settings: Settings, progress: Progress | None = None) -> Iterato
 
     ``progress`` counts days of orbit searched, the window once per pair.
     """
+    for xo, _ in find_site_events(settings, progress):
+        yield xo
+
+
+def find_site_events(
+    settings: Settings, progress: Progress | None = None
+) -> Iterator[tuple[Crossover, list[SitePair]]]:
+    """:func:`find_events` with each event's site pairs; with ``find.sites`` only events
+    that have one (without sites every event, with an empty list)."""
     pairs = resolve_pairs(settings)
     start, end = _check_window(settings)
     names = sorted({s.name for pair in pairs for s in pair})
@@ -208,7 +219,60 @@ def find_events(settings: Settings, progress: Progress | None = None) -> Iterato
     if progress is not None and progress.total is None:
         progress.total = (end - start).total_seconds() / 86400.0 * len(pairs)
     for sat_a, sat_b in pairs:
-        yield from find_crossovers(settings, sat_a.name, sat_b.name, start, end, tles=tles, progress=progress)
+        index = site_index(settings, tles, sat_a.name, sat_b.name, start, end)
+        xos = find_crossovers(_orbit_settings(settings), sat_a.name, sat_b.name, start, end, tles=tles, progress=progress)
+        for xo in xos:
+            on_site = index.within(xo.platform_a, xo.start_a, xo.end_a, xo.start_b, xo.end_b) if index else []
+            if index is None or on_site:
+                yield xo, on_site
+
+
+def _orbit_settings(settings: Settings) -> Settings:
+    """The crossover search's settings with sites: daylight is checked at the site at each
+    pass (not at the event centre), and the distance threshold grows by the largest site's
+    diameter, so that every site pair (each nadir within half the threshold of the site's
+    area) lies in a crossover event."""
+    if not settings.find.sites:
+        return settings
+    reach_km = max(Site.from_spec(s).reach_km for s in settings.find.sites)
+    find = settings.find.model_copy(update={
+        "exclude_night_events": False,
+        "space_diff_threshold": settings.find.space_diff_threshold + 2.0 * reach_km,
+    })  # fmt: skip
+    return settings.model_copy(update={"find": find})
+
+
+def site_index(
+    settings: Settings, tles: dict[str, Any], platform_a: str, platform_b: str, start: datetime, end: datetime
+) -> SitePairIndex | None:
+    """Site pairs of two platforms in the period (``eomatch.orbits.site_passes``); None without sites."""
+    if not settings.find.sites:
+        return None
+    found = site_pairs(
+        tles[platform_a], tles[platform_b], [Site.from_spec(s) for s in settings.find.sites], start, end,
+        space_diff_threshold_km=settings.find.space_diff_threshold,
+        time_diff_threshold_s=settings.find.time_diff_threshold,
+        use_swath=settings.find.use_swath,
+        min_solar_elevation_deg=settings.find.min_solar_elevation_deg,
+    )  # fmt: skip
+    return SitePairIndex(found)
+
+
+def _event_site_area(event: MatchupEvent, settings: Settings) -> BaseGeometry | None:
+    """The union of the sites an event passes over (None for an event without sites)."""
+    names = set(event.properties.get("matchup:sites") or [])
+    if not names:
+        return None
+    return shapely.union_all([Site.from_spec(s).geometry for s in settings.find.sites if s.name in names])
+
+
+def _sites_under(matchup: Matchup, event: MatchupEvent, settings: Settings) -> list[str] | None:
+    """Names of the event's sites the matchup's footprint covers part of (None: no sites)."""
+    names = set(event.properties.get("matchup:sites") or [])
+    if not names:
+        return None
+    geom = normalize_geometry(matchup.geometry)
+    return sorted(s.name for s in settings.find.sites if s.name in names and geom.intersects(Site.from_spec(s).geometry))
 
 
 # --------------------------------------------------------------------------- events and matchups
@@ -225,8 +289,11 @@ def _event_region(xo: Crossover, settings: Settings) -> BaseGeometry:
     return region
 
 
-def make_event(xo: Crossover, side_a: Side, side_b: Side, settings: Settings) -> MatchupEvent:
-    """The MatchupEvent of a crossover, for the collections of ``side_a``/``side_b``."""
+def make_event(
+    xo: Crossover, side_a: Side, side_b: Side, settings: Settings, sites: Sequence[SitePair] = ()
+) -> MatchupEvent:
+    """The MatchupEvent of a crossover, for the collections of ``side_a``/``side_b``
+    (``sites``: its site pairs, named in ``matchup:sites``)."""
     time_diff = xo.time_diff_s
     windows = [[xo.start_a, xo.end_a], [xo.start_b, xo.end_b]]
     if side_a.name != xo.platform_a:
@@ -239,6 +306,8 @@ def make_event(xo: Crossover, side_a: Side, side_b: Side, settings: Settings) ->
         "matchup:time_windows": [[format_datetime(t0), format_datetime(t1)] for t0, t1 in windows],
         "matchup:crosses_antimeridian": bool(xo.crosses_antimeridian),
     }
+    if sites:
+        props["matchup:sites"] = sorted({p.site for p in sites})
     return MatchupEvent.create(
         platform_a=side_a.name,
         collection_a=side_a.collection,
@@ -283,6 +352,11 @@ def pair_products(
                 continue
             if too_cloudy(matchup, settings.find.max_cloud_cover):
                 continue
+            on_sites = _sites_under(matchup, event, settings)
+            if on_sites is not None:
+                if not on_sites:
+                    continue  # over the event, but not over any of its sites
+                matchup.properties["matchup:sites"] = on_sites
             out.append(matchup)
     out.sort(key=lambda m: m.id)
     # Built without the event so that rejected pairs never touch it; attach the kept ones now.
@@ -450,11 +524,17 @@ def find(
             elif progress.total is None:
                 progress.total = window_days * len(pairs)
             for sat_a, sat_b in pairs:
-                crossovers = find_crossovers(settings, sat_a.name, sat_b.name, start, end, tles=tles, progress=progress)
+                index = site_index(settings, tles, sat_a.name, sat_b.name, start, end)
+                crossovers = find_crossovers(
+                    _orbit_settings(settings), sat_a.name, sat_b.name, start, end, tles=tles, progress=progress
+                )
                 for xo in crossovers:
+                    on_site = index.within(xo.platform_a, xo.start_a, xo.end_a, xo.start_b, xo.end_b) if index else []
+                    if index is not None and not on_site:
+                        continue  # with sites, only events with a site pass of both
                     summary.events += 1
                     for side_a, side_b in combos[(sat_a.name, sat_b.name)]:
-                        event = make_event(xo, side_a, side_b, settings)
+                        event = make_event(xo, side_a, side_b, settings, on_site)
                         if events_only:
                             writer.ensure_collections(event)
                             writer.add_event(event)
@@ -483,6 +563,9 @@ def _process_event(
     summary: FindSummary,
 ) -> None:
     region = normalize_geometry(event.geometry)
+    over_sites = _event_site_area(event, settings)
+    if over_sites is not None:
+        region = normalize_geometry(over_sites)  # with sites, products over them
     if site is not None:
         region = normalize_geometry(region.intersection(site))
     found: dict[str, list[dict[str, Any]]] = {}
