@@ -1,0 +1,179 @@
+"""STAC Browser on a large catalogue: root, collection and item pages timed in real Chromium.
+
+Debian's Chromium (``/usr/bin/chromium``, headless, the launch options of
+tests/stack/test_browser_offline.py; never ``playwright install``) opens the stack's
+STAC Browser (which reads ``/external/``) through nginx. A page's time runs from the
+start of the navigation to its main content being visible:
+
+* root (``/``): the title of the first collection card (``.catalog-card .card-title``);
+* collection (``/collections/{c}``): its heading and the title of the first card of its
+  items list (``.item-card .card-title``), collections drawn from all of them (the
+  product ones are the largest);
+* item (``/collections/{c}/items/{id}``): its heading (``get_by_role("heading",
+  name=<title or id>)``) and the first metadata card (``.metadata-card``), random items
+  of every kind.
+
+Each page kind is loaded once to warm the browser's cache of the app's own files (a
+user's second page), then ``--loads`` times with a different collection or item each
+time, one after another. Prints the median and worst per kind and ends with
+``ratio=<max median page time / 2 s>`` (goal <= 1).
+
+Run it on a stack that holds the catalogue: after ``search_scale.py`` (``--browser``,
+the 1M stack), or here with ``--items N`` (a private stack, a realistic catalogue of N
+items loaded the fast way, everything removed after) or ``--state-dir`` of a running one.
+
+    .venv/bin/python benchmarks/search_scale.py --sizes 100000,1000000 --browser
+    .venv/bin/python benchmarks/browser_scale.py --items 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ingest_throughput import local_stack, scratch_dir  # noqa: E402
+
+from eomatch.pgstac import stack_credentials  # noqa: E402
+from eomatch.settings import Settings  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+GOAL_S = 2.0
+TIMEOUT_MS = 60_000
+
+
+def _targets(settings: Settings, n: int, seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """(collection id, title) of ``n`` collections and (collection, id, heading) of ``n`` items."""
+    import psycopg
+
+    rng = random.Random(seed)
+    creds = stack_credentials(settings, "ingest")
+    with psycopg.connect(creds.dsn, autocommit=True) as conn:
+        cols = [(r[0], r[1] or r[0]) for r in conn.execute("SELECT id, content->>'title' FROM pgstac.collections")]
+        total = int(conn.execute("SELECT count(*) FROM pgstac.items").fetchone()[0])  # type: ignore[index]
+        pct = min(100.0, 100.0 * 50 * n / max(total, 1))
+        rows = conn.execute(
+            "SELECT collection, id, content->'properties'->>'title' FROM pgstac.items"
+            f" TABLESAMPLE BERNOULLI ({pct}) REPEATABLE (%s) LIMIT %s",
+            (rng.randint(0, 2**31), 50 * n),
+        ).fetchall()
+    rng.shuffle(cols)
+    rng.shuffle(rows)
+    cols = (cols * (n // max(len(cols), 1) + 1))[:n]
+    items = [(c, i, t or i) for c, i, t in rows[:n]]
+    return cols, items
+
+
+def time_pages(base_url: str, loads: int, cols: list[tuple[str, str]], items: list[tuple[str, str, str]],
+               shots: Path | None = None) -> dict[str, list[float]]:
+    """Seconds from navigation to visible main content, per page kind (first of each left out)."""
+    from playwright.sync_api import Page, sync_playwright
+
+    kinds: dict[str, Callable[[int], tuple[str, Callable[[Page], list[Any]]]]] = {
+        "root": lambda k: ("/", lambda p: [p.locator(".catalog-card .card-title").first]),
+        "collection": lambda k: (f"/collections/{cols[k][0]}", lambda p: [
+            p.get_by_role("heading", name=cols[k][1]).first, p.locator(".item-card .card-title").first]),
+        "item": lambda k: (f"/collections/{items[k][0]}/items/{items[k][1]}", lambda p: [
+            p.get_by_role("heading", name=items[k][2]).first, p.locator(".metadata-card").first]),
+    }  # fmt: skip
+    out: dict[str, list[float]] = {k: [] for k in kinds}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            for k in range(loads + 1):
+                for kind, make in kinds.items():
+                    path, locate = make(k)
+                    page = context.new_page()
+                    try:
+                        t0 = time.perf_counter()
+                        page.goto(base_url + path, wait_until="commit", timeout=TIMEOUT_MS)
+                        for locator in locate(page):
+                            locator.wait_for(state="visible", timeout=TIMEOUT_MS)
+                        seconds = time.perf_counter() - t0
+                        if shots is not None and k == loads:
+                            page.screenshot(path=str(shots / f"browser-scale-{kind}.png"))
+                    finally:
+                        page.close()
+                    if k:
+                        out[kind].append(seconds)
+        finally:
+            browser.close()
+    return out
+
+
+def report(settings: Settings, loads: int = 5, seed: int = 1, shots: Path | None = None) -> str:
+    """The table of page times on this stack; its last line is ``ratio=``."""
+    if not CHROMIUM.exists():
+        raise SystemExit(f"needs Debian's chromium at {CHROMIUM}")
+    cols, items = _targets(settings, loads + 1, seed)
+    base = f"http://127.0.0.1:{settings.stack.proxy.port}"
+    times = time_pages(base, loads, cols, items, shots)
+    lines = [f"STAC Browser, {loads} loads per page kind after one warm-up (Chromium, headless):",
+             f"{'page':12s} {'median s':>9s} {'max s':>7s}  main content"]  # fmt: skip
+    what = {"root": ".catalog-card .card-title", "collection": "heading, .item-card .card-title",
+            "item": "heading, .metadata-card"}  # fmt: skip
+    for kind, secs in times.items():
+        lines.append(f"{kind:12s} {statistics.median(secs):9.2f} {max(secs):7.2f}  {what[kind]}")
+    worst = max(statistics.median(s) for s in times.values())
+    lines.append(f"ratio={worst / GOAL_S:.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=20000, help="catalogue size for a private stack (default 20000)")
+    ap.add_argument("--use", type=Path, help="an already written catalogue to load instead of writing one")
+    ap.add_argument("--state-dir", help="a running stack that already holds the catalogue (with its ports:)")
+    ap.add_argument("--proxy-port", type=int, help="its nginx port")
+    ap.add_argument("--db-port", type=int, help="its database port")
+    ap.add_argument("--loads", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--screenshots", type=Path, help="save the last load of each page kind here")
+    args = ap.parse_args(argv)
+    if args.use is not None and not (args.use / "catalog.json").is_file():
+        ap.error(f"--use {args.use}: no catalog.json there")
+    if args.loads < 1:
+        ap.error("--loads must be at least 1")
+    if args.state_dir:
+        from eomatch.settings import load_settings
+
+        stack: dict[str, Any] = {"state_dir": args.state_dir}
+        if args.proxy_port:
+            stack["proxy"] = {"port": args.proxy_port}
+        if args.db_port:
+            stack["db"] = {"port": args.db_port}
+        settings = load_settings(overrides={"stack": stack}, environ={})
+        print(report(settings, args.loads, args.seed, args.screenshots))
+        return 0
+    import _synth
+    from search_scale import load
+
+    work = scratch_dir("eomatch-browser-scale-")
+    try:
+        with local_stack() as settings:
+            root = args.use
+            if root is None:
+                root = work / "catalogue"
+                _synth.generate(root, args.items, seed=args.seed, shape="realistic")
+            seconds, count = load(settings, root, work, settings.ingest.partition_trunc)
+            print(f"loaded in {seconds:.0f} s: the database holds {count:,} items", flush=True)
+            print(report(settings, args.loads, args.seed, args.screenshots))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

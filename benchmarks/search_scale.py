@@ -1,0 +1,323 @@
+"""Search at scale: the researcher query set through the internal API at 100k and at 1M items.
+
+Starts a private stack (PostgreSQL+pgSTAC as ``eomatch-stack up`` sets it up: queryables
+with their indexes, ``context`` auto; both APIs under uvicorn; nginx), writes realistic
+catalogues with ``_synth.py`` (the 100k catalogue is the first groups of the 1M one, same
+seed) on tmpfs, and loads each straight into the stack's database with pypgstac's
+``Loader`` (the items transformed exactly as ``eomatch-ingest`` sends them; collections
+partitioned by ``ingest.partition_trunc`` first, as ingest does; ``ignore`` mode, so the
+1M stage adds only the items the 100k stage did not load; ``ANALYZE`` after). The fast
+path, not ``eomatch-ingest`` itself: ingest's own throughput at 1M is
+``ingest_throughput.py``'s job.
+
+After each load it times, one request at a time (concurrency 1, so latency is the
+server's), through nginx on ``/api/`` (no key: reads need none), round-robin over:
+
+* ``item by id``: ``GET /collections/{c}/items/{id}`` of random items;
+* ``pair month``: ``POST /search`` one matchup collection, the month of a random matchup;
+* ``bbox+datetime``: ``GET /search?bbox&datetime``, 4x4 degrees around a random item, its month;
+* ``cql2``: ``POST /search`` one matchup collection, CQL2-JSON
+  ``matchup:abs_time_diff_s < 600 AND matchup:overlap_fraction > 0.5``;
+* ``sort by dt``: ``POST /search`` one matchup collection, ``sortby`` ``matchup:abs_time_diff_s``;
+* ``events by day``: ``GET /collections/{events}/items?datetime=<day of a random event>``.
+
+Every parameter is drawn from the loaded data (a new one per request); pages of 20; the
+first ``--warmup`` rounds are left out. Prints one table per size (p50, p95, what
+``numberMatched`` said), how ``numberMatched`` compares with exact counts at the largest
+size, and last ``ratio=<max over query types of p50(largest) / p50(smallest)>``.
+``--browser`` then times STAC Browser pages on the same stack (``browser_scale.py``).
+
+    .venv/bin/python benchmarks/search_scale.py --sizes 100000,1000000 --browser
+    .venv/bin/python benchmarks/search_scale.py --sizes 2000,10000 --requests 10   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _synth  # noqa: E402
+from ingest_throughput import local_stack, scratch_dir, write_db_form  # noqa: E402
+
+from eomatch.pgstac import stack_credentials  # noqa: E402
+from eomatch.settings import Settings  # noqa: E402
+
+PAGE = 20
+PRODUCT_COLLECTIONS = ("S2_MSI_L1C", "LANDSAT_C2L1", "S3_OLCI_L1B")
+CQL2 = {
+    "op": "and",
+    "args": [
+        {"op": "<", "args": [{"property": "matchup:abs_time_diff_s"}, 600]},
+        {"op": ">", "args": [{"property": "matchup:overlap_fraction"}, 0.5]},
+    ],
+}
+QUERY_TYPES = ("item by id", "pair month", "bbox+datetime", "cql2", "sort by dt", "events by day")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+
+
+@dataclass
+class Timings:
+    seconds: list[float] = field(default_factory=list)
+    matched: list[int | None] = field(default_factory=list)
+    returned: list[int] = field(default_factory=list)
+
+    def pct(self, q: float) -> float:
+        s = sorted(self.seconds)
+        return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load(settings: Settings, root: Path, work: Path, partition_trunc: str) -> tuple[float, int]:
+    """Load a catalogue into the stack's database (fast path); (seconds, items in the database)."""
+    import psycopg
+    from pypgstac.db import PgstacDB
+    from pypgstac.load import Loader, Methods
+
+    creds = stack_credentials(settings, "ingest")
+    t0 = time.perf_counter()
+    ndjson = work / "items.ndjson"
+    collections = write_db_form(root, ndjson)
+    with psycopg.connect(creds.dsn, autocommit=True) as conn:
+        known = {r[0] for r in conn.execute("SELECT id FROM pgstac.collections")}
+    new = [c for c in collections if c["id"] not in known]
+    with PgstacDB(dsn=creds.dsn) as db:
+        loader = Loader(db=db)
+        if new:
+            loader.load_collections(iter(new), insert_mode=Methods.insert)
+    with psycopg.connect(creds.dsn, autocommit=True) as conn:
+        # as ingest does: partitioned by time from the first item on
+        conn.execute(
+            "UPDATE pgstac.collections SET partition_trunc = %s WHERE id = ANY(%s) AND partition_trunc IS NULL",
+            (partition_trunc, [c["id"] for c in new]),
+        )
+    with PgstacDB(dsn=creds.dsn) as db:
+        Loader(db=db).load_items(str(ndjson), insert_mode=Methods.ignore)
+    ndjson.unlink()
+    with psycopg.connect(creds.dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE pgstac.items")
+        count = int(conn.execute("SELECT count(*) FROM pgstac.items").fetchone()[0])  # type: ignore[index]
+    return time.perf_counter() - t0, count
+
+
+# ----------------------------------------------------------------------------- the query set
+
+
+def _kind(cid: str) -> str:
+    if cid in PRODUCT_COLLECTIONS:
+        return "product"
+    return "event" if cid.startswith("matchup-events-") else "matchup"
+
+
+def _month(dt: datetime) -> str:
+    start = dt.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return f"{start:%Y-%m-%dT%H:%M:%SZ}/{end - timedelta(seconds=1):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _sample(conn: Any, n: int, kinds: tuple[str, ...], collections: list[str], rng: random.Random) -> list[tuple]:
+    """``n`` random items (collection, id, datetime, lon, lat) of the given kinds."""
+    wanted = [c for c in collections if _kind(c) in kinds]
+    total = int(conn.execute("SELECT count(*) FROM pgstac.items WHERE collection = ANY(%s)", (wanted,)).fetchone()[0])
+    pct = min(100.0, 100.0 * 20 * n / max(total, 1))
+    rows = conn.execute(
+        "SELECT collection, id, datetime, ST_X(ST_Centroid(geometry)), ST_Y(ST_Centroid(geometry))"
+        f" FROM pgstac.items TABLESAMPLE BERNOULLI ({pct}) REPEATABLE (%s) WHERE collection = ANY(%s)",
+        (rng.randint(0, 2**31), wanted),
+    ).fetchall()
+    rng.shuffle(rows)
+    if len(rows) < n:
+        rows = (rows * (n // max(len(rows), 1) + 1))[:n]
+    return rows[:n]
+
+
+def query_set(settings: Settings, n: int, seed: int) -> dict[str, list[Request]]:
+    """``n`` requests of each type, parameters drawn from what the database holds."""
+    import psycopg
+
+    rng = random.Random(seed)
+    creds = stack_credentials(settings, "ingest")
+    with psycopg.connect(creds.dsn, autocommit=True) as conn:
+        collections = sorted(r[0] for r in conn.execute("SELECT id FROM pgstac.collections"))
+        pairs = [c for c in collections if _kind(c) == "matchup"]
+        items = _sample(conn, n, ("product", "event", "matchup"), collections, rng)
+        matchups = _sample(conn, n, ("matchup",), collections, rng)
+        anywhere = _sample(conn, n, ("product", "event", "matchup"), collections, rng)
+        events = _sample(conn, n, ("event",), collections, rng)
+    out: dict[str, list[Request]] = {t: [] for t in QUERY_TYPES}
+    for k in range(n):
+        c, i, *_ = items[k]
+        out["item by id"].append(Request("GET", f"/collections/{c}/items/{i}"))
+        c, _, dt, _, _ = matchups[k]
+        out["pair month"].append(Request("POST", "/search", {"collections": [c], "datetime": _month(dt), "limit": PAGE}))
+        _, _, dt, lon, lat = anywhere[k]
+        bbox = f"{max(-180, lon - 2):.3f},{max(-90, lat - 2):.3f},{min(180, lon + 2):.3f},{min(90, lat + 2):.3f}"
+        out["bbox+datetime"].append(Request("GET", "/search", params={"bbox": bbox, "datetime": _month(dt), "limit": PAGE}))
+        body = {"collections": [rng.choice(pairs)], "filter-lang": "cql2-json", "filter": CQL2, "limit": PAGE}
+        out["cql2"].append(Request("POST", "/search", body))
+        sortby = [{"field": "properties.matchup:abs_time_diff_s", "direction": "asc"}]
+        out["sort by dt"].append(Request("POST", "/search", {"collections": [rng.choice(pairs)], "sortby": sortby,
+                                                             "limit": PAGE}))  # fmt: skip
+        c, _, dt, _, _ = events[k]
+        day = f"{dt:%Y-%m-%d}T00:00:00Z/{dt:%Y-%m-%d}T23:59:59Z"
+        out["events by day"].append(Request("GET", f"/collections/{c}/items", params={"datetime": day, "limit": PAGE}))
+    return out
+
+
+def run_queries(api: str, requests: dict[str, list[Request]], warmup: int) -> dict[str, Timings]:
+    """Round-robin over the types, one request at a time; the first ``warmup`` rounds not kept."""
+    import httpx
+
+    timings = {t: Timings() for t in requests}
+    rounds = min(len(v) for v in requests.values())
+    with httpx.Client(base_url=api, timeout=120) as client:
+        for k in range(rounds):
+            for name, reqs in requests.items():
+                r = reqs[k]
+                t0 = time.perf_counter()
+                resp = client.request(r.method, r.path, json=r.body, params=r.params)
+                body = resp.content
+                seconds = time.perf_counter() - t0
+                if resp.status_code != 200:
+                    raise SystemExit(f"{name}: {r.method} {r.path} {r.body or r.params} answered {resp.status_code}: "
+                                     f"{body[:300]!r}")  # fmt: skip
+                if k < warmup:
+                    continue
+                doc = json.loads(body)
+                timings[name].seconds.append(seconds)
+                timings[name].matched.append(doc.get("numberMatched"))
+                timings[name].returned.append(len(doc.get("features", [])) if "features" in doc else 1)
+    return timings
+
+
+def table(label: str, timings: dict[str, Timings]) -> str:
+    lines = [f"[{label}]", f"{'query':16s} {'n':>4s} {'p50 ms':>8s} {'p95 ms':>8s} {'returned':>9s}  numberMatched"]
+    for name, t in timings.items():
+        known = [m for m in t.matched if m is not None]
+        if not known:
+            nm = "absent" if name != "item by id" else "-"
+        else:
+            nm = f"given {len(known)}/{len(t.matched)}, median {statistics.median(known):,.0f}"
+        lines.append(f"{name:16s} {len(t.seconds):4d} {t.pct(0.5) * 1000:8.1f} {t.pct(0.95) * 1000:8.1f} "
+                     f"{statistics.mean(t.returned):9.1f}  {nm}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def number_matched_check(settings: Settings, api: str, requests: dict[str, list[Request]], n: int = 5) -> list[str]:
+    """numberMatched against exact SQL counts: the whole database, and a few pair months."""
+    import httpx
+    import psycopg
+
+    creds = stack_credentials(settings, "ingest")
+    out = []
+    with httpx.Client(base_url=api, timeout=120) as client, psycopg.connect(creds.dsn, autocommit=True) as conn:
+        total = int(conn.execute("SELECT count(*) FROM pgstac.items").fetchone()[0])  # type: ignore[index]
+        t0 = time.perf_counter()
+        doc = client.get("/search", params={"limit": 1}).json()
+        ms = (time.perf_counter() - t0) * 1000
+        out.append(f"all items: numberMatched={doc.get('numberMatched')} exact={total} ({ms:.0f} ms)")
+        for r in requests["pair month"][:n]:
+            assert r.body is not None
+            lo, hi = r.body["datetime"].split("/")
+            exact = int(conn.execute(
+                "SELECT count(*) FROM pgstac.items WHERE collection = %s AND datetime <= %s AND end_datetime >= %s",
+                (r.body["collections"][0], hi, lo),
+            ).fetchone()[0])  # type: ignore[index]  # fmt: skip
+            got = client.post("/search", json=r.body).json().get("numberMatched")
+            out.append(f"pair month {r.body['collections'][0]} {lo[:7]}: numberMatched={got} exact={exact}")
+        for name in ("cql2", "sort by dt"):
+            r = requests[name][0]
+            got = client.post("/search", json=r.body).json().get("numberMatched")
+            out.append(f"{name} {r.body['collections'][0]}: numberMatched={got}")  # type: ignore[index]
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="100000,1000000", help="catalogue sizes, ascending (default 100000,1000000)")
+    ap.add_argument("--requests", type=int, default=60, help="measured requests per query type and size")
+    ap.add_argument("--warmup", type=int, default=5, help="rounds of requests left out first")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--use", action="append", default=[], metavar="SIZE=PATH",
+                    help="an already written catalogue of that size (same seed), e.g. 1000000=/dev/shm/cat")
+    ap.add_argument("--browser", action="store_true", help="then time STAC Browser pages (browser_scale.py)")
+    ap.add_argument("--browser-loads", type=int, default=5)
+    ap.add_argument("-q", "--quiet", action="store_true", help="no generator progress lines")
+    args = ap.parse_args(argv)
+    try:
+        sizes = [int(s) for s in args.sizes.split(",")]
+        given = {int(k): Path(v) for k, v in (u.split("=", 1) for u in args.use)}
+    except ValueError:
+        ap.error("--sizes takes numbers separated by commas, --use SIZE=PATH")
+    if sizes != sorted(sizes) or sizes[0] < 1:
+        ap.error("--sizes must be positive and ascending")
+    for size, path in given.items():
+        if not (path / "catalog.json").is_file():
+            ap.error(f"--use {size}={path}: no catalog.json there")
+    work = scratch_dir("eomatch-search-scale-")
+    results: dict[int, dict[str, Timings]] = {}
+    notes: list[str] = []
+    try:
+        with local_stack() as settings:
+            api = f"http://127.0.0.1:{settings.stack.proxy.port}/api"
+            for size in sizes:
+                root = given.get(size)
+                if root is None:
+                    root = work / f"cat-{size}"
+                    synth = _synth.generate(root, size, seed=args.seed, shape="realistic", quiet=args.quiet)
+                    print(f"[{size:,}] wrote {synth.items:,} items in {synth.seconds:.0f} s "
+                          f"({synth.items / synth.seconds:,.0f} items/s, {synth.bytes_written / 2**30:.2f} GiB)",
+                          flush=True)  # fmt: skip
+                seconds, count = load(settings, root, work, settings.ingest.partition_trunc)
+                print(f"[{size:,}] loaded with pypgstac Loader in {seconds:.0f} s: the database holds {count:,} items",
+                      flush=True)  # fmt: skip
+                if root.parent == work:
+                    shutil.rmtree(root)  # tmpfs is memory; the next size is written afresh
+                reqs = query_set(settings, args.requests + args.warmup, args.seed + size)
+                results[size] = run_queries(api, reqs, args.warmup)
+                print(table(f"{count:,} items", results[size]), flush=True)
+                if size == sizes[-1]:
+                    notes = number_matched_check(settings, api, reqs)
+            if args.browser:
+                import browser_scale
+
+                lines = browser_scale.report(settings, loads=args.browser_loads, seed=args.seed).splitlines()
+                browser_ratio = lines.pop().replace("ratio=", "browser_ratio=")
+                print("\n".join([*lines, browser_ratio]), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("numberMatched (context auto) at the largest size:")
+    for line in notes:
+        print(f"  {line}")
+    small, large = results[sizes[0]], results[sizes[-1]]
+    ratios: dict[str, float] = {name: large[name].pct(0.5) / small[name].pct(0.5) for name in QUERY_TYPES}
+    worst = max(ratios, key=lambda k: ratios[k])
+    print("p50 ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()) + f" (worst: {worst})")
+    print(f"ratio={ratios[worst]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
