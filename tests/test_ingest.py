@@ -682,3 +682,51 @@ def test_extents_a_failed_run_left_are_computed_by_the_next(
     again = run(settings, creds, root)
     assert again.changed == 0, again.line()
     assert all(None not in interval[0] for interval in intervals())
+
+
+def test_partition_constraints_are_the_rows_ranges_after_a_run_and_after_a_killed_one(
+    running_stack: Any, new_db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loads open a partition's datetime check constraints once per run (batches in time
+    order would otherwise re-validate the partition each); the end of the run makes them
+    the rows' ranges again, so searches prune partitions as before. A run killed before
+    that end leaves them open; the next one, with nothing to load, closes them."""
+    import eomatch.ingest as ingest_module
+
+    settings, creds, root = running_stack.settings, new_db(), tmp_path / "cat"
+    build_catalogue(root, n_events=3)
+
+    def loose() -> list[tuple[str, str, str]]:
+        """Partitions whose constraints are not their rows' datetime / end_datetime ranges."""
+        with psycopg.connect(creds.dsn) as conn:
+            parts = conn.execute(
+                "SELECT s.partition, m.constraint_dtrange::text, m.constraint_edtrange::text "
+                "FROM pgstac.partition_stats s, LATERAL pgstac.partition_catalog_meta(s.partition) m"
+            ).fetchall()
+            assert parts
+            out = []
+            for part, dt, edt in parts:
+                tight = conn.execute(
+                    "SELECT %s::tstzrange = tstzrange(min(datetime), max(datetime), '[]') AND "
+                    f"%s::tstzrange = tstzrange(min(end_datetime), max(end_datetime), '[]') FROM pgstac.\"{part}\"",
+                    (dt, edt),
+                ).fetchone()[0]
+                if not tight:
+                    out.append((part, dt, edt))
+            return out
+
+    def dies(self: Any) -> None:
+        raise RuntimeError("killed before the end")
+
+    monkeypatch.setattr(ingest_module._Run, "_update_extents", dies)
+    with pytest.raises(IngestError, match="killed before the end"):
+        run(settings, creds, root, batch_size=2)
+    monkeypatch.undo()
+    assert loose(), "the loads opened the constraints"
+    assert run(settings, creds, root).changed == 0
+    assert loose() == []
+
+    creds, root = new_db(), tmp_path / "cat2"
+    build_catalogue(root, n_events=4)
+    assert run(settings, creds, root, batch_size=3).new == 16
+    assert loose() == []

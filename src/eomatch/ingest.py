@@ -60,7 +60,15 @@ from eomatch.catalogue import MatchupCatalogue
 from eomatch.errors import CatalogueError, ConfigError, EomatchError, IngestError, first_line
 from eomatch.hrefs import PLACE_RELS, AssetHrefs, links_to_api
 from eomatch.model import MatchupError, to_utc
-from eomatch.pgstac import DbCredentials, FormattedRow, connect, open_loader, resolve_credentials
+from eomatch.pgstac import (
+    DbCredentials,
+    FormattedRow,
+    ItemLoader,
+    connect,
+    copy_line,
+    open_loader,
+    resolve_credentials,
+)
 from eomatch.prefetch import Prefetcher
 from eomatch.progress import Progress
 from eomatch.safe_names import unsafe_reason
@@ -573,7 +581,8 @@ class _Preparer:
             if isinstance(item, FormattedRow):
                 # The marker the database keeps in pgstac.items.private (never served),
                 # set on the row: pypgstac's dehydration need not look at it.
-                item["private"] = f'{{"{MARK_HASH}": "{fi.digest}", "{MARK_SOURCE}": "{self.source}"}}'
+                item["private"] = marker(fi.digest, self.source)
+                item.line = copy_line(item)  # here, in the reading thread, not in the loading one
         fi.item = item
 
 
@@ -793,6 +802,7 @@ class _Run:
         self.source = hashlib.blake2b(self.salt, digest_size=8).hexdigest()
         self.run_id = f"{time.time():.6f}"
         self.loaders: dict[str, Any] = {}
+        self.item_loader: ItemLoader | None = None
         self.known: set[str] = set()
         self.in_db: dict[str, _DbCollection] = {}
         self.touched: set[str] = set()
@@ -1151,10 +1161,10 @@ class _Run:
                     "which is neither in the catalogue nor in the database"
                 )
             by_collection.setdefault(fi.collection, []).append(fi)
-        to_send: list[Any] = []
+        to_send: list[FormattedRow] = []
+        new_ids: set[tuple[str, str]] = set()
         sent_rows: list[tuple[str, str, str | None, str | None]] = []
         previous: dict[tuple[str, str], str | None] = {}
-        marks: dict[str, list[tuple[str, str]]] = {}
         loading: set[str] = set()
         for collection, rows in by_collection.items():
             ids = [r.id for r in rows]
@@ -1193,36 +1203,42 @@ class _Run:
                     continue
                 if rec is None and fi.id not in existing:
                     summary.new += 1
+                    new_ids.add((collection, fi.id))
                 else:
                     summary.updated += 1
-                    marks.setdefault(collection, []).append((fi.id, fi.digest))
                 if fi.repairs:
                     summary.repaired += 1
                     log.debug("repaired %s: %s", fi.path, "; ".join(fi.repairs))
-                to_send.append(fi.item)
+                if not self.dry_run:
+                    to_send.append(self._row(fi))
                 loading.add(collection)
                 sent_rows.append((collection, fi.id, fi.digest, fi.path))
         if self.dry_run:
             return
         if to_send:
-            from pypgstac.load import Methods
-
             self._touch(loading)
+            if self.item_loader is None:
+                self.item_loader = ItemLoader(self.conn)
             try:
-                self.get_loader("load").load_items(iter(to_send), insert_mode=Methods.upsert, chunksize=len(to_send))
+                # Rows carry their marker in ``private``, written on conflicts too.
+                self.item_loader.load(to_send, new_ids)
             except Exception as exc:
                 raise IngestError(f"loading items failed: {first_line(exc)}") from None
-            # pypgstac's upsert leaves ``private`` of rows that were there: mark them here.
-            for collection, rows in marks.items():
-                self.conn.execute(
-                    "UPDATE pgstac.items i SET private = jsonb_build_object(%s::text, %s::text, %s::text, v.h) "
-                    "FROM unnest(%s::text[], %s::text[]) AS v(id, h) WHERE i.collection = %s AND i.id = v.id",
-                    (MARK_SOURCE, self.source, MARK_HASH, [r[0] for r in rows], [r[1] for r in rows], collection),
-                )
         if sent_rows:
             state.record(sent_rows, previous)
         if self.had_refused and accepted:
             state.clear_refused(accepted)
+
+    def _row(self, fi: _FileItem) -> FormattedRow:
+        """The database row of an accepted item: formatted in the reading thread, or here
+        (an item the reader could not format yet)."""
+        row = fi.item
+        if not isinstance(row, FormattedRow):
+            row = FormattedRow(self.get_loader("format").format_item(row))
+        if row.line is None:
+            row["private"] = marker(fi.digest, self.source)
+            row.line = copy_line(row)
+        return row
 
     def _holds(self, path: str, fi: _FileItem) -> bool:
         """Whether the file at ``path`` still is item ``fi.id`` of ``fi.collection``
@@ -1235,6 +1251,11 @@ class _Run:
         if not isinstance(other, dict) or other.get("id") != fi.id:
             return False
         return other.get("collection", self._folder_of(path)) == fi.collection
+
+
+def marker(digest: str, source: str) -> str:
+    """The JSON ingest writes into ``pgstac.items.private``: which catalogue, which file content."""
+    return f'{{"{MARK_HASH}": "{digest}", "{MARK_SOURCE}": "{source}"}}'
 
 
 def _duplicate(fi: _FileItem, other: str) -> str:
