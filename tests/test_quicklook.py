@@ -27,6 +27,7 @@ from eomatch.quicklook import (
     OVERLAP,
     PALETTE,
     SIZE_PX,
+    QuicklookWriter,
     event_quicklook,
     matchup_quicklook,
 )
@@ -220,3 +221,24 @@ def test_quicklooks_off_writes_no_pictures(tmp_path: Path, archive: Path) -> Non
     assert not _pngs(root)
     cat = MatchupCatalogue.open(root)
     assert all("thumbnail" not in it["assets"] for it in cat.iter_items() if it["properties"]["matchup:type"] != "product")
+
+
+def test_writer_draws_in_a_worker_and_raises_its_errors_at_close(tmp_path: Path) -> None:
+    a, b = box(10.0, 40.0, 12.0, 42.0), box(11.0, 41.0, 13.0, 43.0)
+    overlap = {"geometry": mapping(a.intersection(b)), "properties": {"matchup:abs_time_diff_s": 60.0}}
+    products = (_product("pa", "Landsat-9", a), _product("pb", "Sentinel-2A", b))
+    with QuicklookWriter(workers=1, batch=2, backlog=1) as writer:
+        for i in range(5):
+            writer.submit(tmp_path / f"m{i}.png", overlap, products)
+    assert writer.written == 5 and writer.bytes == sum(p.stat().st_size for p in tmp_path.glob("m*.png"))
+    assert {p.read_bytes() for p in tmp_path.glob("m*.png")} == {_matchup_bytes(overlap, products)}
+
+    broken = QuicklookWriter(workers=1, batch=1)
+    broken.submit(tmp_path / "bad.png", overlap, products[:1])  # a matchup needs two products
+    with pytest.raises(ValueError):
+        broken.close()
+    assert not (tmp_path / "bad.png").exists()
+
+
+def _matchup_bytes(item: dict[str, Any], products: tuple[dict[str, Any], dict[str, Any]]) -> bytes:
+    return matchup_quicklook(item, *products)
