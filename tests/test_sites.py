@@ -89,10 +89,11 @@ def test_unknown_name_is_one_line_naming_close_ones(tmp_path: Path) -> None:
     ({"name": "x", "lon": 1.0}, "needs lon, lat and radius_km"),
     ({"name": "x", "geometry": {"type": "Point", "coordinates": [1, 2]}}, "polygon with an area"),
     ({"name": "x", "lon": 1.0, "lat": 2.0, "radius_km": 3.0, "colour": "red"}, "colour"),
+    ("Libya-4", "given twice"),  # with the packaged Libya-4 below
 ])  # fmt: skip
-def test_bad_entries_are_one_line(tmp_path: Path, entry: dict, words: str) -> None:
+def test_bad_entries_are_one_line(tmp_path: Path, entry: dict | str, words: str) -> None:
     with pytest.raises(ConfigError) as err:
-        load_settings(_config(tmp_path, [entry]), environ={})
+        load_settings(_config(tmp_path, [entry, "libya4"] if isinstance(entry, str) else [entry]), environ={})
     assert "\n" not in str(err.value) and words in str(err.value)
 
 

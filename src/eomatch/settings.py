@@ -451,6 +451,16 @@ class FindSettings(_Section):
     def _resolve_sites(cls, value: Any) -> Any:
         return _site_entries(value)
 
+    @field_validator("sites", mode="after")
+    @classmethod
+    def _unique_site_names(cls, value: list[SiteSpec]) -> list[SiteSpec]:
+        seen: set[str] = set()
+        for site in value:
+            if site.name.casefold() in seen:
+                raise ValueError(f"site '{site.name}' is given twice (events and matchups name their sites)")
+            seen.add(site.name.casefold())
+        return value
+
     @field_validator("platforms", "collections", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
