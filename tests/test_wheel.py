@@ -32,6 +32,7 @@ PACKAGE_FILES = [
     *(f"eomatch/stack/browser_pkg/{name}" for name in ("basemaps.config.js", "fields.config.js", "offline-patch.js")),
     "eomatch/schema/matchup.json",
     "eomatch/data/sites.yaml",
+    "eomatch/data/naturalearth/land_110m.json",  # under every quicklook
     "eomatch/stack/templates/nginx-proxy.conf.j2",
     *(f"eomatch/data/tle/{name}-2022.tle" for name in
       ("sentinel-2a", "sentinel-2b", "landsat-8", "landsat-9", "sentinel-3a", "sentinel-3b")),
