@@ -46,7 +46,14 @@ from eomatch.model import (
     normalize_geometry,
     to_utc,
 )
-from eomatch.orbits import Crossover, find_crossovers, find_satellite, load_tles_for
+from eomatch.orbits import (
+    Crossover,
+    CrossoverParams,
+    find_crossovers,
+    find_satellite,
+    load_tles_for,
+    search_constellation,
+)
 from eomatch.orbits.propagate import EARTH_RADIUS_KM
 from eomatch.orbits.site_passes import SitePair, SitePairIndex, site_pairs
 from eomatch.progress import Progress
@@ -218,6 +225,13 @@ def find_site_events(
     tles = load_tles_for(settings, names)
     if progress is not None and progress.total is None:
         progress.total = (end - start).total_seconds() / 86400.0 * len(pairs)
+    if not settings.find.sites:  # one walk of the period, each satellite propagated once
+        params = CrossoverParams.from_settings(settings)
+        names_ab = [(a.name, b.name) for a, b in pairs]
+        workers = settings.find.orbit_workers
+        for xo in search_constellation(tles, names_ab, start, end, params, progress, workers):
+            yield xo, []
+        return
     for sat_a, sat_b in pairs:
         index = site_index(settings, tles, sat_a.name, sat_b.name, start, end)
         xos = find_crossovers(_orbit_settings(settings), sat_a.name, sat_b.name, start, end, tles=tles, progress=progress)

@@ -439,6 +439,12 @@ class FindSettings(_Section):
     """Product searches widen each platform's event window by this much on both sides."""
     keep_empty_events: bool = False
     """Also write events in which no matchup was found (``--events-only`` always writes them)."""
+    full_regions: bool = False
+    """Keep every vertex of event regions (``--full-regions``); by default each is compacted
+    to at most 64 coordinates, within 1 km or the least doubling of it that allows that (:func:`eomatch.orbits.region.compact_region`)."""
+    orbit_workers: int = Field(2, ge=1)
+    """Processes sharing the platform pairs of the crossover search (1 = in the command's own
+    process); the events and their order do not depend on it."""
     quicklooks: bool = True
     """Draw a ``thumbnail`` PNG (``{id}.png`` beside ``{id}.json``) for every matchup and
     event written (:mod:`eomatch.quicklook`); false (``--no-quicklooks``) for bulk runs."""

@@ -49,6 +49,10 @@ def _main(argv: Sequence[str] | None) -> int:
         "--no-quicklooks", action="store_true",
         help="write no thumbnail PNGs for matchups and events (default: find.quicklooks)",
     )
+    p.add_argument(
+        "--full-regions", action="store_true",
+        help="keep every vertex of event regions (default: at most 64 coordinates, within 1 km or more for long events; find.full_regions)",
+    )
     args = p.parse_args(argv)
     if args.format and not args.events_only:
         raise ConfigError("--format needs --events-only")
@@ -57,6 +61,8 @@ def _main(argv: Sequence[str] | None) -> int:
         find_over["max_cloud_cover"] = args.max_cloud_cover
     if args.no_quicklooks:
         find_over["quicklooks"] = False
+    if args.full_regions:
+        find_over["full_regions"] = True
     over = {"find": find_over} if find_over else {}
     if args.sites:
         over = {**over, "find": {**over.get("find", {}), "sites": args.sites}}

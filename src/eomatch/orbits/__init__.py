@@ -10,9 +10,10 @@ from eomatch.orbits.crossovers import (
     CrossoverParams,
     events_to_rows,
     find_crossovers,
+    search_constellation,
     search_pair,
 )
-from eomatch.orbits.propagate import GroundTrack, ground_track
+from eomatch.orbits.propagate import GroundTrack, TrackGrid, ground_track
 from eomatch.orbits.sun import solar_elevation_deg
 from eomatch.orbits.tle import (
     ElementSet,
@@ -38,6 +39,7 @@ __all__ = [
     "OrbitEvent",
     "TleError",
     "TleSet",
+    "TrackGrid",
     "default_tle_cache_dir",
     "events_to_rows",
     "fetch_tles",
@@ -46,6 +48,7 @@ __all__ = [
     "ground_track",
     "load_tles",
     "load_tles_for",
+    "search_constellation",
     "search_pair",
     "solar_elevation_deg",
     "tle_search_paths",

@@ -202,3 +202,112 @@ def ground_track(tles: TleSet, times_s: np.ndarray) -> GroundTrack:
     r_ecef = teme_to_ecef(r_teme, jd, fr)
     lat, lon, alt = ecef_to_geodetic(r_ecef)
     return GroundTrack(t, lat, lon, alt, latlon_to_unit(lat, lon))
+
+
+class TrackGrid:
+    """One satellite's nadir points on the grid ``origin_s + k * step_s``, computed once.
+
+    A constellation search asks for the same satellite's coarse track in every
+    pair it takes part in, and interpolates its fine track between the same
+    nodes: the grid propagates each node once and keeps a sliding window of
+    them (``forget_before`` drops the past), so memory stays flat over a year.
+    Values equal :func:`ground_track` and :func:`nadir_unit` with the same
+    ``step_s`` and ``origin_s`` (same SGP4 calls at the same times).
+    """
+
+    def __init__(self, tles: TleSet, origin_s: float, step_s: float) -> None:
+        self.tles = tles
+        self.origin_s = float(origin_s)
+        self.step_s = float(step_s)
+        self.k0 = 0
+        self.unit = np.empty((0, 3))
+        self.lat_deg = np.empty(0)
+        self.lon_deg = np.empty(0)
+        self.set_index = np.empty(0, dtype=np.int64)
+        self.nodes_propagated = 0
+        """How many nodes SGP4 ran for (each once while they stay in the window)."""
+
+    @property
+    def k1(self) -> int:
+        """One past the last node held."""
+        return self.k0 + int(self.unit.shape[0])
+
+    def node_times(self, k: np.ndarray) -> np.ndarray:
+        return self.origin_s + np.asarray(k, dtype=np.int64) * self.step_s
+
+    def ensure(self, k_lo: int, k_hi: int) -> None:
+        """Hold nodes ``k_lo .. k_hi - 1`` (propagating only those not held yet)."""
+        if k_hi <= k_lo:
+            return
+        if self.unit.shape[0] == 0 or k_lo > self.k1 or k_hi < self.k0:
+            self._replace(k_lo, k_hi)
+            return
+        if k_lo < self.k0:
+            self._prepend(k_lo)
+        if k_hi > self.k1:
+            self._append(k_hi)
+
+    def forget_before(self, k: int) -> None:
+        """Drop nodes before ``k``: the search has moved past them."""
+        cut = min(max(0, k - self.k0), self.unit.shape[0])
+        if cut:
+            self.k0 += cut
+            self.unit = self.unit[cut:]
+            self.lat_deg = self.lat_deg[cut:]
+            self.lon_deg = self.lon_deg[cut:]
+            self.set_index = self.set_index[cut:]
+
+    def _compute(self, k_lo: int, k_hi: int) -> tuple[np.ndarray, ...]:
+        t = self.node_times(np.arange(k_lo, k_hi))
+        g = ground_track(self.tles, t)
+        self.nodes_propagated += int(t.size)
+        return g.unit, g.lat_deg, g.lon_deg, self.tles.nearest(t, warn=False)
+
+    def _replace(self, k_lo: int, k_hi: int) -> None:
+        self.k0 = k_lo
+        self.unit, self.lat_deg, self.lon_deg, self.set_index = self._compute(k_lo, k_hi)
+
+    def _prepend(self, k_lo: int) -> None:
+        new = self._compute(k_lo, self.k0)
+        self.k0 = k_lo
+        self._join(new, first=True)
+
+    def _append(self, k_hi: int) -> None:
+        self._join(self._compute(self.k1, k_hi), first=False)
+
+    def _join(self, new: tuple[np.ndarray, ...], first: bool) -> None:
+        old = (self.unit, self.lat_deg, self.lon_deg, self.set_index)
+        both = [np.concatenate((n, o) if first else (o, n)) for n, o in zip(new, old, strict=True)]
+        self.unit, self.lat_deg, self.lon_deg, self.set_index = both
+
+    def nodes(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(unit, lat, lon) of nodes ``k`` (made available first if needed)."""
+        k = np.asarray(k, dtype=np.int64)
+        if k.size == 0:
+            return np.empty((0, 3)), np.empty(0), np.empty(0)
+        self.ensure(int(k.min()), int(k.max()) + 1)
+        i = k - self.k0
+        return self.unit[i], self.lat_deg[i], self.lon_deg[i]
+
+    def fine_unit(self, times_s: np.ndarray) -> np.ndarray:
+        """Nadir unit vectors at any times: :func:`nadir_unit` from the held nodes."""
+        t = np.asarray(times_s, dtype=np.float64)
+        if t.size == 0:
+            return np.empty((0, 3))
+        k = np.floor((t - self.origin_s) / self.step_s).astype(np.int64)
+        u = (((t - self.origin_s) - k * self.step_s) / self.step_s)[:, None]
+        self.ensure(int(k.min()) - 1, int(k.max()) + 3)
+        i = k - self.k0
+        node = self.unit
+        w_m1 = -u * (u - 1) * (u - 2) / 6.0
+        w_0 = (u + 1) * (u - 1) * (u - 2) / 2.0
+        w_1 = -(u + 1) * u * (u - 2) / 2.0
+        w_2 = (u + 1) * u * (u - 1) / 6.0
+        out = w_m1 * node[i - 1] + w_0 * node[i] + w_1 * node[i + 1] + w_2 * node[i + 2]
+        out /= np.linalg.norm(out, axis=1, keepdims=True)
+        idx_t = self.tles.nearest(t, warn=False)
+        sets = self.set_index
+        same = (sets[i - 1] == idx_t) & (sets[i + 2] == idx_t)
+        if not same.all():
+            out[~same] = ground_track(self.tles, t[~same]).unit
+        return out

@@ -1,0 +1,149 @@
+"""The constellation search against today's per-pair search, compact regions, shared tracks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+import shapely
+from scipy.spatial import cKDTree
+
+from eomatch.orbits import CrossoverParams, load_tles, search_constellation
+from eomatch.orbits.propagate import (
+    EARTH_RADIUS_KM,
+    TrackGrid,
+    ground_track,
+    latlon_to_unit,
+    nadir_unit,
+    to_unix_s,
+)
+from eomatch.orbits.reference import reference_find_events
+from eomatch.orbits.region import compact_region
+from eomatch.orbits.tle import PACKAGED_TLE_DIR
+from eomatch.settings import load_settings
+
+SETTINGS = load_settings(None, {}, environ={})
+START = datetime(2022, 3, 1, tzinfo=UTC)
+END = START + timedelta(days=3)
+PARAMS = CrossoverParams(space_diff_threshold_km=100.0, time_diff_threshold_s=1800.0)
+# Six cross-collection pairs over all six satellites, each satellite in two of them.
+PAIRS = [
+    ("Sentinel-2A", "Landsat-8"),
+    ("Sentinel-2A", "Sentinel-3B"),
+    ("Sentinel-2B", "Landsat-9"),
+    ("Sentinel-2B", "Sentinel-3A"),
+    ("Landsat-8", "Sentinel-3A"),
+    ("Landsat-9", "Sentinel-3B"),
+]
+
+
+@pytest.fixture(scope="module")
+def tles():
+    names = ["S2A", "S2B", "L8", "L9", "S3A", "S3B"]
+    return load_tles([PACKAGED_TLE_DIR], SETTINGS.satellites, names)
+
+
+@pytest.fixture(scope="module")
+def reference(tles):
+    """Today's path: each pair on its own, both satellites propagated for it, full regions."""
+    return list(reference_find_events(tles, PAIRS, START, END, PARAMS))
+
+
+@pytest.fixture(scope="module")
+def compact(tles):
+    return list(search_constellation(tles, PAIRS, START, END, PARAMS))
+
+
+def _key(e):
+    return (e.platform_a, e.platform_b, e.start_a)
+
+
+SAMPLE_DEG = 0.002
+"""Outlines are sampled every SAMPLE_DEG (at most 222 m): the sampled Hausdorff distance is
+within half that of the true one, the slack the tolerance checks allow."""
+SAMPLE_SLACK_KM = 0.5 * SAMPLE_DEG * 111.2
+
+
+def _boundary_points(geom: shapely.Geometry, step_deg: float = SAMPLE_DEG) -> np.ndarray:
+    """Unit vectors every ``step_deg`` along a lon/lat region's outline (edges straight in lon/lat)."""
+    dense = shapely.segmentize(shapely.boundary(geom), step_deg)
+    xy = shapely.get_coordinates(dense)
+    return latlon_to_unit(xy[:, 1], xy[:, 0])
+
+
+def _hausdorff_km(g1: shapely.Geometry, g2: shapely.Geometry) -> float:
+    """Hausdorff distance of two outlines on the sphere, from dense samples of both."""
+    p1, p2 = _boundary_points(g1), _boundary_points(g2)
+    d12, _ = cKDTree(p2).query(p1)
+    d21, _ = cKDTree(p1).query(p2)
+    chord = max(float(d12.max()), float(d21.max()))
+    return 2.0 * EARTH_RADIUS_KM * float(np.arcsin(min(1.0, chord / 2.0)))
+
+
+def test_constellation_finds_the_same_events_as_each_pair_alone(tles, reference) -> None:
+    full = list(search_constellation(tles, PAIRS, START, END, replace(PARAMS, full_regions=True)))
+    assert len(reference) > 100
+    assert len(full) == len(reference)
+    pairs_found = {(e.platform_a, e.platform_b) for e in full}
+    assert pairs_found == {(e.platform_a, e.platform_b) for e in reference}
+    assert len(pairs_found) >= 5
+    for got, want in zip(sorted(full, key=_key), sorted(reference, key=_key), strict=True):
+        assert (got.platform_a, got.platform_b) == (want.platform_a, want.platform_b)
+        for name in ("start_a", "end_a", "start_b", "end_b", "closest_a", "closest_b"):
+            assert abs((getattr(got, name) - getattr(want, name)).total_seconds()) <= 1.0, name
+        assert got.min_distance_km == pytest.approx(want.min_distance_km, abs=1e-6)
+        assert got.region_area_km2 == pytest.approx(want.region_area_km2, rel=1e-9)
+        assert got.region_tolerance_km == 0.0
+        assert got.region.equals(want.region)
+
+
+def test_compact_regions_stay_within_their_tolerance_of_the_full_ones(reference, compact) -> None:
+    assert len(compact) == len(reference)
+    pairs = list(zip(sorted(compact, key=_key), sorted(reference, key=_key), strict=True))
+    for got, want in pairs:
+        assert _key(got) == _key(want)
+        assert shapely.get_num_coordinates(got.region) <= PARAMS.region_max_vertices
+        assert got.region.is_valid
+    at_one_km = 0
+    for got, want in pairs[::6]:  # every sixth event: dense outlines of long events are slow
+        if got.region_tolerance_km == 0.0:  # already small enough: the full region itself
+            assert got.region.equals(want.region)
+            continue
+        assert got.region_tolerance_km >= PARAMS.region_tolerance_km
+        assert _hausdorff_km(got.region, want.region) <= got.region_tolerance_km + SAMPLE_SLACK_KM
+        at_one_km += got.region_tolerance_km == PARAMS.region_tolerance_km
+    assert at_one_km > 0  # the stated 1 km is what most short events get
+
+
+def test_compact_region_leaves_small_regions_alone_and_bounds_large_ones() -> None:
+    small = shapely.box(10.0, 60.0, 11.0, 61.0)
+    assert compact_region(small, 1.0, 64) == (small, 0.0)
+    # A wiggly 2000 km long band at 70 N: hundreds of vertices, most of them redundant.
+    lon = np.linspace(0.0, 50.0, 800)
+    lat = 70.0 + 0.2 * np.sin(lon / 5.0)
+    band = shapely.Polygon(np.vstack((np.column_stack((lon, lat)), np.column_stack((lon, lat + 1.0))[::-1])))
+    out, tol_km = compact_region(band, 1.0, 64)
+    assert shapely.get_num_coordinates(out) <= 64
+    assert tol_km >= 1.0
+    assert _hausdorff_km(out, band) <= tol_km + SAMPLE_SLACK_KM
+
+
+def test_track_grid_equals_direct_propagation(tles) -> None:
+    sat = tles["Sentinel-3A"]
+    origin = to_unix_s(START)
+    grid = TrackGrid(sat, origin, 20.0)
+    k = np.arange(0, 500)
+    unit, lat, lon = grid.nodes(k)
+    direct = ground_track(sat, origin + k * 20.0)
+    np.testing.assert_array_equal(unit, direct.unit)
+    np.testing.assert_array_equal(lat, direct.lat_deg)
+    t = origin + np.arange(200.0, 9000.0, 1.0)
+    np.testing.assert_array_equal(grid.fine_unit(t), nadir_unit(sat, t, 20.0, origin))
+    propagated = grid.nodes_propagated
+    grid.fine_unit(t[:100])  # nodes held: no SGP4 again
+    assert grid.nodes_propagated == propagated
+    grid.forget_before(300)
+    assert grid.k0 == 300
+    np.testing.assert_array_equal(grid.fine_unit(t), nadir_unit(sat, t, 20.0, origin))
