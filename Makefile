@@ -23,7 +23,7 @@ test: bootstrap
 
 # Refresh the researchers' guide's pictures of STAC Browser (taken by a test on the demo).
 screenshots: bootstrap
-	.venv/bin/pytest -q tests/stack/test_screenshots.py --screenshots-dir docs/img/screenshots
+	.venv/bin/pytest -q tests/stack/test_screenshots.py tests/stack/test_quicklooks_browser.py --screenshots-dir docs/img/screenshots
 
 docs: bootstrap
 	.venv/bin/mkdocs build --strict

@@ -7,6 +7,8 @@ off), loaded from the stack itself, with no request leaving the stack.
 
 A stack of its own: ``up --demo`` points ``stack.proxy.assets_root`` at the demo
 catalogue (:func:`eomatch.demo.demo_stack_settings`), which the session stack has not.
+The pictures go to ``test-artifacts/``; with ``--screenshots-dir docs/img/screenshots``
+(``make screenshots``) the guide's ``browser-quicklooks*.png`` are refreshed.
 """
 
 from __future__ import annotations
@@ -89,9 +91,15 @@ def _loaded_thumbnails(page, base: str) -> list[dict]:  # type: ignore[no-untype
     return images
 
 
-def test_browser_shows_quicklooks_on_cards_and_item_pages(
-    demo_stack: RunningStack, artifacts_dir: Path
-) -> None:
+@pytest.fixture
+def shots_dir(request: pytest.FixtureRequest, artifacts_dir: Path) -> Path:
+    chosen = request.config.getoption("--screenshots-dir")
+    out = Path(chosen) if chosen else artifacts_dir
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def test_browser_shows_quicklooks_on_cards_and_item_pages(demo_stack: RunningStack, shots_dir: Path) -> None:
     base = demo_stack.base_url
     cat = _catalogue(demo_stack)
     matchup = min(cat.iter_ids(kind="matchup", collection=PAIR), key=lambda r: r.id)
@@ -105,9 +113,9 @@ def test_browser_shows_quicklooks_on_cards_and_item_pages(
         cards = _loaded_thumbnails(page, base)
         settle(page)
         assert all(i["width"] > 0 for i in cards), f"a card's quicklook did not load: {cards}"
-        page.screenshot(path=str(artifacts_dir / "quicklooks-collection.png"))
+        page.screenshot(path=str(shots_dir / "browser-quicklooks.png"))
 
-        for collection, ref in ((PAIR, matchup), (EVENTS, event)):
+        for collection, ref, shot in ((PAIR, matchup, "browser-quicklook-matchup.png"), (EVENTS, event, None)):
             page.goto(f"{base}/collections/{collection}/items/{ref.id}")
             # the item page shows thumbnails in their tab beside the map, not over it
             page.get_by_role("tab", name="Thumbnails").click(timeout=TIMEOUT_MS)
@@ -115,7 +123,8 @@ def test_browser_shows_quicklooks_on_cards_and_item_pages(
             settle(page)
             mine = [i for i in shown if i["src"].endswith(f"/{ref.id}.png")]
             assert mine and all(i["width"] > 0 for i in mine), f"{ref.id}: quicklook not shown: {shown}"
-        page.screenshot(path=str(artifacts_dir / "quicklooks-item.png"))
+            if shot:
+                page.screenshot(path=str(shots_dir / shot))
         page.close()
 
     assert any(u.startswith(base + "/assets/") for u in requested)
