@@ -72,7 +72,8 @@ def main() -> None:
         pngs = sorted(p.stat().st_size for p in work.glob("cat-True-*/**/*.png"))
         per_run = len(pngs) // (args.repeat + 1)
         best_with, best_without = min(with_s), min(without_s)
-        print(f"demo find: {matchups} matchups, {per_run} quicklooks per run")
+        print(f"demo find: {matchups} matchups, {per_run} quicklooks per run; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the worker needs a free one)")
         print(f"without quicklooks: best {best_without:.3f} s (median {statistics.median(without_s):.3f} s)")
         print(f"with quicklooks:    best {best_with:.3f} s (median {statistics.median(with_s):.3f} s)")
         print(f"CPU (find + quicklook workers): best {min(without_cpu):.3f} s without, {min(with_cpu):.3f} s with")
