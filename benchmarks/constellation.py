@@ -67,6 +67,12 @@ def _key(e: Crossover) -> tuple:
     return (e.platform_a, e.platform_b, to_unix_s(e.start_a), to_unix_s(e.end_a), to_unix_s(e.start_b), to_unix_s(e.end_b))
 
 
+def _children_cpu_s() -> float:
+    """CPU seconds of finished child processes (the new path's workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def same_events(new: list[tuple], old: list[tuple]) -> tuple[bool, float]:
     """Same count and pairs, times within 1 s; the largest time difference."""
     new, old = sorted(new), sorted(old)
@@ -85,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=365.0, help="days for the new path (default 365)")
     parser.add_argument("--old-days", type=float, help="days for today's per-pair path (default: --days)")
     parser.add_argument("--start", default="2022-01-01", help="first day (default 2022-01-01)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes for the new path (find.orbit_workers; default 2)"
+    )
     args = parser.parse_args(argv)
     old_days = args.days if args.old_days is None else min(args.old_days, args.days)
 
@@ -97,15 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         t = time.perf_counter()
-        n_new, _ = write_csv(search_constellation(tles, PAIRS, start, start + timedelta(days=args.days), params), out / "new.csv")
+        cpu0 = time.process_time()
+        new_end = start + timedelta(days=args.days)
+        events = search_constellation(tles, PAIRS, start, new_end, params, workers=args.workers)
+        n_new, _ = write_csv(events, out / "new.csv")
         new_s = time.perf_counter() - t
+        new_cpu_s = time.process_time() - cpu0 + _children_cpu_s()
         new_bytes = (out / "new.csv").stat().st_size
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        worker_peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
 
         old_end = start + timedelta(days=old_days)
         t = time.perf_counter()
+        cpu0 = time.process_time()
         n_old, old_keys = write_csv(reference_find_events(tles, PAIRS, start, old_end, params), out / "old.csv")
         old_s = time.perf_counter() - t
+        old_cpu_s = time.process_time() - cpu0
         old_bytes = (out / "old.csv").stat().st_size
         # The new path again on the old path's days (cheap next to either run).
         _, new_keys = write_csv(search_constellation(tles, PAIRS, start, old_end, params), out / "again.csv")
@@ -113,12 +129,19 @@ def main(argv: list[str] | None = None) -> int:
 
     new_per_day, old_per_day = new_s / args.days, old_s / old_days
     print(f"pairs: {len(PAIRS)} ({', '.join(f'{a}x{b}' for a, b in PAIRS)})")
-    print(f"new (shared tracks, compact regions): {new_s:.1f} s for {args.days:g} d, {n_new} events, CSV {new_bytes} bytes")
+    print(
+        f"new (shared tracks, compact regions, {args.workers} process(es)): {new_s:.1f} s for {args.days:g} d"
+        f" (CPU {new_cpu_s:.1f} s), {n_new} events, CSV {new_bytes} bytes"
+    )
     scaled = "" if old_days == args.days else f" (scaled per day to {old_per_day * args.days:.1f} s for {args.days:g} d)"
-    print(f"old (per pair, full regions): {old_s:.1f} s for {old_days:g} d{scaled}, {n_old} events, CSV {old_bytes} bytes")
+    print(
+        f"old (per pair, full regions): {old_s:.1f} s for {old_days:g} d{scaled} (CPU {old_cpu_s:.1f} s),"
+        f" {n_old} events, CSV {old_bytes} bytes"
+    )
     print(f"same events on the old path's {old_days:g} d: {agree} (largest time difference {worst:.0f} s)")
-    print(f"new path peak memory (ru_maxrss): {peak_mib:.0f} MiB")
+    print(f"new path peak memory (ru_maxrss): {peak_mib:.0f} MiB, largest worker {worker_peak_mib:.0f} MiB")
     per = "" if old_days == args.days else " per day"
+    print("(wall times; on a shared machine compare within one run only)")
     print(f"ratio={old_per_day / new_per_day:.2f}{per}")
     return 0 if agree else 1
 
