@@ -148,12 +148,12 @@ class ProxySettings(_Section):
     # but one client can no longer flood the internal API
     internal_rate_per_s: int = 200
     internal_burst: int = 400
-    external_cache_s: int = Field(10, ge=0, le=3600)
+    external_cache_s: int = Field(60, ge=0, le=3600)
     """nginx keeps successful (200) GET answers of ``/external/`` this long and serves
     them to every reader (rate limits and the read login still apply); a changed or
     deleted item shows there at most this late, a new one at once (404s are never
     kept); a request with a write key bypasses and refreshes the copy. 0 = no cache.
-    ``/api/`` is never cached."""
+    ``/api/`` is never cached. 60 s: measured by benchmarks/external_load.py (docs/operations.md)."""
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_port: int = 8443

@@ -221,6 +221,21 @@ def test_copies_are_per_listener_address(long_cache: CacheProxy) -> None:
         assert _status(client.get(f"{long_cache.internal_url}/external/")) == "HIT"
 
 
+def test_cors_answers_are_kept_apart_but_not_per_origin(long_cache: CacheProxy, collection: str) -> None:
+    """The apps answer any Origin with ``Access-Control-Allow-Origin: *``: one copy with
+    CORS headers for every Origin (made-up Origins do not each reach the database), and
+    clients without an Origin never get a copy made for one, or the other way round."""
+    url = f"{long_cache.url}/external/collections/{collection}/items?limit=3"
+    with httpx.Client(timeout=30) as client:
+        seen = []
+        for origin in ("https://a.example", "https://b.example", None, None, "https://c.example"):
+            r = client.get(url, headers={"Origin": origin} if origin else {})
+            assert r.status_code == 200
+            assert r.headers.get("access-control-allow-origin") == ("*" if origin else None), origin
+            seen.append(_status(r))
+        assert seen == ["MISS", "HIT", "MISS", "HIT", "HIT"]
+
+
 def test_kept_answers_are_compressed_for_clients_that_ask(long_cache: CacheProxy, collection: str) -> None:
     url = f"{long_cache.url}/external/collections/{collection}/items?limit=5"
     with httpx.Client(timeout=30) as client:
@@ -286,7 +301,7 @@ def _settings(tmp_path: Path, **proxy: Any) -> Settings:
 
 def test_the_cache_is_rendered_for_external_locations_only(tmp_path: Path) -> None:
     settings = _settings(tmp_path, external_cache_s=7)
-    assert load_settings(environ={}).stack.proxy.external_cache_s == 10  # the documented default
+    assert load_settings(environ={}).stack.proxy.external_cache_s == 60  # the documented default
     for mode, cache_dir in (("local", str(external_cache_dir(settings))), ("compose", COMPOSE_CACHE_DIR)):
         conf = render_proxy_conf(settings, mode)  # type: ignore[arg-type]
         assert f"proxy_cache_path {cache_dir} " in conf and "max_size=" in conf, mode
