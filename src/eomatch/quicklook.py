@@ -8,7 +8,9 @@ short labels of the two products. An event's shows its collocation region (fille
 and the footprints of both platforms' products in it (their swaths along the ground
 tracks; the event item itself carries no tracks).
 
-Drawn with Pillow: a figure costs a few milliseconds, where matplotlib costs tens.
+Drawn with Pillow (a core dependency; matplotlib, tens of ms per figure, is not one):
+measured on the demo's 90 figures, about 1 ms of CPU each once the land and fonts are
+loaded, 2.6-5.5 KB of PNG.
 The map is equirectangular around the item's centre, x scaled by cos(latitude), which
 keeps a few hundred km true to within a percent; longitudes are unwrapped around the
 item, so footprints across the antimeridian stay in one piece. The PNG is a
