@@ -1,22 +1,32 @@
 """eomatch-query vs plain pystac-client iteration of the same search.
 
 Loads N items (events, matchups and their products, 1:1:2, with the links the
-closure follows) straight into pgSTAC with pypgstac, then times
-``eomatch.query.query`` into an empty folder (which writes every item to disk)
-against ``pystac_client`` ``items_as_dicts()`` over the same search (no
-writing), page size 1000 for both. Best of ``--repeat`` runs each. The paging layer
-of eomatch-query alone (``eomatch.query.ApiIO``: pystac-client's ``StacApiIO`` with
-eomatch's retry policy and error lines) is timed too, without writing.
+closure follows, over ~N/4 × 97 minutes) straight into pgSTAC with pypgstac, then times
+``eomatch.query.query`` with ``query.parallel`` = ``--parallel`` (windows paged at once)
+into an empty folder (which writes every item to disk) against plain serial
+``pystac_client`` ``items_as_dicts()`` over the same search (no writing), page size
+1000 for both, on the same stack in the same run. Best of ``--repeat`` runs each.
+eomatch-query with ``parallel: 1`` (one paged search, written) and its paging layer
+alone (``eomatch.query.ApiIO``, no writing) are timed too.
 
-    python benchmarks/query_throughput.py --items 20000
+For each phase the CPU seconds of the stack (PostgreSQL, uvicorn, nginx: every
+process whose command line names the stack's state folder, and their children), of
+this process (the client: pystac-client or eomatch-query) and of the whole machine
+are printed as cores busy (CPU s ÷ wall s), to show what limits the pace on this
+machine: the API server is the serial pace's bottleneck, and on 2 cores the parallel
+one shares them with the client that parses and writes.
+
+    python benchmarks/query_throughput.py --items 20000 --parallel 4 --api-workers 2
     python benchmarks/query_throughput.py --items 20000 --state-dir /tmp/eomatch-x --base-url http://127.0.0.1:8000
 
-Prints ``ratio=<eomatch items/s ÷ pystac-client items/s>`` last (target ≥ 0.6).
+Prints ``ratio=<eomatch-query (parallel) items/s ÷ pystac-client items/s>`` last (issue 15 goal ≥ 3).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -93,6 +103,89 @@ def make_items(n_items: int, tag: str) -> tuple[list[dict[str, Any]], Iterator[d
     return collections, stream()
 
 
+class CpuMeter:
+    """CPU seconds of the stack's processes, of this process and of the machine over one phase."""
+
+    def __init__(self, state_dir: Path | None) -> None:
+        self.state_dir = str(state_dir) if state_dir else None
+        self.tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
+        self.cores = os.cpu_count() or 1
+
+    def _stack_ticks(self) -> dict[tuple[int, int], int]:
+        """(pid, start) -> utime+stime ticks of the stack's processes and their children."""
+        if not self.state_dir:
+            return {}
+        stats: dict[int, list[str]] = {}
+        roots: list[int] = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            stats[int(entry)] = stat
+            if self.state_dir.encode() in cmd and int(entry) != os.getpid():
+                roots.append(int(entry))
+        children: dict[int, list[int]] = {}
+        for pid, stat in stats.items():
+            children.setdefault(int(stat[1]), []).append(pid)
+        found: dict[tuple[int, int], int] = {}
+        todo = list(roots)
+        while todo:
+            pid = todo.pop()
+            stat = stats.get(pid)
+            if stat is None or (pid, int(stat[19])) in found:
+                continue
+            found[(pid, int(stat[19]))] = int(stat[11]) + int(stat[12])
+            todo.extend(children.get(pid, []))
+        return found
+
+    @staticmethod
+    def _machine() -> tuple[int, int]:
+        """(busy, total) ticks of all cores."""
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields) - idle, sum(fields)
+
+    def start(self) -> None:
+        self._t = time.perf_counter()
+        self._stack = self._stack_ticks()
+        self._self = self._own()
+        self._mach = self._machine()
+
+    @staticmethod
+    def _own() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    def stop(self, items: int) -> Phase:
+        wall = time.perf_counter() - self._t
+        stack = sum(t - self._stack.get(k, 0) for k, t in self._stack_ticks().items()) * self.tick_s
+        own = self._own() - self._self
+        busy, total = self._machine()
+        machine = (busy - self._mach[0]) / max(1, total - self._mach[1]) * self.cores
+        return Phase(items, wall, stack, own, machine, self.cores)
+
+
+class Phase:
+    """One timed phase: items, wall seconds, CPU seconds of the stack and of the client."""
+
+    def __init__(self, items: int, wall_s: float, stack_s: float, client_s: float, machine: float, cores: int) -> None:
+        self.items, self.wall_s, self.stack_s, self.client_s = items, wall_s, stack_s, client_s
+        self.machine, self.cores = machine, cores
+
+    def cpu_ms_per_item(self) -> float:
+        return (self.stack_s + self.client_s) / max(1, self.items) * 1000
+
+    def __str__(self) -> str:
+        per = 1000 / max(1, self.items)
+        return (f"{self.items} items in {self.wall_s:.2f}s ({self.items / self.wall_s:,.0f}/s); cores busy: stack "
+                f"{self.stack_s / self.wall_s:.2f}, client {self.client_s / self.wall_s:.2f}, machine {self.machine:.2f} "
+                f"of {self.cores}; CPU per item: stack {self.stack_s * per:.3f} ms, client {self.client_s * per:.3f} ms")  # fmt: skip
+
+
 def time_pystac(api: str, collections: list[str], page: int) -> tuple[int, float]:
     from pystac_client import Client
 
@@ -113,9 +206,11 @@ def time_paging(settings: Any, api: str, collections: list[str], page: int) -> t
     return n, time.perf_counter() - t
 
 
-def time_eomatch(settings: Any, api: str, collections: list[str], out: Path) -> tuple[int, float, Any]:
+def time_eomatch(settings: Any, api: str, collections: list[str], out: Path, parallel: int) -> tuple[int, float, Any]:
     from eomatch.query import query
 
+    settings = settings.model_copy(deep=True)
+    settings.query.parallel = parallel
     t = time.perf_counter()
     summary = query(settings, api, out, collections=collections, quiet=True)
     return summary.searched, time.perf_counter() - t, summary
@@ -126,10 +221,13 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=20000)
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--parallel", type=int, default=4, help="query.parallel of the timed eomatch-query")
+    parser.add_argument("--api-workers", type=int, default=2, help="stack.api.workers of the stack started here")
     parser.add_argument("--base-url", help="reuse a running stack at this proxy URL (needs --state-dir)")
     parser.add_argument("--state-dir", help="state folder of the running stack (for its ingest credentials)")
     parser.add_argument("--db-port", type=int, help="database port of the running stack (stack.db.port)")
-    parser.add_argument("--workdir", help="where the output catalogues go (default: a temp folder)")
+    parser.add_argument("--workdir", help="where the output catalogues go (default: a temp folder; "
+                        "/dev/shm/... keeps this machine's shared disk out of the figures)")
     args = parser.parse_args()
 
     from conftest import make_state_dir, stack_settings
@@ -149,7 +247,7 @@ def main() -> int:
     else:
         from eomatch.stack import Stack
 
-        settings = stack_settings(make_state_dir("eomatch-bench-"))
+        settings = stack_settings(make_state_dir("eomatch-bench-"), api={"workers": args.api_workers})
         stack = Stack(settings, quiet=True)
         base = f"http://127.0.0.1:{settings.stack.proxy.port}"
     settings.query.page_size = args.page_size
@@ -171,25 +269,51 @@ def main() -> int:
         print(f"loaded {args.items} items in {time.perf_counter() - t:.1f}s", flush=True)
         api = f"{base}/api/"
         coll_ids = [c["id"] for c in cols]
-        best_p = best_e = best_g = float("inf")
+        meter = CpuMeter(settings.stack.state_dir)
+        print(f"stack: stack.api.workers={settings.stack.api.workers}, {meter.cores} cores; "
+              f"page size {args.page_size}; eomatch-query parallel={args.parallel}, writing to {work}", flush=True)  # fmt: skip
+        best_p = best_e = best_1 = best_g = float("inf")
         for r in range(args.repeat):
+            meter.start()
             n_p, s_p = time_pystac(api, coll_ids, args.page_size)
+            cpu_p = meter.stop(n_p)
+            meter.start()
             n_g, s_g = time_paging(settings, api, coll_ids, args.page_size)
+            cpu_g = meter.stop(n_g)
             best_g = min(best_g, s_g)
             out = work / f"out-{r}"
-            n_e, s_e, summary = time_eomatch(settings, api, coll_ids, out)
-            print(f"run {r}: pystac-client {n_p} items in {s_p:.2f}s ({n_p / s_p:,.0f}/s); "
-                  f"eomatch-query {n_e} items in {s_e:.2f}s ({n_e / s_e:,.0f}/s) "
-                  f"[{summary.closure} linked, {summary.relinked} relinked]", flush=True)  # fmt: skip
-            if n_p != n_e or n_g != n_e or n_e != args.items // 4 * 4:
-                print(f"error: counts differ (pystac {n_p}, eomatch {n_e}, paging {n_g})", file=sys.stderr)
+            meter.start()
+            n_1, s_1, _ = time_eomatch(settings, api, coll_ids, out, 1)
+            cpu_1 = meter.stop(n_1)
+            shutil.rmtree(out, ignore_errors=True)
+            meter.start()
+            n_e, s_e, summary = time_eomatch(settings, api, coll_ids, out, args.parallel)
+            cpu_e = meter.stop(n_e)
+            written = sum(1 for p in out.rglob("*.json")
+                          if p.name not in ("catalog.json", "collection.json") and ".eomatch" not in p.parts)  # fmt: skip
+            print(f"run {r}: pystac-client serial: {cpu_p}\n"
+                  f"       paging only:           {cpu_g}\n"
+                  f"       eomatch parallel=1:    {cpu_1}\n"
+                  f"       eomatch parallel={args.parallel}:    {cpu_e} "
+                  f"[{written} files, {summary.closure} linked, {summary.relinked} relinked]", flush=True)  # fmt: skip
+            # What the CPU work allows: a serial pace cannot use more than one core at a time,
+            # the parallel one at best every core; so with the CPU each needs per item the
+            # ratio cannot exceed cores × serial CPU per item ÷ parallel CPU per item.
+            bound = meter.cores * cpu_p.cpu_ms_per_item() / cpu_e.cpu_ms_per_item()
+            print(f"       ceiling on {meter.cores} cores from CPU per item (stack + client): "
+                  f"{meter.cores} × {cpu_p.cpu_ms_per_item():.3f} ms ÷ {cpu_e.cpu_ms_per_item():.3f} ms "
+                  f"= ratio ≤ {bound:.2f} (when nothing else runs)", flush=True)  # fmt: skip
+            if len({n_p, n_g, n_1, n_e, written, args.items // 4 * 4}) != 1:
+                print(f"error: counts differ (pystac {n_p}, paging {n_g}, eomatch parallel=1 {n_1}, "
+                      f"parallel={args.parallel} {n_e}, files {written})", file=sys.stderr)  # fmt: skip
                 return 1
-            best_p, best_e = min(best_p, s_p), min(best_e, s_e)
+            best_p, best_e, best_1 = min(best_p, s_p), min(best_e, s_e), min(best_1, s_1)
             shutil.rmtree(out, ignore_errors=True)
         rate_p, rate_e = n_p / best_p, n_e / best_e
-        print(f"pystac-client items_as_dicts: {rate_p:,.0f} items/s (best of {args.repeat})")
-        print(f"eomatch-query paging only:    {n_e / best_g:,.0f} items/s (best of {args.repeat})")
-        print(f"eomatch-query to disk:        {rate_e:,.0f} items/s (best of {args.repeat})")
+        print(f"pystac-client items_as_dicts:     {rate_p:,.0f} items/s (best of {args.repeat})")
+        print(f"eomatch-query paging only:        {n_e / best_g:,.0f} items/s (best of {args.repeat})")
+        print(f"eomatch-query to disk, parallel=1: {n_e / best_1:,.0f} items/s (best of {args.repeat})")
+        print(f"eomatch-query to disk, parallel={args.parallel}: {rate_e:,.0f} items/s (best of {args.repeat})")
         print(f"ratio={rate_e / rate_p:.3f}")
     finally:
         if not args.workdir:

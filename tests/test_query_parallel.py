@@ -278,9 +278,10 @@ def test_cli_parallel_flag(running_stack, timeline, tmp_path, capsys) -> None:  
     seen: list[int] = []
     real_split = query_mod._split
 
-    def split_spy(remote: Any, search: str, params: dict[str, Any], start: Any, end: Any, parallel: int) -> Any:
+    def split_spy(remote: Any, search: str, params: dict[str, Any], start: Any, end: Any, parallel: int,
+                  matched: int | None = None) -> Any:  # fmt: skip
         seen.append(parallel)
-        return real_split(remote, search, params, start, end, parallel)
+        return real_split(remote, search, params, start, end, parallel, matched)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(query_mod, "_split", split_spy)
@@ -297,3 +298,24 @@ def test_cli_parallel_flag(running_stack, timeline, tmp_path, capsys) -> None:  
         assert code == 2 and err.count("\n") == 1 and "query.parallel" in err, err
         assert "Traceback" not in err
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.stack
+def test_no_more_windows_than_pages_matched(running_stack, timeline, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Each request costs the server a fixed part: 284 matches in pages of 100 are 3 windows, not 8."""
+    colls = timeline["colls"]
+    asked: list[str] = []
+    real_pages = query_mod._pages
+
+    def spy(io: Any, url: str, params: dict[str, Any], counts: Any = None) -> Iterator[list[dict[str, Any]]]:
+        asked.append(str(params.get("datetime")))
+        return real_pages(io, url, params, counts)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(query_mod, "_pages", spy)
+        summary = query(_settings(running_stack, PARALLEL, page_size=100), running_stack.internal, tmp_path / "few",
+                        collections=colls, quiet=True)  # fmt: skip
+    pages = -(-len(timeline["ids"]) // 100)
+    assert pages < PARALLEL * 4 and len(set(asked[1:])) == pages
+    written = _written(tmp_path / "few")
+    assert len(written) == len(set(written)) and set(written) == timeline["ids"] and summary.searched == len(written)

@@ -649,7 +649,7 @@ def query(
         # their window and are kept once). One page, --ids or parallel 1: page on as one search.
         windows = None
         if counts.get("more") and not wanted_ids:
-            windows = _split(remote, search, params, t_start, t_end, cfg.parallel)
+            windows = _split(remote, search, params, t_start, t_end, cfg.parallel, counts.get("matched"))
         if windows is None:
             pages = iter(Prefetcher(serial, depth=_PREFETCH_PAGES, name="query-pages"))
         else:
@@ -718,18 +718,32 @@ def query(
 
 
 def _split(
-    remote: _Api, search: str, params: dict[str, Any], start: datetime | None, end: datetime | None, parallel: int
+    remote: _Api,
+    search: str,
+    params: dict[str, Any],
+    start: datetime | None,
+    end: datetime | None,
+    parallel: int,
+    matched: int | None = None,
 ) -> list[str] | None:
     """The search's windows (see :func:`search_windows`), or None for one paged search:
-    ``parallel`` is 1, nothing matches, the API cannot sort, or the span is an instant."""
-    if parallel < 2:
+    ``parallel`` is 1, nothing matches, the API cannot sort, or the span is an instant.
+
+    ``4 × parallel`` windows, but no more than the pages the API says it matches
+    (``matched``): every request costs the server a fixed part (tens of ms for
+    pgSTAC, measured by ``benchmarks/query_throughput.py``), so windows smaller than a
+    page would cost more than paging them in one search saves."""
+    count = parallel * _WINDOWS_PER_WORKER
+    if matched is not None:
+        count = min(count, -(-matched // max(1, int(params.get("limit") or 1))))
+    if parallel < 2 or count < 2:
         return None
     io = remote.thread_pager()
     first = _probe_time(io, search, params, last=False)
     last = _probe_time(io, search, params, last=True) if first is not None else None
     if first is None or last is None:
         return None
-    return search_windows(first, last, start, end, parallel * _WINDOWS_PER_WORKER)
+    return search_windows(first, last, start, end, count)
 
 
 def _get_collection(remote: _Api, collection_id: str) -> dict[str, Any]:
