@@ -223,7 +223,7 @@ def test_quicklooks_off_writes_no_pictures(tmp_path: Path, archive: Path) -> Non
     assert all("thumbnail" not in it["assets"] for it in cat.iter_items() if it["properties"]["matchup:type"] != "product")
 
 
-def test_writer_draws_in_a_worker_and_raises_its_errors_at_close(tmp_path: Path) -> None:
+def test_writer_draws_in_a_worker_and_raises_write_errors_at_close(tmp_path: Path) -> None:
     a, b = box(10.0, 40.0, 12.0, 42.0), box(11.0, 41.0, 13.0, 43.0)
     overlap = {"geometry": mapping(a.intersection(b)), "properties": {"matchup:abs_time_diff_s": 60.0}}
     products = (_product("pa", "Landsat-9", a), _product("pb", "Sentinel-2A", b))
@@ -233,11 +233,18 @@ def test_writer_draws_in_a_worker_and_raises_its_errors_at_close(tmp_path: Path)
     assert writer.written == 5 and writer.bytes == sum(p.stat().st_size for p in tmp_path.glob("m*.png"))
     assert {p.read_bytes() for p in tmp_path.glob("m*.png")} == {_matchup_bytes(overlap, products)}
 
+    # a figure that cannot be drawn is a blank one (the asset still names a PNG)...
+    with QuicklookWriter(workers=1, batch=1) as writer:
+        writer.submit(tmp_path / "odd.png", overlap, products[:1])  # a matchup needs two products
+    odd = (tmp_path / "odd.png").read_bytes()
+    assert odd.startswith(b"\x89PNG") and odd != _matchup_bytes(overlap, products)
+    assert not _mask(_pixels(odd), OVERLAP).any()
+    # ...but a file that cannot be written fails the run, when the writer closes
+    (tmp_path / "not-a-folder").write_text("")
     broken = QuicklookWriter(workers=1, batch=1)
-    broken.submit(tmp_path / "bad.png", overlap, products[:1])  # a matchup needs two products
-    with pytest.raises(ValueError):
+    broken.submit(tmp_path / "not-a-folder" / "m.png", overlap, products)
+    with pytest.raises(OSError):
         broken.close()
-    assert not (tmp_path / "bad.png").exists()
 
 
 def _matchup_bytes(item: dict[str, Any], products: tuple[dict[str, Any], dict[str, Any]]) -> bytes:

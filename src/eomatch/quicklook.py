@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,6 +42,8 @@ from eomatch import jsonio
 from eomatch.geometry import polygons
 from eomatch.ids import product_label
 from eomatch.items import format_time_diff
+
+log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "image/png"
 ASSET_KEY = "thumbnail"
@@ -129,7 +132,7 @@ class _View:
     """Lon/lat -> pixels for a set of unwrapped shapes, fitted below the label band."""
 
     def __init__(self, geoms: Sequence[BaseGeometry]) -> None:
-        bounds = np.array([g.bounds for g in geoms if not g.is_empty])
+        bounds = np.array([g.bounds for g in geoms if not g.is_empty] or [(-1.0, -1.0, 1.0, 1.0)])
         west, south = bounds[:, 0].min(), bounds[:, 1].min()
         east, north = bounds[:, 2].max(), bounds[:, 3].max()
         self.lon0, self.lat0 = (west + east) / 2.0, (south + north) / 2.0
@@ -327,8 +330,17 @@ def draw(item: Mapping[str, Any], products: Sequence[Sequence[Mapping[str, Any]]
 
 
 def write_quicklook(path: str | Path, item: Mapping[str, Any], products: Sequence[Any]) -> int:
-    """Draw and write a quicklook atomically (temp file + rename); its size in bytes."""
-    png = draw(item, products)
+    """Draw and write a quicklook atomically (temp file + rename); its size in bytes.
+
+    A figure that cannot be drawn (a geometry no footprint should have) becomes a blank
+    one naming the problem, with a warning: the item's asset still names a PNG, and one
+    odd item does not fail a long ``eomatch-find`` at its end."""
+    try:
+        png = draw(item, products)
+    except Exception as exc:  # any drawing failure: shapely, Pillow, malformed items
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning("quicklook of %s not drawn (%s); a blank one is written", item.get("id"), reason)
+        png = _render([], Polygon(), [], [("no quicklook: " + reason, INK)], "")
     jsonio.write_bytes_atomic(path, png)
     return len(png)
 
