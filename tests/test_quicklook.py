@@ -249,3 +249,16 @@ def test_writer_draws_in_a_worker_and_raises_write_errors_at_close(tmp_path: Pat
 
 def _matchup_bytes(item: dict[str, Any], products: tuple[dict[str, Any], dict[str, Any]]) -> bytes:
     return matchup_quicklook(item, *products)
+
+
+def test_event_region_longer_than_half_the_globe_is_one_band() -> None:
+    """A half-orbit event (vertices every degree, 270 degrees of longitude) is not folded
+    into ±180 of its first vertex."""
+    import shapely
+
+    region = shapely.segmentize(box(-170.0, 30.0, 100.0, 45.0), 1.0)
+    rgb = _pixels(event_quicklook({"geometry": mapping(region), "properties": {}}))
+    band = _mask(rgb, OVERLAP)
+    x0, y0, x1, y1 = _bbox(band)
+    assert (x1 - x0) > 10 * (y1 - y0) * 0.5  # 270 x 15 degrees at 37° N: ~14:1
+    assert band[(y0 + y1) // 2, x0 + 1 : x1].all(), "the band is broken"

@@ -109,22 +109,39 @@ def land_in(west: float, south: float, east: float, north: float) -> Iterable[Ba
 # --------------------------------------------------------------------------- the view
 
 
+def _continuous(ring: np.ndarray) -> np.ndarray:
+    """A ring's longitudes made continuous: no step of more than 180 degrees, so a ring
+    that jumps at ±180 or spans more than half the globe keeps its shape."""
+    out = ring.copy()
+    steps = (np.diff(out[:, 0]) + 180.0) % 360.0 - 180.0
+    out[1:, 0] = out[0, 0] + np.cumsum(steps)
+    return out
+
+
+def _shifted(ring: np.ndarray, ref_lon: float) -> np.ndarray:
+    """``ring`` moved by the multiple of 360 that brings its middle nearest ``ref_lon``."""
+    middle = (ring[:, 0].min() + ring[:, 0].max()) / 2.0
+    return ring + (360.0 * round((ref_lon - middle) / 360.0), 0.0)
+
+
 def _unwrap(geom: BaseGeometry, ref_lon: float) -> BaseGeometry:
-    """Longitudes moved by multiples of 360 to lie within 180 of ``ref_lon``."""
-
-    def move(xy: np.ndarray) -> np.ndarray:
-        out = xy.copy()
-        out[:, 0] = ref_lon + (out[:, 0] - ref_lon + 180.0) % 360.0 - 180.0
-        return out
-
-    # parts split at ±180 meet again once unwrapped: one outline, no seam
-    return shapely.unary_union(shapely.transform(geom, move))
+    """Each polygon with continuous longitudes, moved by multiples of 360 next to
+    ``ref_lon``; parts split at ±180 meet again: one outline, no seam."""
+    parts = []
+    for p in polygons(geom):
+        shell = _shifted(_continuous(np.asarray(p.exterior.coords)), ref_lon)
+        middle = (shell[:, 0].min() + shell[:, 0].max()) / 2.0
+        holes = [_shifted(_continuous(np.asarray(r.coords)), middle) for r in p.interiors]
+        parts.append(shapely.make_valid(Polygon(shell, holes)))
+    return shapely.unary_union(parts) if parts else Polygon()
 
 
 def _first_lon(geoms: Sequence[BaseGeometry]) -> float:
+    """The middle longitude of the first polygon: where the view is unwrapped around."""
     for g in geoms:
         for p in polygons(g):
-            return float(p.exterior.coords[0][0])
+            lon = _continuous(np.asarray(p.exterior.coords))[:, 0]
+            return float(lon.min() + lon.max()) / 2.0
     return 0.0
 
 
