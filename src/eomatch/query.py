@@ -196,6 +196,10 @@ def collection_search(
     if not products:
         return wanted, None
     pairs = [c for c in api_collections if c not in collection_docs and _between(c, products)]
+    if not pairs:
+        # Every collection searched is one asked for, so the filter would keep every item it
+        # sees: leave it out (pgSTAC evaluates a CQL2 filter on each row of each page).
+        return wanted, None
     return wanted + pairs, (
         f'(collection IN {_cql2_list(wanted)} OR A_CONTAINED_BY("matchup:collections", {_cql2_list(products)}))'
     )
