@@ -316,6 +316,15 @@ def test_the_cache_is_rendered_for_external_locations_only(tmp_path: Path) -> No
     assert "proxy_cache" not in off and "X-Cache-Status" not in off
 
 
+@pytest.mark.parametrize("value", [-1, 3601, "soon"])
+def test_a_lifetime_that_cannot_work_is_one_line(tmp_path: Path, value: Any) -> None:
+    from eomatch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="stack.proxy.external_cache_s") as info:
+        _settings(tmp_path, external_cache_s=value)
+    assert "\n" not in str(info.value)
+
+
 def test_compose_and_kubernetes_give_the_cache_a_volume(tmp_path: Path) -> None:
     files = render_deploy_files(_settings(tmp_path))
     proxy = yaml.safe_load(files["compose.yaml"])["services"]["proxy"]
