@@ -222,6 +222,10 @@ KM_PER_DEG = math.radians(1.0) * EARTH_RADIUS_KM
 """Ground length of one degree of latitude (and the most one degree of longitude can be)."""
 
 
+COMPACT_DECIMALS = 6
+"""Compact regions' coordinates are rounded to this many decimals of a degree."""
+
+
 def compact_region(
     geom: BaseGeometry, tolerance_km: float, max_vertices: int
 ) -> tuple[BaseGeometry, float]:
@@ -240,7 +244,8 @@ def compact_region(
     GEOS may also drop a ring's first vertex when it lies within the tolerance of
     its simplified neighbours, which can put the removed stretch up to twice the
     tolerance away (seen: 1.05 km at 1 km); simplifying at half the tolerance
-    keeps the stated one.
+    keeps the stated one. Coordinates are then rounded to ``COMPACT_DECIMALS``
+    (0.11 m at most, on top of the tolerance).
     """
     if geom.is_empty or shapely.get_num_coordinates(geom) <= max_vertices:
         return geom, 0.0
@@ -264,7 +269,12 @@ def compact_region(
             break
         # Vertices of a smooth outline go as tolerance^-1/2: jump close, then double.
         tol_km *= 2.0 ** max(1, math.floor(math.log2((n / max_vertices) ** 2)))
-    return shapely.transform(out, lambda xy: xy / scale), tol_km
+    out = shapely.transform(out, lambda xy: xy / scale)
+    # Coordinates to 1e-6 degree (<= 0.11 m): WKT prints them in half the characters.
+    rounded = shapely.transform(out, lambda xy: np.round(xy, COMPACT_DECIMALS))
+    if shapely.is_valid(rounded) and shapely.get_num_geometries(rounded) == n_parts:
+        out = rounded
+    return out, tol_km
 
 
 __all__ = [
