@@ -254,3 +254,20 @@ def test_a_supervisor_killed_before_it_could_answer_is_named_with_its_signal() -
         assert "\n" not in str(caught.value)
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_a_request_signalled_while_a_new_supervisor_starts_is_held_not_fatal(supervised: Stack) -> None:
+    """SIGUSR1 (a start request) that reaches a supervisor still importing Python waits for
+    its handler instead of killing it (SIGUSR1's default action): it is born with the
+    signal blocked and unblocks it once the handler is set."""
+    from eomatch.stack.supervision import SupervisorProcess
+
+    sup = SupervisorProcess(supervised.settings)
+    sup.stop()  # the services keep running; a new supervisor takes them over
+    assert sup.pid() is None
+    request = sup.start()
+    pid = sup.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGUSR1)  # milliseconds after the spawn: no handler can be set yet
+    assert sup.wait(request, 120) == {}
+    assert sup.pid() == pid

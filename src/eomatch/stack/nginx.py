@@ -60,7 +60,9 @@ class NginxInstance:
         return str(binary)
 
     def pid(self) -> int | None:
-        return live_pid(self.pid_file, "nginx")
+        # The master's command line names its own config: "nginx" alone would match any
+        # process whose arguments mention it, and a signal for us would reach a stranger.
+        return live_pid(self.pid_file, f"-c {self.conf_file}")
 
     def _write_conf(self) -> None:
         text = self.prepare()

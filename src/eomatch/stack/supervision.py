@@ -73,11 +73,18 @@ class SupervisorProcess:
             return request_id
         self.pid_file.unlink(missing_ok=True)
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME")}
-        self._proc = spawn(
-            [sys.executable, "-m", "eomatch.stack.supervisor", "--config", str(self.settings_file),
-             "--request", request_id],
-            self.pid_file, self.log_file, env=env, cwd=Path("/"),
-        )
+        # Born with SIGUSR1 blocked (the mask survives exec): a request signalled before
+        # the supervisor has set its handler stays pending instead of killing it (the
+        # default action); the supervisor unblocks it once its handler is in place.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        try:
+            self._proc = spawn(
+                [sys.executable, "-m", "eomatch.stack.supervisor", "--config", str(self.settings_file),
+                 "--request", request_id],
+                self.pid_file, self.log_file, env=env, cwd=Path("/"),
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return request_id
 
     def start_and_wait(self, timeout_s: float) -> dict[str, str]:

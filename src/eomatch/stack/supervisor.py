@@ -321,6 +321,9 @@ def run(settings: Settings, request_id: str) -> int:
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGUSR1, on_request)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Started with SIGUSR1 blocked (SupervisorProcess.start): a request sent while this
+    # process was still importing was held pending and is delivered to the handler now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
     paths = StatePaths(settings.stack.state_dir)
     # Held for life: one supervisor per stack. A plain non-blocking flock (as transfer.py's
     # .part lock): taken once per process, so filelock would do too, but it would add its
