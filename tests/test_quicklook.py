@@ -262,3 +262,57 @@ def test_event_region_longer_than_half_the_globe_is_one_band() -> None:
     x0, y0, x1, y1 = _bbox(band)
     assert (x1 - x0) > 10 * (y1 - y0) * 0.5  # 270 x 15 degrees at 37° N: ~14:1
     assert band[(y0 + y1) // 2, x0 + 1 : x1].all(), "the band is broken"
+
+
+# --------------------------------------------------------------------------- antimeridian and poles
+
+# A Landsat-9 x Sentinel-2A event of the simulated archive of 2022-06-13 (global run):
+# a 190-degree band from the Gulf of Guinea over the Arctic to the Pacific, split at
+# ±180 (simplified to 0.01 degree). Its first polygon is the small Pacific piece, and
+# the unwrapping around it once raised a GEOS TopologyException (at lon -184), then
+# put the footprints at the band's African end 360 degrees away from the band.
+_POLAR_EVENT_REGION = {"type": "MultiPolygon", "coordinates": [
+    [[[-174.0, -0.25], [-180.0, 25.13], [-180.0, 32.41], [-172.69, 0.04], [-174.0, -0.25]]],
+    [[[172.13, 49.23], [166.43, 59.55], [156.24, 69.55], [158.11, 69.89], [136.93, 77.12], [116.04, 80.03],
+      [88.42, 80.98], [59.74, 79.59], [36.74, 75.28], [25.15, 70.73], [14.18, 59.57], [8.85, 50.1],
+      [3.63, 36.43], [-5.04, -0.05], [-6.54, 0.4], [3.21, 40.66], [12.23, 61.52], [18.06, 68.47],
+      [25.11, 73.51], [34.04, 77.18], [45.49, 79.79], [70.82, 82.22], [118.59, 81.69], [148.99, 76.38],
+      [160.1, 70.66], [164.58, 66.67], [174.45, 50.04], [180.0, 32.41], [180.0, 25.13], [177.16, 35.21],
+      [172.13, 49.23]]],
+]}  # fmt: skip
+_POLAR_EVENT_LANDSAT = [[3.38, 35.04], [3.86, 36.61], [1.84, 37.0], [1.4, 35.42], [3.38, 35.04]]  # WRS 196/035
+_POLAR_EVENT_S2A = [  # T59VJK (Kamchatka) and T30NSB (Gulf of Guinea): both ends of the band
+    [[166.8, 62.8], [167.52, 61.86], [169.52, 62.18], [168.86, 63.12], [166.8, 62.8]],
+    [[-5.57, 0.59], [-5.36, 1.55], [-6.33, 1.77], [-6.54, 0.8], [-5.57, 0.59]],
+]
+
+
+def test_event_across_the_antimeridian_near_the_pole_is_drawn_with_its_footprints_on_it() -> None:
+    event = {"geometry": _POLAR_EVENT_REGION, "properties": {"matchup:type": "event", "matchup:time_diff_s": 923.0,
+                                                              "matchup:platforms": ["Landsat-9", "Sentinel-2A"]}}
+    landsat = [{"id": "LC09_L1TP_196035_20220613_20220613_02_T1_SIM", "collection": "c",
+                "geometry": {"type": "Polygon", "coordinates": [_POLAR_EVENT_LANDSAT]}, "properties": {}}]
+    s2a = [{"id": f"S2A_{i}", "collection": "c", "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "properties": {}} for i, ring in enumerate(_POLAR_EVENT_S2A)]  # fmt: skip
+    rgb = _pixels(event_quicklook(event, landsat, s2a))  # raised GEOSException once; a blank fallback has no region
+    region = _mask(rgb, OVERLAP)
+    rx0, ry0, rx1, ry1 = _bbox(region)
+    # one band across the picture: the view is the band's, not two globes side by side
+    assert rx1 - rx0 > 0.6 * SIZE_PX, (rx0, rx1)
+    for colour in (COLOUR_A, COLOUR_B):
+        x0, y0, x1, y1 = _bbox(_mask(rgb, colour))
+        assert rx0 - 4 <= x0 and x1 <= rx1 + 4 and ry0 - 4 <= y0 and y1 <= ry1 + 4, (colour, (x0, y0, x1, y1))
+    # the S2A tiles at both ends: one at the band's west end, one at its east end
+    xs = np.nonzero(_mask(rgb, COLOUR_B).any(axis=0))[0]
+    assert xs.min() < rx0 + 0.2 * (rx1 - rx0) and xs.max() > rx1 - 0.2 * (rx1 - rx0), (xs.min(), xs.max())
+
+
+def test_region_around_the_pole_is_filled() -> None:
+    """A ring that goes once round the north pole (vertices every 45 degrees along
+    80° N, no vertex at the pole) is a filled cap up to 90° N, not a zero-area ring."""
+    ring = [[lon, 80.0] for lon in range(-180, 180, 45)] + [[-180.0, 80.0]]
+    cap = {"type": "Polygon", "coordinates": [ring]}
+    region = _mask(_pixels(event_quicklook({"geometry": cap, "properties": {}})), OVERLAP)
+    x0, y0, x1, y1 = _bbox(region)
+    assert x1 - x0 > 0.6 * SIZE_PX and y1 - y0 > 0.1 * SIZE_PX, (x0, y0, x1, y1)
+    assert region[(y0 + y1) // 2, x0 + 2 : x1 - 1].all(), "the cap is broken"

@@ -13,7 +13,10 @@ measured on the demo's 90 figures, about 1 ms of CPU each once the land and font
 loaded, 2.6-5.5 KB of PNG.
 The map is equirectangular around the item's centre, x scaled by cos(latitude), which
 keeps a few hundred km true to within a percent; longitudes are unwrapped around the
-item, so footprints across the antimeridian stay in one piece. The PNG is a
+item, so footprints across the antimeridian stay in one piece: each ring made continuous
+(a ring round a pole closed along ±90), each part moved by the multiple of 360 that puts
+it on the region or overlap already placed (an event's band can span over 180 degrees,
+and footprints at its far end belong on it), the result made valid. The PNG is a
 palette image: a few flat colours compress to a few KB.
 """
 
@@ -111,11 +114,27 @@ def land_in(west: float, south: float, east: float, north: float) -> Iterable[Ba
 
 def _continuous(ring: np.ndarray) -> np.ndarray:
     """A ring's longitudes made continuous: no step of more than 180 degrees, so a ring
-    that jumps at ±180 or spans more than half the globe keeps its shape."""
+    that jumps at ±180 or spans more than half the globe keeps its shape. A ring that
+    goes once round a pole (its longitudes end 360 from where they start: a footprint
+    or region containing the pole) is closed along that pole's latitude, ±90."""
     out = ring.copy()
     steps = (np.diff(out[:, 0]) + 180.0) % 360.0 - 180.0
     out[1:, 0] = out[0, 0] + np.cumsum(steps)
+    if len(out) > 2 and abs(out[-1, 0] - out[0, 0]) > 180.0:
+        pole_lat = 90.0 if out[:, 1].mean() >= 0.0 else -90.0
+        out = np.vstack([out, [(out[-1, 0], pole_lat), (out[0, 0], pole_lat), out[0]]])
     return out
+
+
+def _parts(geom: BaseGeometry) -> list[Polygon]:
+    """``geom``'s polygons, each with continuous longitudes (holes next to their shell)."""
+    parts = []
+    for p in polygons(geom):
+        shell = _continuous(np.asarray(p.exterior.coords))
+        middle = (shell[:, 0].min() + shell[:, 0].max()) / 2.0
+        holes = [_shifted(_continuous(np.asarray(r.coords)), middle) for r in p.interiors]
+        parts.extend(polygons(shapely.make_valid(Polygon(shell, holes))))
+    return parts
 
 
 def _shifted(ring: np.ndarray, ref_lon: float) -> np.ndarray:
@@ -124,25 +143,59 @@ def _shifted(ring: np.ndarray, ref_lon: float) -> np.ndarray:
     return ring + (360.0 * round((ref_lon - middle) / 360.0), 0.0)
 
 
-def _unwrap(geom: BaseGeometry, ref_lon: float) -> BaseGeometry:
-    """Each polygon with continuous longitudes, moved by multiples of 360 next to
-    ``ref_lon``; parts split at ±180 meet again: one outline, no seam."""
-    parts = []
-    for p in polygons(geom):
-        shell = _shifted(_continuous(np.asarray(p.exterior.coords)), ref_lon)
-        middle = (shell[:, 0].min() + shell[:, 0].max()) / 2.0
-        holes = [_shifted(_continuous(np.asarray(r.coords)), middle) for r in p.interiors]
-        parts.append(shapely.make_valid(Polygon(shell, holes)))
-    return shapely.unary_union(parts) if parts else Polygon()
+def _moved(part: Polygon, dlon: float) -> Polygon:
+    return shapely.transform(part, lambda xy: xy + (dlon, 0.0)) if dlon else part
+
+
+def _placed(part: Polygon, anchor: BaseGeometry, ref_lon: float) -> Polygon:
+    """``part`` moved by the multiple of 360 that puts it on (or nearest) ``anchor``, the
+    shapes already placed; the copy whose middle is nearest ``ref_lon`` when none is
+    nearer. A footprint 170 degrees from the view's first vertex still lands inside a
+    long event region reaching it, not on the other side of the globe."""
+    west, _, east, _ = part.bounds
+    k0 = round((ref_lon - (west + east) / 2.0) / 360.0)
+    if anchor.is_empty:
+        return _moved(part, 360.0 * k0)
+    candidates = [_moved(part, 360.0 * k) for k in (k0 - 1, k0, k0 + 1)]
+    gaps = [float(shapely.distance(c, anchor)) for c in candidates]
+    best = min(range(3), key=lambda i: (round(gaps[i], 9), abs(i - 1)))
+    return candidates[best]
+
+
+def _unwrap(geom: BaseGeometry, ref_lon: float, anchor: BaseGeometry | None = None) -> BaseGeometry:
+    """Each polygon with continuous longitudes, moved by multiples of 360 onto ``anchor``
+    (the shapes already unwrapped), else onto ``geom``'s own parts placed so far, the
+    first one next to ``ref_lon``: parts split at ±180 meet again, one outline, no seam.
+    Made valid (a ring round a pole, a part crossing itself) so unions never fail."""
+    placed: list[Polygon] = []
+    for part in sorted(_parts(geom), key=lambda p: -p.area):
+        near = anchor if anchor is not None and not anchor.is_empty else shapely.union_all(placed)
+        placed.append(_placed(part, near, ref_lon))
+    # on a 1e-9 degree grid: the halves of a part split at ±180 (179.99999999999997 and
+    # 180 once moved) merge into one outline, without a seam
+    return shapely.make_valid(shapely.union_all(placed, grid_size=1e-9)) if placed else Polygon()
 
 
 def _first_lon(geoms: Sequence[BaseGeometry]) -> float:
-    """The middle longitude of the first polygon: where the view is unwrapped around."""
+    """The middle longitude of the largest polygon of the first geometry that has one:
+    where the view is unwrapped around."""
     for g in geoms:
-        for p in polygons(g):
-            lon = _continuous(np.asarray(p.exterior.coords))[:, 0]
-            return float(lon.min() + lon.max()) / 2.0
+        parts = _parts(g)
+        if parts:
+            west, _, east, _ = max(parts, key=lambda p: p.area).bounds
+            return (west + east) / 2.0
     return 0.0
+
+
+def _centred(geoms: Sequence[BaseGeometry]) -> list[BaseGeometry]:
+    """``geoms`` moved together by the multiple of 360 that brings their middle into
+    [-180, 180]: the view's land (:func:`land_in`) is looked up one globe either side."""
+    bounds = [g.bounds for g in geoms if not g.is_empty]
+    if not bounds:
+        return list(geoms)
+    middle = (min(b[0] for b in bounds) + max(b[2] for b in bounds)) / 2.0
+    dlon = -360.0 * round(middle / 360.0)
+    return [shapely.transform(g, lambda xy: xy + (dlon, 0.0)) if dlon else g for g in geoms]
 
 
 class _View:
@@ -302,7 +355,10 @@ def matchup_quicklook(matchup: Mapping[str, Any], product_a: Mapping[str, Any], 
     land, a scale bar, the time difference and the two products' short names."""
     a, b, overlap = _geom(product_a), _geom(product_b), _geom(matchup)
     ref = _first_lon([overlap, a, b])
-    a, b, overlap = (_unwrap(g, ref) for g in (a, b, overlap))
+    overlap = _unwrap(overlap, ref)
+    a = _unwrap(a, ref, overlap)
+    b = _unwrap(b, ref, overlap if not overlap.is_empty else a)
+    a, b, overlap = _centred([a, b, overlap])
     props = matchup.get("properties") or {}
     diff = props.get("matchup:abs_time_diff_s")
     corner = f"{format_time_diff(float(diff))} apart" if isinstance(diff, (int, float)) else ""
@@ -320,10 +376,14 @@ def event_quicklook(
     region = _geom(event)
     ref = _first_lon([region])
     region = _unwrap(region, ref)
-    sides = [
-        (shapely.unary_union([_unwrap(_geom(p), ref) for p in prods]) if prods else Polygon(), colour)
-        for prods, colour in ((products_a, COLOUR_A), (products_b, COLOUR_B))
+    # each footprint placed onto the region (not just near ref): a region may span more
+    # than 180 degrees, and a footprint at its far end belongs there, not 360 away
+    unions = [
+        shapely.union_all([_unwrap(_geom(p), ref, region) for p in prods]) if prods else Polygon()
+        for prods in (products_a, products_b)
     ]
+    *unions, region = _centred([*unions, region])
+    sides = list(zip(unions, (COLOUR_A, COLOUR_B), strict=True))
     props = event.get("properties") or {}
     names = list(props.get("matchup:platforms") or ["", ""])
     diff = props.get("matchup:time_diff_s")
