@@ -266,6 +266,38 @@ def number_matched_check(settings: Settings, api: str, requests: dict[str, list[
     return out
 
 
+def explain(settings: Settings, requests: dict[str, list[Request]]) -> list[str]:
+    """The plan pgSTAC's search runs for the first POST search of each type (its WHERE and
+    ORDER BY from ``search_query``, ``EXPLAIN ANALYZE`` of the page query), and how long
+    its count (``where_stats``) takes: why a type is slow."""
+    import psycopg
+
+    admin = stack_credentials(settings, "admin")
+    out = []
+    with psycopg.connect(admin.dsn, autocommit=True) as conn:
+        conn.execute("SET search_path = pgstac, public")
+        for name, reqs in requests.items():
+            body = reqs[0].body
+            if body is None:
+                continue
+            row = conn.execute("SELECT _where, orderby FROM search_query(%s::jsonb)", (json.dumps(body),)).fetchone()
+            assert row is not None
+            where, orderby = row
+            conn.execute("DELETE FROM search_wheres")
+            t0 = time.perf_counter()
+            conn.execute("SELECT where_stats(%s, false)", (where,))
+            count_ms = (time.perf_counter() - t0) * 1000
+            plan = conn.execute(
+                f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) SELECT * FROM items WHERE {where}"
+                f" ORDER BY {orderby} LIMIT {PAGE + 1}"
+            ).fetchall()
+            lines = [r[0] for r in plan]
+            nodes = [ln.strip() for ln in lines if "Scan" in ln or "Append" in ln or "Sort" in ln][:4]
+            total = next((ln for ln in lines if ln.startswith("Execution Time")), "")
+            out.append(f"{name}: count (where_stats) {count_ms:.1f} ms; page {total}; " + " | ".join(nodes))
+    return out
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -279,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="an already written catalogue of that size (same seed), e.g. 1000000=/dev/shm/cat")
     ap.add_argument("--browser", action="store_true", help="then time STAC Browser pages (browser_scale.py)")
     ap.add_argument("--browser-loads", type=int, default=5)
+    ap.add_argument("--explain", action="store_true", help="print pgSTAC's plans for the POST searches per size")
     ap.add_argument("-q", "--quiet", action="store_true", help="no generator progress lines")
     args = ap.parse_args(argv)
     try:
@@ -313,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
                 reqs = query_set(settings, args.requests + args.warmup, args.seed + size)
                 results[size] = run_queries(api, reqs, args.warmup)
                 print(table(f"{count:,} items", results[size]), flush=True)
+                if args.explain:
+                    for line in explain(settings, reqs):
+                        print(f"  plan: {line}", flush=True)
                 if size == sizes[-1]:
                     notes = number_matched_check(settings, api, reqs)
             if args.browser:
