@@ -10,6 +10,7 @@ and the lost items sent again). Each run is timed inside its own child process. 
 last line is ``ratio=<first run s / re-run s>`` (target >= 20).
 
     .venv/bin/python benchmarks/reingest.py --items 100000
+    .venv/bin/python benchmarks/reingest.py --catalogue /dev/shm/cat   # one _synth.py wrote before
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ def delete_some(creds: DbCredentials, n: int) -> int:
         return cur.rowcount
 
 
+def count_items(root: Path) -> int:
+    """Item files of an existing catalogue (streamed)."""
+    from eomatch.catalogue import MatchupCatalogue
+
+    return sum(1 for _ in MatchupCatalogue.open(root).iter_item_paths())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=100_000, help="catalogue size (default 100000)")
@@ -55,14 +63,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db-port", type=int, help="its database port")
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--lost", type=int, default=100, help="items deleted from the database before the last run")
+    ap.add_argument(
+        "--catalogue", type=Path, help="an existing catalogue (kept; its ingest state is removed first) instead of --items"
+    )
     args = ap.parse_args(argv)
     work = scratch_dir("eomatch-reingest-bench-")
     try:
-        root = work / "catalogue"
-        synth = _synth.generate(root, args.items, seed=args.seed)
-        print(f"wrote {synth.items} items in {synth.seconds:.1f}s", file=sys.stderr)
+        if args.catalogue:
+            root = args.catalogue
+            for state in (root / ".eomatch").glob("ingest-*"):  # a first ingest starts with no memory
+                state.unlink()
+            n_items = count_items(root)
+            print(f"{root}: {n_items} items", file=sys.stderr)
+        else:
+            root = work / "catalogue"
+            synth = _synth.generate(root, args.items, seed=args.seed)
+            n_items = synth.items
+            print(f"wrote {synth.items} items in {synth.seconds:.1f}s", file=sys.stderr)
         with local_stack(args.state_dir, args.db_port) as settings:
-            creds = fresh_database(settings, f"bench_reingest_{synth.items}")
+            creds = fresh_database(settings, f"bench_reingest_{n_items}")
             try:
                 first = eomatch_child(creds, root, args.batch_size)
                 rerun = eomatch_child(creds, root, args.batch_size, since="last")
@@ -75,13 +94,13 @@ def main(argv: list[str] | None = None) -> int:
                 drop_database(settings, creds.dbname)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if first["new"] != synth.items or sum(counts.values()) != synth.items:
-        raise SystemExit(f"first run loaded {first['new']} items, database holds {counts}; expected {synth.items}")
+    if first["new"] != n_items or sum(counts.values()) != n_items:
+        raise SystemExit(f"first run loaded {first['new']} items, database holds {counts}; expected {n_items}")
     if rerun["new"] + rerun["updated"]:
         raise SystemExit(f"the --since last re-run changed items: {rerun['line']}")
-    if full["new"] + full["updated"] or full["unchanged"] != synth.items:
+    if full["new"] + full["updated"] or full["unchanged"] != n_items:
         raise SystemExit(f"the full re-run was not a no-op: {full['line']}")
-    print(f"first ingest:           {first['seconds']:.2f}s  {first['line']}")
+    print(f"first ingest:           {first['seconds']:.2f}s  {first['line']} (peak RSS {first['peak_rss_mib']:.0f} MiB, CPU {first['cpu_s']:.0f}s)")
     print(f"re-run --since last:    {rerun['seconds']:.2f}s  {rerun['line']}")
     print(f"re-run, full unchanged: {full['seconds']:.2f}s  {full['line']}")
     if repair["new"] != deleted or repaired_counts != counts:
