@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _synth  # noqa: E402
 
+from eomatch.catalogue import MatchupCatalogue  # noqa: E402
+from eomatch.ingest import HrefRewriter, transform_collection  # noqa: E402
 from eomatch.settings import Settings, load_settings  # noqa: E402
 from eomatch.stack.db import DbCredentials, setup_database, stack_credentials  # noqa: E402
 
@@ -107,8 +109,8 @@ def item_counts(creds: DbCredentials) -> dict[str, int]:
 def run_child(code: str, args: dict[str, Any]) -> dict[str, Any]:
     """Run ``code`` in a fresh interpreter; it reads ``ARGS`` and sets ``RESULT`` (a dict).
 
-    The child adds its own peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``), so each
-    figure belongs to one run only.
+    The child adds its own peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``) and CPU
+    seconds (user + system), so each figure belongs to one run only.
     """
     wrapper = (
         "import json, resource, sys\n"
@@ -116,6 +118,7 @@ def run_child(code: str, args: dict[str, Any]) -> dict[str, Any]:
         "RESULT = {}\n"
         f"{code}\n"
         "RESULT['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "RESULT['cpu_s'] = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])\n"
         "print('RESULT=' + json.dumps(RESULT))\n"
     )
     proc = subprocess.run(
@@ -155,8 +158,7 @@ RESULT.update(seconds=time.perf_counter() - t)
 
 def write_db_form(root: Path, items_path: Path) -> list[dict[str, Any]]:
     """The items as ingest sends them (same transform), one JSON per line; returns collections."""
-    from eomatch.catalogue import MatchupCatalogue
-    from eomatch.ingest import HrefRewriter, _read_items, transform_collection
+    from eomatch.ingest import _read_items
 
     cat = MatchupCatalogue.open(root)
     rewriter = HrefRewriter(cat.root, None)
@@ -164,6 +166,12 @@ def write_db_form(root: Path, items_path: Path) -> list[dict[str, Any]]:
         for fi in _read_items(cat.iter_item_paths(), rewriter, b"bench"):
             fh.write(orjson.dumps(fi.item) + b"\n")
     return [transform_collection(c, cat.root / c["id"], rewriter) for c in cat.iter_collections()]
+
+
+def count_lines(path: Path) -> int:
+    """Items in an ndjson file (streamed)."""
+    with open(path, "rb") as fh:
+        return sum(1 for _ in fh)
 
 
 def load_collections(creds: DbCredentials, collections: list[dict[str, Any]]) -> None:
@@ -182,40 +190,69 @@ def eomatch_child(creds: DbCredentials, catalogue: Path, batch: int | None, sinc
     )  # fmt: skip
 
 
-def measure(settings: Settings, n_items: int, work: Path, batch: int | None, seed: int) -> dict[str, Any]:
-    """One size: generate, pre-serialise, load both ways into fresh databases, compare."""
-    root = work / f"catalogue-{n_items}"
-    synth = _synth.generate(root, n_items, seed=seed)
-    print(f"[{n_items}] wrote {synth.items} items in {synth.seconds:.1f}s", file=sys.stderr)
-    if synth.items <= 20000:
-        _synth.verify(synth)
-    ndjson = work / f"items-{n_items}.ndjson"
-    collections = write_db_form(root, ndjson)
+def measure(
+    settings: Settings,
+    n_items: int,
+    work: Path,
+    batch: int | None,
+    seed: int,
+    existing: Path | None = None,
+    existing_ndjson: Path | None = None,
+) -> dict[str, Any]:
+    """One size: generate (or take ``existing``, kept), pre-serialise (or take
+    ``existing_ndjson``, written from it before), load both ways into fresh databases, compare."""
+    if existing is not None:
+        root = existing
+        for state in (root / ".eomatch").glob("ingest-*"):  # the eomatch load starts with no memory
+            state.unlink()
+        n_generated = None
+    else:
+        root = work / f"catalogue-{n_items}"
+        synth = _synth.generate(root, n_items, seed=seed)
+        print(f"[{n_items}] wrote {synth.items} items in {synth.seconds:.1f}s", file=sys.stderr)
+        if synth.items <= 20000:
+            _synth.verify(synth)
+        n_generated = synth.items
+    ndjson = existing_ndjson or work / f"items-{n_items}.ndjson"
+    if existing_ndjson is None:
+        collections = write_db_form(root, ndjson)
+    else:
+        rewriter = HrefRewriter(root, None)
+        cat = MatchupCatalogue.open(root)
+        collections = [transform_collection(c, cat.root / c["id"], rewriter) for c in cat.iter_collections()]
+    n_files = count_lines(ndjson)  # the item files: what both loads must end with
+    if n_generated is not None and n_files != n_generated:  # ids made twice: the later file replaced the earlier
+        print(f"[{n_items}] {n_generated} items generated, {n_files} item files (repeated ids)", file=sys.stderr)
     db_e = fresh_database(settings, f"bench_eomatch_{n_items}")
     db_p = fresh_database(settings, f"bench_pypgstac_{n_items}")
     try:
         load_collections(db_e, collections)
         load_collections(db_p, collections)
         eo = eomatch_child(db_e, root, batch)
-        print(f"[{n_items}] eomatch: {eo['line']}", file=sys.stderr)
+        print(f"[{n_items}] eomatch: {eo['line']}; peak RSS {eo['peak_rss_mib']:.0f} MiB, CPU {eo['cpu_s']:.0f}s",
+              file=sys.stderr)  # fmt: skip
         pg = run_child(PYPGSTAC_CHILD, {"dsn": db_p.dsn, "ndjson": str(ndjson)})
+        print(f"[{n_items}] pypgstac: {pg['seconds']:.1f}s; peak RSS {pg['peak_rss_mib']:.0f} MiB, CPU {pg['cpu_s']:.0f}s",
+              file=sys.stderr)  # fmt: skip
         counts_e, counts_p = item_counts(db_e), item_counts(db_p)
-        if counts_e != counts_p or sum(counts_e.values()) != synth.items:
-            raise SystemExit(f"databases differ: eomatch {counts_e} pypgstac {counts_p} expected {synth.items}")
+        if counts_e != counts_p or sum(counts_e.values()) != n_files:
+            raise SystemExit(f"databases differ: eomatch {counts_e} pypgstac {counts_p} expected {n_files}")
     finally:
         drop_database(settings, db_e.dbname)
         drop_database(settings, db_p.dbname)
-        shutil.rmtree(root, ignore_errors=True)
-        ndjson.unlink(missing_ok=True)
+        if existing is None:
+            shutil.rmtree(root, ignore_errors=True)
+        if existing_ndjson is None:
+            ndjson.unlink(missing_ok=True)
     out = {
-        "items": synth.items,
+        "items": n_files,
         "eomatch_s": eo["seconds"],
         "eomatch_rss_mib": eo["peak_rss_mib"],
         "pypgstac_s": pg["seconds"],
         "pypgstac_rss_mib": pg["peak_rss_mib"],
     }
-    out["eomatch_items_s"] = synth.items / out["eomatch_s"]
-    out["pypgstac_items_s"] = synth.items / out["pypgstac_s"]
+    out["eomatch_items_s"] = n_files / out["eomatch_s"]
+    out["pypgstac_items_s"] = n_files / out["pypgstac_s"]
     out["ratio"] = out["eomatch_items_s"] / out["pypgstac_items_s"]
     return out
 
@@ -228,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", help="use this running stack instead of starting one")
     ap.add_argument("--db-port", type=int, help="its database port")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--catalogue", type=Path, help="an existing catalogue instead of generating one (kept)")
+    ap.add_argument("--ndjson", type=Path, help="with --catalogue: its items as this script wrote them (kept)")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.items]
     work = scratch_dir("eomatch-ingest-bench-")
@@ -235,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with local_stack(args.state_dir, args.db_port) as settings:
             for n in sizes:
-                r = measure(settings, n, work, args.batch_size, args.seed)
+                r = measure(settings, n, work, args.batch_size, args.seed, args.catalogue, args.ndjson)
                 results.append(r)
                 print(
                     f"N={r['items']}: eomatch {r['eomatch_s']:.1f}s ({r['eomatch_items_s']:,.0f} items/s, "
