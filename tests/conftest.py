@@ -41,7 +41,9 @@ def stack_settings(state_dir: Path, **stack_overrides: object) -> Settings:
     stack = {
         "state_dir": str(state_dir),
         "db": {"port": ports["db"]},
-        "api": {"internal_port": ports["internal"], "external_port": ports["external"]},
+        # one external app process (the default is 2): test stacks start faster and lighter;
+        # tests/stack/test_replicas.py runs two
+        "api": {"internal_port": ports["internal"], "external_port": ports["external"], "external_replicas": 1},
         "proxy": {
             "port": ports["proxy"],
             "browser_port": ports["browser"],
