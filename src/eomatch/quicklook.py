@@ -171,9 +171,11 @@ def _unwrap(geom: BaseGeometry, ref_lon: float, anchor: BaseGeometry | None = No
     for part in sorted(_parts(geom), key=lambda p: -p.area):
         near = anchor if anchor is not None and not anchor.is_empty else shapely.union_all(placed)
         placed.append(_placed(part, near, ref_lon))
+    if len(placed) < 2:
+        return placed[0] if placed else Polygon()
     # on a 1e-9 degree grid: the halves of a part split at ±180 (179.99999999999997 and
     # 180 once moved) merge into one outline, without a seam
-    return shapely.make_valid(shapely.union_all(placed, grid_size=1e-9)) if placed else Polygon()
+    return shapely.make_valid(shapely.union_all(placed, grid_size=1e-9))
 
 
 def _first_lon(geoms: Sequence[BaseGeometry]) -> float:
@@ -212,7 +214,9 @@ class _View:
         map_h = SIZE_PX - BAND_PX
         self.px_per_km = min(SIZE_PX / width_km, map_h / height_km)
         self.cx, self.cy = SIZE_PX / 2.0, BAND_PX + map_h / 2.0
-        half_w_deg = SIZE_PX / 2.0 / self.px_per_km / KM_PER_DEG / self.kx
+        # land is clipped to this box a few px beyond the picture: the clip's edge, drawn
+        # in the coast colour, must not flicker in and out at the picture's side
+        half_w_deg = (SIZE_PX / 2.0 + 4.0) / self.px_per_km / KM_PER_DEG / self.kx
         half_h_deg = SIZE_PX / self.px_per_km / KM_PER_DEG
         self.box = (self.lon0 - half_w_deg, self.lat0 - half_h_deg, self.lon0 + half_w_deg, self.lat0 + half_h_deg)
 
