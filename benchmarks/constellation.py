@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--old-days", type=float, help="days for today's per-pair path (default: --days)")
     parser.add_argument("--start", default="2022-01-01", help="first day (default 2022-01-01)")
     parser.add_argument(
-        "--workers", type=int, default=2, help="processes for the new path (find.orbit_workers; default 2)"
+        "--workers", type=int, default=1, help="processes for the new path (find.orbit_workers; default 1)"
     )
     args = parser.parse_args(argv)
     old_days = args.days if args.old_days is None else min(args.old_days, args.days)
@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"same events on the old path's {old_days:g} d: {agree} (largest time difference {worst:.0f} s)")
     print(f"new path peak memory (ru_maxrss): {peak_mib:.0f} MiB, largest worker {worker_peak_mib:.0f} MiB")
     per = "" if old_days == args.days else " per day"
+    print(f"CPU ratio (old CPU s/day / new CPU s/day, workers included): {old_cpu_s / old_days / (new_cpu_s / args.days):.2f}")
     print("(wall times; on a shared machine compare within one run only)")
     print(f"ratio={old_per_day / new_per_day:.2f}{per}")
     return 0 if agree else 1

@@ -55,7 +55,8 @@ def test_regions_are_compact_by_default_and_full_on_request(
 
 def test_full_regions_setting_and_worker_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``find.full_regions: true`` is the flag's setting; two orbit workers print the same rows."""
-    flag = _rows(capsys, ["--config", str(_config(tmp_path)), "--events-only", "--format", "csv", "-q", "--full-regions"])
+    two = str(_config(tmp_path, orbit_workers=2))
+    flag = _rows(capsys, ["--config", two, "--events-only", "--format", "csv", "-q", "--full-regions"])
     setting = _rows(
         capsys,
         ["--config", str(_config(tmp_path, full_regions=True, orbit_workers=1)), "--events-only", "--format", "csv", "-q"],
