@@ -730,3 +730,45 @@ def test_partition_constraints_are_the_rows_ranges_after_a_run_and_after_a_kille
     build_catalogue(root, n_events=4)
     assert run(settings, creds, root, batch_size=3).new == 16
     assert loose() == []
+
+
+def test_collection_is_read_without_its_item_links(tmp_path: Path) -> None:
+    """A collection.json lists every item; ingest keeps none of those links. It is read
+    as the plain parse gives it minus the links the transform drops, in memory about the
+    file's size (the plain parse of 50k links takes several times that); a file that is
+    not a plain object still gives the usual value or one-line error."""
+    import tracemalloc
+
+    from eomatch.errors import CatalogueError
+    from eomatch.ingest import read_collection, transform_collection
+
+    links = [{"rel": "item", "href": f"./2022/01/01/item-{k:06d}.json", "type": "application/geo+json"}
+             for k in range(50_000)]  # fmt: skip
+    links += [{"rel": "license", "href": "https://example.com/licence"}, {"rel": "root", "href": "../catalog.json"}]
+    col = {"type": "Collection", "id": "c", "extent": {"spatial": {"bbox": [[-1.5, 2, 3e5, 4]]}},
+           "links": links, "summaries": {"platform": ["S2A", None, True, 1.25]}}  # fmt: skip
+    path = tmp_path / "collection.json"
+    path.write_text(json_dumps_spaced(col))
+    rewriter = HrefRewriter(tmp_path, None)
+    want = {**col, "links": [links[-2]]}
+    tracemalloc.start()
+    got = read_collection(path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert got == want
+    assert transform_collection(got, tmp_path, rewriter) == transform_collection(col, tmp_path, rewriter)
+    assert peak < 3 * path.stat().st_size, (peak, path.stat().st_size)
+
+    for text, value in (("[1, 2]", [1, 2]), ('{"links": {"a": 1}}', {"links": {"a": 1}}), (' { } ', {})):
+        path.write_text(text)
+        assert read_collection(path) == value
+    path.write_text('{"id": "c", "links": [}')
+    with pytest.raises(CatalogueError, match="malformed JSON in .*collection.json line 1"):
+        read_collection(path)
+
+
+def json_dumps_spaced(doc: Any) -> str:
+    """Indented JSON, as catalogues write it (whitespace everywhere the reader must skip)."""
+    import json
+
+    return json.dumps(doc, indent=2)

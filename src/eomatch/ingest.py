@@ -2,7 +2,9 @@
 
 Files are the source of truth: after a successful run every item of the
 catalogue is in the database with the content its file gives. Items stream from
-disk in batches into pypgstac's ``Loader`` (upsert), collections first. Hrefs
+disk in batches, formatted as pypgstac's ``Loader`` does, into pgSTAC's partitions
+with :class:`eomatch.pgstac.ItemLoader` (COPY; upsert where the item may be there),
+collections first (pypgstac's ``Loader``). Hrefs
 are made to work in the database: relative asset hrefs become absolute
 ``file://`` URIs (or URLs under ``assets_base_url``), and item-to-item links
 become API-relative (``collections/{c}/items/{i}``), which stac-fastapi resolves
@@ -32,17 +34,21 @@ folders are followed once (loops are reported).
 A crash leaves the database consistent (every partition load is one
 transaction; the state records a batch only after it is committed) and the next
 run completes the work. One run at a time per catalogue and database: a second
-one finds the lock taken and returns at once. Reading, parsing, checking and
-rewriting files runs in a thread ahead of the database loads, so the Python work
-overlaps the time the database spends upserting.
+one finds the lock taken and returns at once. Reading, parsing, checking,
+rewriting and formatting files (down to the COPY text of each row) runs in a thread
+ahead of the database loads, so the Python work overlaps the time the database
+spends loading. A partition's datetime check constraints are opened once per run
+and made the rows' ranges again at its end (see ``ItemLoader``), with the extents.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -207,6 +213,91 @@ def transform_collection(col: dict[str, Any], folder: Path, rewriter: AssetHrefs
     for asset in (out.get("assets") or {}).values():
         if isinstance(asset, dict) and isinstance(asset.get("href"), str):
             asset["href"] = rewriter.asset_href(asset["href"], folder)
+    return out
+
+
+def _kept_link(link: Any) -> bool:
+    """Whether :func:`transform_collection` keeps a collection link (others than dicts
+    with a string href are kept, for it to judge)."""
+    if not isinstance(link, dict) or not isinstance(link.get("href", ""), str):
+        return True
+    return link.get("rel") not in PLACE_RELS and "://" in link.get("href", "")
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def read_collection(path: Path) -> Any:
+    """A ``collection.json`` as :func:`transform_collection` needs it, without its item links.
+
+    A catalogue's collection lists every item (a 333k-item collection: 35 MB of JSON,
+    ~400 MB as Python objects), and the database copy keeps none of those links. The
+    top-level object is read member by member with the standard decoder, the
+    ``links`` array link by link, dropping the links the transform drops, so memory is
+    about the file's size, not its parse. Anything unusual (not an object, a syntax
+    error) is read again the plain way, for the usual value or one-line error.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8")
+        return _collection_without_item_links(text, json.JSONDecoder())
+    except (ValueError, IndexError, TypeError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return jsonio.read_json(path)
+    except OSError:
+        return jsonio.read_json(path)  # the same one-line errors as elsewhere
+
+
+def _collection_without_item_links(text: str, dec: json.JSONDecoder) -> dict[str, Any]:
+    def skip(i: int) -> int:
+        return _WS.match(text, i).end()  # type: ignore[union-attr]
+
+    i = skip(0)
+    if text[i] != "{":
+        raise ValueError("not an object")
+    out: dict[str, Any] = {}
+    i = skip(i + 1)
+    if text[i] == "}":
+        i += 1
+    else:
+        while True:
+            key, i = dec.raw_decode(text, i)
+            if not isinstance(key, str):
+                raise ValueError("key")
+            i = skip(i)
+            if text[i] != ":":
+                raise ValueError(":")
+            i = skip(i + 1)
+            if key == "links" and text[i] == "[":
+                links: list[Any] = []
+                i = skip(i + 1)
+                if text[i] == "]":
+                    i += 1
+                else:
+                    while True:
+                        link, i = dec.raw_decode(text, i)
+                        if _kept_link(link):
+                            links.append(link)
+                        i = skip(i)
+                        if text[i] == ",":
+                            i = skip(i + 1)
+                            continue
+                        if text[i] != "]":
+                            raise ValueError("]")
+                        i += 1
+                        break
+                value: Any = links
+            else:
+                value, i = dec.raw_decode(text, i)
+            out[key] = value
+            i = skip(i)
+            if text[i] == ",":
+                i = skip(i + 1)
+                continue
+            if text[i] != "}":
+                raise ValueError("}")
+            i += 1
+            break
+    if skip(i) != len(text):
+        raise ValueError("extra data")
     return out
 
 
@@ -936,7 +1027,8 @@ class _Run:
             prefetch = Prefetcher(_read_batches(paths, self.salt, self.batch, recorded, prepare), name="ingest-read")
             progress = self.progress
             if progress is None:
-                progress = Progress("ingest", total=count(), quiet=self.quiet)
+                # Quiet, nobody reads the total: no second walk (1M files: seconds before the first load).
+                progress = Progress("ingest", total=None if self.quiet else count(), quiet=self.quiet)
             elif progress.total is None:
                 progress.total = count()
             for pending in prefetch:
@@ -1055,7 +1147,7 @@ class _Run:
             self.summary.collections += 1
             if since_ns is not None and name in self.in_db and col_mtime_ns <= since_ns:
                 continue
-            col = jsonio.read_json(col_path)
+            col = read_collection(col_path)
             if not isinstance(col, dict):
                 raise CatalogueError(f"{col_path} is not a JSON object")
             reason = unsafe_reason(col.get("id"))

@@ -363,6 +363,11 @@ class ItemLoader:
 
     ``private`` is written on conflicts too (pypgstac's upsert keeps the old one).
     Every partition's load is one transaction.
+
+    Whole ``eomatch-ingest`` runs against pypgstac's upsert of the same items (that
+    benchmark, this shared 2-core VM under other load): 0.54 with pypgstac's loader,
+    0.81-1.09 with this one at 20k items; 0.65 at 1M (one run; the ingest used 119 s
+    of CPU in 424 s, waiting the rest for a CPU or PostgreSQL).
     """
 
     def __init__(self, conn: Any) -> None:
