@@ -366,8 +366,8 @@ class ItemLoader:
 
     Whole ``eomatch-ingest`` runs against pypgstac's upsert of the same items (that
     benchmark, this shared 2-core VM under other load): 0.54 with pypgstac's loader,
-    0.81-1.09 with this one at 20k items; 0.65 at 1M (one run; the ingest used 119 s
-    of CPU in 424 s, waiting the rest for a CPU or PostgreSQL).
+    0.81-1.09 with this one at 20k items; 0.65 and 0.45 at 1M (two runs: ingest's own
+    per-item work, 142 s of CPU against pypgstac's 52 s on ready items, waits for a CPU).
     """
 
     def __init__(self, conn: Any) -> None:
