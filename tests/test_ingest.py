@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import psycopg
 import pytest
 from catalogue_factory import build_catalogue
@@ -502,6 +503,29 @@ def test_two_catalogues_feed_one_collection_extent_is_the_union(
     for item in repaired:
         assert item["properties"]["start_datetime"] == item["properties"]["datetime"]
         assert item_validator().problem(item) is None
+
+
+@pytest.mark.stack
+def test_totals_count_what_an_ingest_added(running_stack: Any, new_db: Any, tmp_path: Path) -> None:
+    """pgSTAC keeps each search's numberMatched for a day: after an ingest the next
+    search counts again, so a researcher never reads the total from before the load."""
+    creds = new_db()
+    settings = running_stack.settings
+    search = orjson.dumps({"collections": ["S2_MSI_L1C"], "limit": 1}).decode()
+
+    def total() -> int:
+        with psycopg.connect(creds.dsn) as conn:
+            return int(conn.execute("SELECT pgstac.search(%s::jsonb)->>'numberMatched'", (search,)).fetchone()[0])
+
+    def in_files(root: Path) -> int:
+        return sum(1 for p in item_files(root) if jsonio.read_json(p)["collection"] == "S2_MSI_L1C")
+
+    build_catalogue(tmp_path / "first", n_events=2, start=datetime(2023, 4, 1, 9, 0, tzinfo=UTC))
+    build_catalogue(tmp_path / "second", n_events=3, start=datetime(2023, 6, 1, 9, 0, tzinfo=UTC))
+    run(settings, creds, tmp_path / "first")
+    assert total() == total() == in_files(tmp_path / "first")  # counted once, then kept
+    assert run(settings, creds, tmp_path / "second").new > 0
+    assert total() == in_files(tmp_path / "first") + in_files(tmp_path / "second")
 
 
 # --------------------------------------------------------------------------- every file ingested or reported (issues 10, 14)

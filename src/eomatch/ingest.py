@@ -1223,7 +1223,17 @@ class _Run:
                 (collection, collection),
             )
         if self.touched:
+            self._forget_counts()
             self.state.set("extents_pending", "[]")
+
+    def _forget_counts(self) -> None:
+        """Make every search count again once: pgSTAC keeps each search's total
+        (``numberMatched``) for ``context_stats_ttl`` (a day by default), so after a load
+        the APIs would go on reporting the old totals (at 1M: 3,580 for a collection
+        now holding 33,050). Recounting is lazy, on each search's next request."""
+        self.conn.execute(
+            "UPDATE pgstac.search_wheres SET statslastupdated = NULL WHERE statslastupdated IS NOT NULL"
+        )
 
     # ----------------------------------------------------------------- items
 
