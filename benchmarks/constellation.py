@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--old-days", type=float, help="days for today's per-pair path (default: --days)")
     parser.add_argument("--start", default="2022-01-01", help="first day (default 2022-01-01)")
     parser.add_argument(
-        "--workers", type=int, default=1, help="processes for the new path (find.orbit_workers; default 1)"
+        "--workers", type=int, default=2, help="processes for the new path (find.orbit_workers; default 2)"
     )
     args = parser.parse_args(argv)
     old_days = args.days if args.old_days is None else min(args.old_days, args.days)

