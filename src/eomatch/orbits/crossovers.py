@@ -27,8 +27,9 @@ this replaced, to compare against.
 
 Measured (``benchmarks/constellation.py``, six satellites, 12 pairs, 100 km /
 1800 s, on a 2-core machine shared with other jobs, so only in-run comparisons
-count): 7 days, one process, same events: 7.0 s (4.7 s CPU) vs 12.0 s (5.7 s CPU)
-for the per-pair path, CSV 1.9 MB vs 13.9 MB. The whole of 2022 took 298 s of CPU
+count): 14 days, same events, CPU 11.3 s (two processes, 10.2 s wall) vs 11.1 s
+for the per-pair path (11.2 s wall): sharing the propagation saves little CPU, the
+CSV shrinks 8x (4.1 MB vs 33.6 MB). The whole of 2022 took 266-298 s of CPU
 (77 276 events); what is left is per event (the 1 s refinement ~40%, building the
 full region ~30%), not propagation. ``eomatch-find --events-only --format csv`` for
 that year: 5 min 52 s in one process, 3 min 33 s with two (cores mostly free then;
