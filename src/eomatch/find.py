@@ -241,6 +241,15 @@ def find_site_events(
                 yield xo, on_site
 
 
+def _full_regions(settings: Settings) -> Settings:
+    """The catalogue's events keep their full regions: the product search and the
+    event item's geometry use them, and a compact region (up to 128 km off for long
+    events) could miss an edge product. Compact regions are for the tables."""
+    if settings.find.full_regions:
+        return settings
+    return settings.model_copy(update={"find": settings.find.model_copy(update={"full_regions": True})})
+
+
 def _orbit_settings(settings: Settings) -> Settings:
     """The crossover search's settings with sites: daylight is checked at the site at each
     pass (not at the event centre), and the distance threshold grows by the largest site's
@@ -540,7 +549,8 @@ def find(
             for sat_a, sat_b in pairs:
                 index = site_index(settings, tles, sat_a.name, sat_b.name, start, end)
                 crossovers = find_crossovers(
-                    _orbit_settings(settings), sat_a.name, sat_b.name, start, end, tles=tles, progress=progress
+                    _full_regions(_orbit_settings(settings)), sat_a.name, sat_b.name, start, end,
+                    tles=tles, progress=progress,
                 )
                 for xo in crossovers:
                     on_site = index.within(xo.platform_a, xo.start_a, xo.end_a, xo.start_b, xo.end_b) if index else []

@@ -62,3 +62,21 @@ def test_full_regions_setting_and_worker_processes(tmp_path: Path, capsys: pytes
         ["--config", str(_config(tmp_path, full_regions=True, orbit_workers=1)), "--events-only", "--format", "csv", "-q"],
     )
     assert flag == setting
+
+
+def test_catalogue_events_keep_their_full_regions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Events written to a catalogue carry the full region (the product search and the
+    item's geometry use it), whatever ``find.full_regions`` says for the tables."""
+    from eomatch.catalogue import MatchupCatalogue
+    from eomatch.jsonio import read_json
+
+    cfg = str(_config(tmp_path))
+    full = _rows(capsys, ["--config", cfg, "--events-only", "--format", "csv", "-q", "--full-regions"])
+    assert main(["--config", cfg, "--events-only", "-q"]) == 0
+    capsys.readouterr()
+    cat = MatchupCatalogue.open(tmp_path / "cat")
+    events = [read_json(cat.root / ref.relpath) for ref in cat.iter_ids(kind="event")]
+    assert len(events) == len(full)
+    n_items = sorted(shapely.get_num_coordinates(shapely.geometry.shape(e["geometry"])) for e in events)
+    n_full = sorted(shapely.get_num_coordinates(shapely.from_wkt(r["region"])) for r in full)
+    assert max(n_items) > 64 and n_items == n_full
