@@ -26,4 +26,8 @@ Registry.addMetadataFields({
   'matchup:max_cloud_cover': { label: 'Max cloud cover (%)', formatter: scaled(1, 1) },
   'matchup:min_distance_km': { label: 'Closest approach of the tracks (km)', formatter: scaled(1, 1) },
   'matchup:solar_elevation_deg': { label: 'Solar elevation (°)', formatter: scaled(1, 1) },
+  'matchup:sites': { label: 'Calibration sites' },
+  'matchup:region_area_km2': { label: 'Collocation region area (km²)', formatter: scaled(1, 0) },
+  'matchup:time_windows': { label: 'Time windows (UTC)' },
+  'matchup:crosses_antimeridian': { label: 'Crosses the antimeridian' },
 });

@@ -3,37 +3,26 @@ proxy: no page asks another host (root, a collection, an item with its Source po
 the search page), the item page's map is painted with the bundled Natural Earth
 basemap, and the ``matchup:`` fields show with our labels and units.
 
-Thumbnails are not tested here: the stack does not make them yet (another item)."""
+Thumbnails (quicklooks) are tested on the demo: tests/stack/test_quicklooks_browser.py."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from conftest import RunningStack
 from helpers import Writer, make_collection, make_item, unique_id
+from helpers_browser import TIMEOUT_MS, basemap_pixels, chromium_context, foreign, settle
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
-CHROMIUM = Path("/usr/bin/chromium")
-BASEMAPS_JS = Path(__file__).resolve().parents[2] / "src/eomatch/stack/browser_pkg/basemaps.config.js"
 # An item on the Tyrrhenian coast of Italy: its map shows land and sea.
 LON_DEG, LAT_DEG, SIZE_DEG = 12.0, 41.0, 1.5
 TIME_DIFF_S = 750.0  # shown as 12.5 min
 OVERLAP_FRACTION = 0.4213  # shown as 42.1 %
 MAX_CLOUD_COVER = 17.5  # percent already
-TIMEOUT_MS = 30_000
-
-
-def _basemap_color(name: str) -> tuple[int, int, int]:
-    """A colour of the basemap as the build has it (so the test follows a restyle)."""
-    m = re.search(rf"{name}\s*=\s*'#([0-9a-fA-F]{{6}})'", BASEMAPS_JS.read_text())
-    assert m, f"{name} not found in {BASEMAPS_JS}"
-    h = m.group(1)
-    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+SITE = "Libya-4"
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +36,7 @@ def matchup(running_stack: RunningStack) -> Iterator[tuple[str, str]]:
             "matchup:abs_time_diff_s": TIME_DIFF_S,
             "matchup:overlap_fraction": OVERLAP_FRACTION,
             "matchup:max_cloud_cover": MAX_CLOUD_COVER,
+            "matchup:sites": [SITE],
         }, assets={
             # a public provider href the external API keeps: the browser must not fetch it
             "data": {"href": "https://data.example.org/b.tif", "type": "image/tiff; application=geotiff",
@@ -59,19 +49,8 @@ def matchup(running_stack: RunningStack) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def browser_context(running_stack: RunningStack):  # type: ignore[no-untyped-def]
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield browser.new_context(viewport={"width": 1280, "height": 900})
-        finally:
-            browser.close()
+    with chromium_context() as context:
+        yield context
 
 
 @pytest.fixture
@@ -83,18 +62,6 @@ def page(browser_context):  # type: ignore[no-untyped-def]
         page.close()
 
 
-def _foreign(urls: list[str], base_url: str) -> list[str]:
-    """Every URL a page asked for that is not the stack's own origin (data:/blob: are local)."""
-    ours = urlsplit(base_url)
-    return [u for u in urls if urlsplit(u).scheme not in ("data", "blob")
-            and (urlsplit(u).scheme, urlsplit(u).netloc) != (ours.scheme, ours.netloc)]
-
-
-def _settle(page) -> None:  # type: ignore[no-untyped-def]
-    """Wait until the page has asked for all it will (lazy chunks, map data)."""
-    page.wait_for_load_state("networkidle", timeout=TIMEOUT_MS)
-
-
 def test_no_page_requests_another_host(
     running_stack: RunningStack, matchup: tuple[str, str], page, artifacts_dir: Path  # type: ignore[no-untyped-def]
 ) -> None:
@@ -102,13 +69,13 @@ def test_no_page_requests_another_host(
     requested: list[str] = []
     page.on("request", lambda req: requested.append(req.url))
     base = running_stack.base_url
-    foreign: dict[str, list[str]] = {}
+    leaks_by_page: dict[str, list[str]] = {}
 
     def visited(name: str) -> None:
-        _settle(page)
-        leaks = _foreign(requested, base)
+        settle(page)
+        leaks = foreign(requested, base)
         if leaks:
-            foreign[name] = sorted(set(leaks))
+            leaks_by_page[name] = sorted(set(leaks))
         seen.extend(requested)
         requested.clear()
 
@@ -141,50 +108,23 @@ def test_no_page_requests_another_host(
     page.screenshot(path=str(artifacts_dir / "browser-offline-search.png"))
 
     assert any(u.startswith(running_stack.external + "/") for u in seen), "the pages never reached the API"
-    assert not foreign, f"requests left the stack: {foreign}"
-
-
-_COUNT_COLORS_JS = """([targets, tolerance]) => {
-    const counts = targets.map(() => 0);
-    let total = 0;
-    for (const canvas of document.querySelectorAll('.map canvas')) {
-        const ctx = canvas.getContext('2d', {willReadFrequently: true});
-        if (!ctx || !canvas.width || !canvas.height) continue;
-        const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-        for (let i = 0; i < data.length; i += 4) {
-            total += 1;
-            targets.forEach(([r, g, b], k) => {
-                if (Math.abs(data[i] - r) <= tolerance && Math.abs(data[i + 1] - g) <= tolerance
-                    && Math.abs(data[i + 2] - b) <= tolerance && data[i + 3] > 200) counts[k] += 1;
-            });
-        }
-    }
-    return {total, counts};
-}"""
+    assert not leaks_by_page, f"requests left the stack: {leaks_by_page}"
 
 
 def test_item_map_is_painted_with_the_bundled_basemap(
     running_stack: RunningStack, matchup: tuple[str, str], page, artifacts_dir: Path  # type: ignore[no-untyped-def]
 ) -> None:
     cid, iid = matchup
-    sea, land = _basemap_color("SEA_COLOR"), _basemap_color("LAND_COLOR")
     page.goto(f"{running_stack.base_url}/collections/{cid}/items/{iid}")
     page.get_by_role("heading", name=iid).wait_for(timeout=TIMEOUT_MS)
     page.locator(".map canvas").first.wait_for(timeout=TIMEOUT_MS)
-    _settle(page)
+    settle(page)
 
-    # the basemap is drawn once its chunk is parsed: poll until both colours show
-    result: dict = {}
-    for _ in range(60):
-        result = page.evaluate(_COUNT_COLORS_JS, [[list(sea), list(land)], 6])
-        if result["total"] and min(result["counts"]) > 0.02 * result["total"]:
-            break
-        page.wait_for_timeout(500)
+    result = basemap_pixels(page)  # polls: the basemap is drawn once its chunk is parsed
     page.locator(".map").first.screenshot(path=str(artifacts_dir / "browser-offline-map.png"))
     assert result["total"] > 10_000, f"no map canvas with pixels: {result}"
-    sea_px, land_px = result["counts"]
-    assert sea_px > 0.02 * result["total"], f"no sea painted on the coast of Italy: {result}"
-    assert land_px > 0.02 * result["total"], f"no land painted on the coast of Italy: {result}"
+    assert result["sea"] > 0.02 * result["total"], f"no sea painted on the coast of Italy: {result}"
+    assert result["land"] > 0.02 * result["total"], f"no land painted on the coast of Italy: {result}"
 
 
 def test_matchup_fields_have_labels_and_units(
@@ -197,6 +137,7 @@ def test_matchup_fields_have_labels_and_units(
         "Time difference (min)": f"{TIME_DIFF_S / 60:g}",
         "Overlap (%)": f"{OVERLAP_FRACTION * 100:.1f}",
         "Max cloud cover (%)": f"{MAX_CLOUD_COVER:g}",
+        "Calibration sites": SITE,
     }
     for label, value in shown.items():
         cell = page.get_by_text(label, exact=True).first
