@@ -23,7 +23,9 @@ shared by all its pairs (also for the fine track, interpolated between them).
 Regions are compact by default (:func:`~eomatch.orbits.region.compact_region`:
 at most ``region_max_vertices`` within ``region_tolerance_km``); ``full_regions``
 keeps every vertex. :mod:`eomatch.orbits.reference` keeps the per-pair search
-this replaced, to compare against.
+this replaced, to compare against: both subclass :class:`PairSearch` (clustering,
+refinement, grouping, regions, filters, the chunk walk) and differ only in how
+tracks are propagated and how the coarse pass finds candidates.
 
 Measured (``benchmarks/constellation.py``, six satellites, 12 pairs, 100 km /
 1800 s, on a 2-core machine shared with other jobs, so only in-run comparisons
@@ -330,8 +332,15 @@ def _row_runs(ok: np.ndarray, dot: np.ndarray) -> tuple[np.ndarray, ...]:
     )
 
 
-class _PairSearch:
-    """State of one (a, b) search: grids, thresholds, the coarse-pass carry."""
+class PairSearch:
+    """One (a, b) search: thresholds, the coarse-pass carry, refinement into events.
+
+    Public so that :mod:`eomatch.orbits.reference` reuses all of it and differs
+    only in what the constellation search replaced: subclasses say how a track
+    is propagated (:meth:`fine_track`), how the coarse pass finds candidates
+    (:meth:`coarse_candidates`), how regions are finished (:meth:`finish_region`)
+    and what is released after a chunk (:meth:`release`).
+    """
 
     def __init__(
         self,
@@ -340,7 +349,6 @@ class _PairSearch:
         start_s: float,
         end_s: float,
         params: CrossoverParams,
-        grids: tuple[TrackGrid, TrackGrid] | None = None,
     ) -> None:
         self.a, self.b, self.p = tles_a, tles_b, params
         self.start_s = start_s
@@ -364,10 +372,6 @@ class _PairSearch:
         self.pad_km = 0.5 * float(params.space_diff_threshold_km) + 1.0
         self.margin_km = 0.0
         self.bbox = bbox_geometry(params.min_lat, params.max_lat, params.min_lon, params.max_lon)
-        step_s = self.m * self.fs
-        if grids is None:
-            grids = (TrackGrid(tles_a, start_s, step_s), TrackGrid(tles_b, start_s, step_s))
-        self.grid_a, self.grid_b = grids
         self._carry = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, bool))
 
     @property
@@ -377,57 +381,43 @@ class _PairSearch:
     def times(self, fine_idx: np.ndarray) -> np.ndarray:
         return self.start_s + fine_idx.astype(np.float64) * self.fs
 
-    def fine_track(self, grid: TrackGrid, fine_idx: np.ndarray) -> np.ndarray:
-        """Nadir unit vectors on the fine grid, interpolated between the grid's SGP4 nodes."""
-        return grid.fine_unit(self.times(fine_idx))
-
     def coarse_span(self, chunk: int) -> tuple[int, int]:
         """Coarse nodes (first, one past last) either satellite needs for ``chunk``."""
         k0 = chunk * self.chunk_c
         return max(0, k0 - self.pad_c), min(self.n_coarse, k0 + self.chunk_c + self.pad_c)
 
-    # coarse pass ---------------------------------------------------------------------
+    # what subclasses decide -------------------------------------------------------------
+
+    def fine_track(self, side: str, fine_idx: np.ndarray) -> np.ndarray:
+        """Nadir unit vectors of satellite ``side`` ("a" or "b") at fine indices."""
+        raise NotImplementedError
 
     def coarse_candidates(self, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Fine indices (a, b) of coarse sample pairs that may hide a hit nearby.
 
         The third array flags pairs near the site box (all True without one): a
         cluster is refined only if one of its pairs is, so events are never clipped.
+        Sets ``margin_km`` (what the coarse step can hide) for :meth:`near_bbox`.
         """
-        m = self.m
-        k0 = chunk * self.chunk_c
-        ka = np.arange(k0, min(k0 + self.chunk_c, self.n_coarse))
-        kb = np.arange(max(0, k0 - self.pad_c), min(self.n_coarse, ka[-1] + 1 + self.pad_c))
-        ua, lat_a, lon_a = self.grid_a.nodes(ka)
-        ub, lat_b, lon_b = self.grid_b.nodes(kb)
-        va = np.isfinite(ua).all(axis=1)
-        vb = np.isfinite(ub).all(axis=1)
-        empty = np.empty(0, dtype=np.int64)
-        if va.sum() == 0 or vb.sum() == 0:
-            return empty, empty, np.empty(0, dtype=bool)
-        step_a = np.nanmax(great_circle_km(ua[1:], ua[:-1])) if ka.size > 1 else 0.0
-        step_b = np.nanmax(great_circle_km(ub[1:], ub[:-1])) if kb.size > 1 else 0.0
-        self.margin_km = 0.5 * (step_a + step_b) * 1.05 + 1.0
-        r_km = min(self.d_km + self.margin_km, math.pi * EARTH_RADIUS_KM)
-        r_chord = 2.0 * math.sin(r_km / (2.0 * EARTH_RADIUS_KM))
-        dt_tol = self.t_max_s + m * self.fs
-        ia_all, ib_all = np.flatnonzero(va), np.flatnonzero(vb)
-        pi, pj = _close_in_band(
-            ua[ia_all], ub[ib_all], ka[ia_all], kb[ib_all], int(dt_tol // (m * self.fs)), r_chord
-        )
-        i = ia_all[pi]
-        j = ib_all[pj]
-        chord = np.linalg.norm(ua[i] - ub[j], axis=1)
-        keep = (chord <= r_chord) & (np.abs(kb[j] - ka[i]) * m * self.fs <= dt_tol)
-        i, j = i[keep], j[keep]
-        if self.bbox is not None:
-            near = self._near_bbox(lat_a[i], lon_a[i]) | self._near_bbox(lat_b[j], lon_b[j])
-        else:
-            near = np.ones(i.size, dtype=bool)
-        return ka[i] * m, kb[j] * m, near
+        raise NotImplementedError
 
-    def _near_bbox(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-        """Coarse points close enough to the site box for the region to reach it."""
+    def finish_region(self, region: BaseGeometry) -> tuple[BaseGeometry, float]:
+        """The event's region and its tolerance: compacted unless ``full_regions``."""
+        p = self.p
+        if p.full_regions:
+            return region, 0.0
+        return compact_region(region, p.region_tolerance_km, p.region_max_vertices)
+
+    def release(self, chunk: int) -> None:
+        """Free what no later chunk of this search needs (nothing here)."""
+
+    # coarse pass ---------------------------------------------------------------------
+
+    def near_bbox(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """Coarse points close enough to the site box for the region to reach it.
+
+        Public for the subclasses' coarse passes (including the reference's).
+        """
         p = self.p
         margin_km = self.margin_km + 0.5 * max(self.sw_a, self.sw_b) + self.d_km + 10.0
         mdeg = math.degrees(margin_km / EARTH_RADIUS_KM)
@@ -484,8 +474,8 @@ class _PairSearch:
             return []
         idx_a = _union_of_ranges([(t[1], t[2]) for t in tasks])
         idx_b = _union_of_ranges([(t[3], t[4]) for t in tasks])
-        track_a = self.fine_track(self.grid_a, idx_a)
-        track_b = self.fine_track(self.grid_b, idx_b)
+        track_a = self.fine_track("a", idx_a)
+        track_b = self.fine_track("b", idx_b)
         runs: dict[int, list[tuple[np.ndarray, ...]]] = {}
         for ci, r0, r1, b0, b1 in tasks:
             pa0 = int(np.searchsorted(idx_a, r0))
@@ -524,8 +514,8 @@ class _PairSearch:
         ]
         all_a = np.unique(np.concatenate([sa for sa, _ in samples])) if samples else idx_a[:0]
         all_b = np.unique(np.concatenate([sb for _, sb in samples])) if samples else idx_b[:0]
-        ua_all = self.fine_track(self.grid_a, all_a)
-        ub_all = self.fine_track(self.grid_b, all_b)
+        ua_all = self.fine_track("a", all_a)
+        ub_all = self.fine_track("b", all_b)
         events: list[Crossover] = []
         pos = 0
         for ka_g, kb0_g, kb1_g, i_best, j_best, pa, pb, pieces in skeletons:
@@ -647,9 +637,7 @@ class _PairSearch:
         sun = float(solar_elevation_deg(0.5 * (t_a_best + t_b_best), lat_c[0], lon_c[0]))
         if p.exclude_night_events and sun < p.min_solar_elevation_deg:
             return None
-        tol_km = 0.0
-        if not p.full_regions:
-            region, tol_km = compact_region(region, p.region_tolerance_km, p.region_max_vertices)
+        region, tol_km = self.finish_region(region)
         ta = self.times(np.array([ka.min(), ka.max()]))
         tb = self.times(np.array([kb0.min(), kb1.max()]))
         return Crossover(
@@ -714,19 +702,81 @@ class _PairSearch:
         reported_days = 0.0
         for chunk in range(n_chunks):
             yield from self.step(chunk)
-            self._forget(chunk, [self])
+            self.release(chunk)
             if progress is not None:
                 covered = self.span_days * (chunk + 1) / n_chunks
                 progress.update(covered - reported_days)
                 reported_days = covered
 
-    def _forget(self, chunk: int, searches: Sequence[_PairSearch]) -> None:
-        """Let this pair's grids drop nodes no search of theirs needs after ``chunk``."""
+
+class _GridPairSearch(PairSearch):
+    """The search on :class:`TrackGrid` s, which a constellation's pairs share.
+
+    Each satellite's coarse nodes are propagated once per grid; the coarse pass
+    compares blocks of them with matrix products (:func:`_close_in_band`).
+    """
+
+    def __init__(
+        self,
+        tles_a: TleSet,
+        tles_b: TleSet,
+        start_s: float,
+        end_s: float,
+        params: CrossoverParams,
+        grids: tuple[TrackGrid, TrackGrid] | None = None,
+    ) -> None:
+        super().__init__(tles_a, tles_b, start_s, end_s, params)
+        step_s = self.m * self.fs
+        if grids is None:
+            grids = (TrackGrid(tles_a, start_s, step_s), TrackGrid(tles_b, start_s, step_s))
+        self.grid_a, self.grid_b = grids
+
+    def fine_track(self, side: str, fine_idx: np.ndarray) -> np.ndarray:
+        """Nadir unit vectors on the fine grid, interpolated between the grid's SGP4 nodes."""
+        grid = self.grid_a if side == "a" else self.grid_b
+        return grid.fine_unit(self.times(fine_idx))
+
+    def coarse_candidates(self, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """See :meth:`PairSearch.coarse_candidates`; nodes come from the shared grids."""
+        m = self.m
+        k0 = chunk * self.chunk_c
+        ka = np.arange(k0, min(k0 + self.chunk_c, self.n_coarse))
+        kb = np.arange(max(0, k0 - self.pad_c), min(self.n_coarse, ka[-1] + 1 + self.pad_c))
+        ua, lat_a, lon_a = self.grid_a.nodes(ka)
+        ub, lat_b, lon_b = self.grid_b.nodes(kb)
+        va = np.isfinite(ua).all(axis=1)
+        vb = np.isfinite(ub).all(axis=1)
+        empty = np.empty(0, dtype=np.int64)
+        if va.sum() == 0 or vb.sum() == 0:
+            return empty, empty, np.empty(0, dtype=bool)
+        step_a = np.nanmax(great_circle_km(ua[1:], ua[:-1])) if ka.size > 1 else 0.0
+        step_b = np.nanmax(great_circle_km(ub[1:], ub[:-1])) if kb.size > 1 else 0.0
+        self.margin_km = 0.5 * (step_a + step_b) * 1.05 + 1.0
+        r_km = min(self.d_km + self.margin_km, math.pi * EARTH_RADIUS_KM)
+        r_chord = 2.0 * math.sin(r_km / (2.0 * EARTH_RADIUS_KM))
+        dt_tol = self.t_max_s + m * self.fs
+        ia_all, ib_all = np.flatnonzero(va), np.flatnonzero(vb)
+        pi, pj = _close_in_band(
+            ua[ia_all], ub[ib_all], ka[ia_all], kb[ib_all], int(dt_tol // (m * self.fs)), r_chord
+        )
+        i = ia_all[pi]
+        j = ib_all[pj]
+        chord = np.linalg.norm(ua[i] - ub[j], axis=1)
+        keep = (chord <= r_chord) & (np.abs(kb[j] - ka[i]) * m * self.fs <= dt_tol)
+        i, j = i[keep], j[keep]
+        if self.bbox is not None:
+            near = self.near_bbox(lat_a[i], lon_a[i]) | self.near_bbox(lat_b[j], lon_b[j])
+        else:
+            near = np.ones(i.size, dtype=bool)
+        return ka[i] * m, kb[j] * m, near
+
+    def release(self, chunk: int) -> None:
+        """Let this pair's grids drop nodes no later chunk of it needs."""
         for grid in (self.grid_a, self.grid_b):
-            _forget_grid(grid, chunk + 1, searches)
+            _forget_grid(grid, chunk + 1, [self])
 
 
-def _forget_grid(grid: TrackGrid, next_chunk: int, searches: Sequence[_PairSearch]) -> None:
+def _forget_grid(grid: TrackGrid, next_chunk: int, searches: Sequence[_GridPairSearch]) -> None:
     """Drop the grid's nodes before what any search using it needs from ``next_chunk`` on."""
     need: list[int] = []
     for search in searches:
@@ -760,7 +810,7 @@ def search_pair(
     progress: Progress | None = None,
 ) -> Iterator[Crossover]:
     """Crossover events of two satellites (already resolved to their TLE sets)."""
-    search = _PairSearch(tles_a, tles_b, to_unix_s(start), to_unix_s(end), params)
+    search = _GridPairSearch(tles_a, tles_b, to_unix_s(start), to_unix_s(end), params)
     return search.run(progress)
 
 
@@ -789,7 +839,7 @@ def search_constellation(
     start_s, end_s = to_unix_s(start), to_unix_s(end)
     if not pairs:
         return
-    probe = _PairSearch(tles[pairs[0][0]], tles[pairs[0][1]], start_s, end_s, params)
+    probe = PairSearch(tles[pairs[0][0]], tles[pairs[0][1]], start_s, end_s, params)
     n_chunks = probe.n_chunks
     span_days = (end_s - start_s) / 86400.0
     if progress is not None and progress.total is None:
@@ -817,13 +867,13 @@ def _chunks(
 ) -> Iterator[list[list[Crossover]]]:
     """Per chunk, each pair's events (in ``pairs`` order), on tracks shared by the pairs."""
     grids: dict[str, TrackGrid] = {}
-    searches: list[_PairSearch] = []
+    searches: list[_GridPairSearch] = []
     for a, b in pairs:
-        probe = _PairSearch(tles[a], tles[b], start_s, end_s, params)
+        probe = PairSearch(tles[a], tles[b], start_s, end_s, params)
         step_s = probe.m * probe.fs
         for name in (a, b):
             grids.setdefault(name, TrackGrid(tles[name], start_s, step_s))
-        searches.append(_PairSearch(tles[a], tles[b], start_s, end_s, params, (grids[a], grids[b])))
+        searches.append(_GridPairSearch(tles[a], tles[b], start_s, end_s, params, (grids[a], grids[b])))
     for chunk in range(searches[0].n_chunks):
         yield [search.step(chunk) for search in searches]
         for grid in grids.values():
@@ -867,7 +917,7 @@ def _chunks_in_processes(
         procs.append(proc)
         queues.append(q)
     try:
-        n_chunks = _PairSearch(tles[pairs[0][0]], tles[pairs[0][1]], start_s, end_s, params).n_chunks
+        n_chunks = PairSearch(tles[pairs[0][0]], tles[pairs[0][1]], start_s, end_s, params).n_chunks
         for _ in range(n_chunks):
             merged: list[list[Crossover]] = [[] for _ in pairs]
             for group, q, proc in zip(groups, queues, procs, strict=True):

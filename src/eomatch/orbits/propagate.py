@@ -157,6 +157,23 @@ class GroundTrack:
         return int(self.times_s.size)
 
 
+def cubic_unit(
+    u: np.ndarray, n_m1: np.ndarray, n_0: np.ndarray, n_1: np.ndarray, n_2: np.ndarray
+) -> np.ndarray:
+    """Unit vectors at fraction ``u`` between nodes ``n_0`` and ``n_1`` (cubic Lagrange on four).
+
+    One formula for :func:`nadir_unit` and :meth:`TrackGrid.fine_unit`, so the
+    per-pair and the shared tracks stay bit-identical.
+    """
+    w_m1 = -u * (u - 1) * (u - 2) / 6.0
+    w_0 = (u + 1) * (u - 1) * (u - 2) / 2.0
+    w_1 = -(u + 1) * u * (u - 2) / 2.0
+    w_2 = (u + 1) * u * (u - 1) / 6.0
+    out = w_m1 * n_m1 + w_0 * n_0 + w_1 * n_1 + w_2 * n_2
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
 def nadir_unit(
     tles: TleSet, times_s: np.ndarray, step_s: float | None = None, origin_s: float = 0.0
 ) -> np.ndarray:
@@ -180,12 +197,7 @@ def nadir_unit(
     node_t = origin_s + nodes * step_s
     node_u = ground_track(tles, node_t).unit
     p0 = np.searchsorted(nodes, k)
-    w_m1 = -u * (u - 1) * (u - 2) / 6.0
-    w_0 = (u + 1) * (u - 1) * (u - 2) / 2.0
-    w_1 = -(u + 1) * u * (u - 2) / 2.0
-    w_2 = (u + 1) * u * (u - 1) / 6.0
-    out = w_m1 * node_u[p0 - 1] + w_0 * node_u[p0] + w_1 * node_u[p0 + 1] + w_2 * node_u[p0 + 2]
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    out = cubic_unit(u, node_u[p0 - 1], node_u[p0], node_u[p0 + 1], node_u[p0 + 2])
     idx_t = tles.nearest(t, warn=False)
     idx_n = tles.nearest(node_t, warn=False)
     same = (idx_n[p0 - 1] == idx_t) & (idx_n[p0 + 2] == idx_t)
@@ -299,12 +311,7 @@ class TrackGrid:
         self.ensure(int(k.min()) - 1, int(k.max()) + 3)
         i = k - self.k0
         node = self.unit
-        w_m1 = -u * (u - 1) * (u - 2) / 6.0
-        w_0 = (u + 1) * (u - 1) * (u - 2) / 2.0
-        w_1 = -(u + 1) * u * (u - 2) / 2.0
-        w_2 = (u + 1) * u * (u - 1) / 6.0
-        out = w_m1 * node[i - 1] + w_0 * node[i] + w_1 * node[i + 1] + w_2 * node[i + 2]
-        out /= np.linalg.norm(out, axis=1, keepdims=True)
+        out = cubic_unit(u, node[i - 1], node[i], node[i + 1], node[i + 2])
         idx_t = self.tles.nearest(t, warn=False)
         sets = self.set_index
         same = (sets[i - 1] == idx_t) & (sets[i + 2] == idx_t)
