@@ -15,7 +15,7 @@ import pytest
 import eomatch.query as query_mod
 from eomatch.catalogue import MatchupCatalogue
 from eomatch.errors import ConfigError, QueryError
-from eomatch.query import query, search_windows
+from eomatch.query import QuerySummary, query, search_windows
 from eomatch.settings import Settings, load_settings
 from eomatch.times import format_datetime, to_utc
 
@@ -157,13 +157,8 @@ def _api_ids(api: str, colls: list[str], window: str | None = None) -> set[tuple
     return {(it["collection"], it["id"]) for it in search.items_as_dicts()}
 
 
-@pytest.mark.stack
-def test_parallel_windows_write_exactly_the_serial_set(running_stack, timeline, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    colls = timeline["colls"]
-    expected = _api_ids(running_stack.internal, colls)
-    assert expected == timeline["ids"]
-
-    serial = query(_settings(running_stack, 1), running_stack.internal, tmp_path / "serial", collections=colls, quiet=True)
+def _query_spied(settings: Settings, api: str, out: Path, colls: list[str]) -> tuple[QuerySummary, list[str]]:
+    """Runs ``query`` and returns its summary with the ``datetime`` of every paged search it made."""
     asked: list[str] = []
     real_pages = query_mod._pages
 
@@ -173,8 +168,19 @@ def test_parallel_windows_write_exactly_the_serial_set(running_stack, timeline, 
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(query_mod, "_pages", spy)
-        parallel = query(_settings(running_stack, PARALLEL), running_stack.internal, tmp_path / "parallel",
-                         collections=colls, quiet=True)  # fmt: skip
+        summary = query(settings, api, out, collections=colls, quiet=True)
+    return summary, asked
+
+
+@pytest.mark.stack
+def test_parallel_windows_write_exactly_the_serial_set(running_stack, timeline, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    colls = timeline["colls"]
+    expected = _api_ids(running_stack.internal, colls)
+    assert expected == timeline["ids"]
+
+    serial = query(_settings(running_stack, 1), running_stack.internal, tmp_path / "serial", collections=colls, quiet=True)
+    parallel, asked = _query_spied(_settings(running_stack, PARALLEL), running_stack.internal, tmp_path / "parallel",
+                                   colls)  # fmt: skip
     # the first page (of the whole search) had a next link, so the search was split into its 8 windows
     assert asked[0] == "None" and len(set(asked[1:])) == PARALLEL * 4 and "None" not in asked[1:]
     for out, summary in ((tmp_path / "serial", serial), (tmp_path / "parallel", parallel)):
@@ -304,17 +310,8 @@ def test_cli_parallel_flag(running_stack, timeline, tmp_path, capsys) -> None:  
 def test_no_more_windows_than_pages_matched(running_stack, timeline, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Each request costs the server a fixed part: 284 matches in pages of 100 are 3 windows, not 8."""
     colls = timeline["colls"]
-    asked: list[str] = []
-    real_pages = query_mod._pages
-
-    def spy(io: Any, url: str, params: dict[str, Any], counts: Any = None) -> Iterator[list[dict[str, Any]]]:
-        asked.append(str(params.get("datetime")))
-        return real_pages(io, url, params, counts)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(query_mod, "_pages", spy)
-        summary = query(_settings(running_stack, PARALLEL, page_size=100), running_stack.internal, tmp_path / "few",
-                        collections=colls, quiet=True)  # fmt: skip
+    summary, asked = _query_spied(_settings(running_stack, PARALLEL, page_size=100), running_stack.internal,
+                                  tmp_path / "few", colls)  # fmt: skip
     pages = -(-len(timeline["ids"]) // 100)
     assert pages < PARALLEL * 4 and len(set(asked[1:])) == pages
     written = _written(tmp_path / "few")
