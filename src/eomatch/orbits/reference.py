@@ -8,8 +8,8 @@ hits far apart in either satellite's time are different events, and a long group
 is cut where satellite A crosses the equator (two passes over the same region).
 
 It also keeps the per-pair crossover search as it was before the constellation
-search (issue 15 item 7): :func:`reference_search_pair` propagates both satellites
-for each pair on its own from the TLEs (:func:`~eomatch.orbits.propagate.nadir_unit`,
+search (issue 15 item 7): :func:`reference_find_events` propagates both satellites
+of each pair on its own from the TLEs (:func:`~eomatch.orbits.propagate.nadir_unit`,
 :func:`~eomatch.orbits.propagate.ground_track`), finds coarse candidates with a
 KD-tree and keeps full-precision regions. Everything else (clustering, the 1 s
 refinement, grouping, regions, filters) is :class:`~eomatch.orbits.crossovers.PairSearch`,
@@ -37,7 +37,6 @@ from eomatch.orbits.propagate import (
     to_unix_s,
 )
 from eomatch.orbits.tle import TleSet
-from eomatch.progress import Progress
 
 
 def split_hits(a: np.ndarray, b: np.ndarray, gap: float) -> list[np.ndarray]:
@@ -132,19 +131,6 @@ class _ReferencePairSearch(PairSearch):
         return region, 0.0
 
 
-def reference_search_pair(
-    tles_a: TleSet,
-    tles_b: TleSet,
-    start: datetime,
-    end: datetime,
-    params: CrossoverParams,
-    progress: Progress | None = None,
-) -> Iterator[Crossover]:
-    """Today's per-pair search: both satellites propagated for this pair alone, full regions."""
-    search = _ReferencePairSearch(tles_a, tles_b, to_unix_s(start), to_unix_s(end), params)
-    return search.run(progress)
-
-
 def reference_find_events(
     tles: dict[str, TleSet],
     pairs: Sequence[tuple[str, str]],
@@ -153,5 +139,6 @@ def reference_find_events(
     params: CrossoverParams,
 ) -> Iterator[Crossover]:
     """Events of each pair in turn, each pair searched on its own (the old ``find_events``)."""
+    start_s, end_s = to_unix_s(start), to_unix_s(end)
     for a, b in pairs:
-        yield from reference_search_pair(tles[a], tles[b], start, end, params)
+        yield from _ReferencePairSearch(tles[a], tles[b], start_s, end_s, params).run()
