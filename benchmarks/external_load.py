@@ -26,11 +26,12 @@ first, then the external one; each after ``--warmup-s`` (5 s) of untimed reads o
 same mix, so both meet a warm database and the external run a cache as a running server
 has it (with the default 10 s lifetime, copies expire during the timed run too).
 
-The load generator is the one of ``benchmarks/replica_reads.py``: ONE separate process
-pinned to one core (``os.sched_setaffinity``) running asyncio readers over
-``--concurrency`` keep-alive connections (gzip accepted), so the client cannot starve
-the servers of both cores; nginx, the apps and PostgreSQL keep the other core plus
-whatever the OS gives them. Its HTTP library is aiohttp by default, not httpx as there:
+The load generator is ``benchmarks/_load.py``, shared with ``replica_reads.py``: ONE
+separate process pinned to one core (``os.sched_setaffinity``) running asyncio readers
+over ``--concurrency`` keep-alive connections (gzip accepted), so the client cannot
+starve the servers of both cores; nginx, the apps and PostgreSQL keep the other core
+plus whatever the OS gives them. Its HTTP library is aiohttp by default here, not httpx
+as in ``replica_reads.py``:
 measured here, httpx spent ~3.4 ms of CPU per request, so on a shared core the client
 itself was the ceiling (nginx's access log showed cache hits answered in 0 ms while the
 client saw ~200 ms); aiohttp spends ~0.1-0.5 ms (``--client httpx`` to compare). The
@@ -57,8 +58,6 @@ external process) the ratio was 1.1-1.9, the client being the ceiling.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import multiprocessing
 import os
 import random
 import shutil
@@ -72,14 +71,22 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _synth  # noqa: E402
+from _load import (  # noqa: E402
+    CLIENTS,
+    KINDS,
+    REPO,
+    failed_requests,
+    finish,
+    pct,
+    print_kinds,
+    run_load,
+    start_stack,
+)
 from ingest_throughput import scratch_dir  # noqa: E402
-from replica_reads import pct  # noqa: E402
 
 from eomatch.settings import ProxySettings, Settings  # noqa: E402
 from eomatch.stack.state import StatePaths  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-KINDS = ("landing", "collections", "items", "item", "search")
 UNLIMITED_RATE = 100000
 """Per-client rate and burst of both APIs in this benchmark's stack (see the docstring)."""
 
@@ -115,116 +122,6 @@ def request_mix(by_kind: dict[str, list[str]], n: int, zipf_s: float, rng: rando
     return out
 
 
-async def _load(base: str, paths: list[tuple[str, str]], concurrency: int, duration_s: float,
-                client_lib: str) -> dict[str, Any]:
-    times_ms: dict[str, list[float]] = {k: [] for k in KINDS}
-    errors: dict[str, int] = {k: 0 for k in KINDS}
-    hits = 0
-    first_error: list[str] = []
-    async with _Client(client_lib, concurrency) as client:
-        for _, path in paths[: 2 * len(KINDS)]:  # open the connections, nginx's upstreams, the app's pool
-            await client.get(base + path)
-        t_end = time.perf_counter() + duration_s
-
-        async def reader(k: int) -> None:
-            nonlocal hits
-            i = k * 7919  # each reader starts elsewhere in the fixed mix
-            while time.perf_counter() < t_end:
-                kind, path = paths[i % len(paths)]
-                i += 1
-                t0 = time.perf_counter()
-                try:
-                    status, cache, body = await client.get(base + path)
-                    ok = status == 200
-                    if not ok and not first_error:
-                        first_error.append(f"{path} -> {status}: {body[:200]!r}")
-                except Exception as e:  # noqa: BLE001 - counted and reported, the load goes on
-                    ok, cache = False, None
-                    if not first_error:
-                        first_error.append(f"{path} -> {type(e).__name__}: {e}")
-                if ok:
-                    times_ms[kind].append((time.perf_counter() - t0) * 1000)
-                    hits += cache == "HIT"
-                else:
-                    errors[kind] += 1
-
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(reader(k) for k in range(concurrency)))
-        elapsed_s = time.perf_counter() - t0
-        cpu_s = time.process_time() - cpu0
-    return {"times_ms": times_ms, "errors": errors, "elapsed_s": elapsed_s, "first_error": first_error,
-            "hits": hits, "client_cpu": cpu_s / elapsed_s}
-
-
-class _Client:
-    """GETs over ``concurrency`` keep-alive connections, gzip accepted and decoded, the
-    whole body read: with aiohttp or httpx (``--client``)."""
-
-    def __init__(self, lib: str, concurrency: int) -> None:
-        self.lib = lib
-        self.concurrency = concurrency
-        self.session: Any = None
-
-    async def __aenter__(self) -> _Client:
-        headers = {"Accept-Encoding": "gzip"}
-        if self.lib == "aiohttp":
-            import aiohttp
-
-            self.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.concurrency), headers=headers,
-                timeout=aiohttp.ClientTimeout(total=30))
-        else:
-            import httpx
-
-            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-            self.session = httpx.AsyncClient(timeout=30, limits=limits, headers=headers)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await (self.session.close() if self.lib == "aiohttp" else self.session.aclose())
-
-    async def get(self, url: str) -> tuple[int, str | None, bytes]:
-        """(status, X-Cache-Status, body)."""
-        if self.lib == "aiohttp":
-            async with self.session.get(url) as r:
-                return r.status, r.headers.get("x-cache-status"), await r.read()
-        r = await self.session.get(url)
-        return r.status_code, r.headers.get("x-cache-status"), r.content
-
-
-def _load_process(base: str, paths: list[tuple[str, str]], concurrency: int, duration_s: float,
-                  core: int, client_lib: str, out: Any) -> None:
-    """Child process: pinned to ``core``, runs the readers, sends a summary back."""
-    os.sched_setaffinity(0, {core})
-    raw = asyncio.run(_load(base, paths, concurrency, duration_s, client_lib))
-    summary: dict[str, Any] = {k: raw[k] for k in ("elapsed_s", "first_error", "hits", "client_cpu")}
-    summary["kinds"] = {}
-    all_ms: list[float] = []
-    for kind in KINDS:
-        v = raw["times_ms"][kind]
-        all_ms.extend(v)
-        summary["kinds"][kind] = {"ok": len(v), "errors": raw["errors"][kind], "p50_ms": pct(v, 0.5), "p95_ms": pct(v, 0.95)}
-    summary["kinds"]["all"] = {"ok": len(all_ms), "errors": sum(raw["errors"].values()),
-                               "p50_ms": pct(all_ms, 0.5), "p95_ms": pct(all_ms, 0.95)}
-    out.put(summary)
-
-
-def run_load(base: str, paths: list[tuple[str, str]], concurrency: int, duration_s: float,
-             client_lib: str) -> dict[str, Any]:
-    """The readers in their own process on the last core; their summary."""
-    core = sorted(os.sched_getaffinity(0))[-1]
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_load_process, args=(base, paths, concurrency, duration_s, core, client_lib, queue))
-    proc.start()
-    try:
-        return dict(queue.get(timeout=duration_s + 300))
-    finally:
-        proc.join(timeout=30)
-        if proc.is_alive():
-            proc.kill()
-
-
 def _months(settings: Settings) -> list[str]:
     """Month windows (``start/end``) covering the ingested items' datetimes."""
     import psycopg
@@ -257,33 +154,20 @@ def _sample_ids(settings: Settings, n: int) -> list[tuple[str, str]]:
 def _start(args: argparse.Namespace) -> tuple[Any, Path]:
     """A running private stack and its state folder."""
     sys.path.insert(0, str(REPO / "tests"))
-    from conftest import make_state_dir, stack_settings  # type: ignore[import-not-found]
+    from conftest import stack_settings  # type: ignore[import-not-found]
 
-    from eomatch.errors import StackError
-    from eomatch.stack import Stack
-
-    for attempt in range(3):
-        state_dir = make_state_dir("eomatch-bench-external-load-")
-        settings = stack_settings(
+    def settings_for(state_dir: Path) -> Settings:
+        return stack_settings(
             state_dir,
             api={"workers": 1, "internal_replicas": 1, "external_replicas": args.external_replicas},
             proxy={"external_rate_per_s": UNLIMITED_RATE, "external_burst": UNLIMITED_RATE,
                    "internal_rate_per_s": UNLIMITED_RATE, "internal_burst": UNLIMITED_RATE,
                    "external_cache_s": args.cache_s},
         )
-        stack = Stack(settings, quiet=True)
-        try:
-            stack.up()
-            return stack, state_dir
-        except StackError as e:
-            stack.down()
-            shutil.rmtree(state_dir, ignore_errors=True)
-            # a port taken meanwhile, or a supervisor hit by a signal meant for a stale pid
-            # of another stack on this machine (pids recycle): start afresh, once more
-            if not any(s in str(e) for s in ("already in use", "killed by")) or attempt == 2:
-                raise
-            print(f"  {e}; again", flush=True)
-    raise AssertionError("unreachable")
+
+    # a port taken meanwhile, or a supervisor hit by a signal meant for a stale pid of
+    # another stack on this machine (pids recycle): start afresh
+    return start_stack("eomatch-bench-external-load-", settings_for, ("already in use", "killed by"))
 
 
 def nginx_times(log: Path, offset: int, root: str) -> dict[str, list[float]]:
@@ -303,10 +187,6 @@ def nginx_times(log: Path, offset: int, root: str) -> dict[str, list[float]]:
     return out
 
 
-def _ms(v: float | None) -> str:
-    return "      -" if v is None else f"{v:7.1f}"
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--items", type=int, default=20000, help="items ingested before the reads")
@@ -319,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--external-replicas", type=int, default=2,
                    help="stack.api.external_replicas (uvicorn processes of the external app; /api/ keeps 1)")
     p.add_argument("--warmup-s", type=float, default=5.0, help="untimed reads before each timed run")
-    p.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp",
+    p.add_argument("--client", choices=CLIENTS, default="aiohttp",
                    help="the load generator's HTTP library (see the docstring)")
     p.add_argument("--seed", type=int, default=15)
     args = p.parse_args(argv)
@@ -368,12 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'api':<10}{'kind':<12}{'ok':>7}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}")
     rps: dict[str, float] = {}
     for name, r in results.items():
-        for kind in (*KINDS, "all"):
-            k = r["kinds"][kind]
-            rate = k["ok"] / r["elapsed_s"]
-            if kind == "all":
-                rps[name] = rate
-            print(f"{name:<10}{kind:<12}{k['ok']:>7}{k['errors']:>8}{rate:>9.1f}  {_ms(k['p50_ms'])}  {_ms(k['p95_ms'])}")
+        rps[name] = print_kinds(name, 10, r)
         if r["first_error"]:
             print(f"{name:<10}first error: {r['first_error'][0]}")
         print(f"{name:<10}client CPU {100 * r['client_cpu']:.0f}% of its core; nginx's time per request: "
@@ -382,15 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     ext = results["external"]
     hit_ratio = ext["hits"] / max(1, ext["kinds"]["all"]["ok"])
     ratio = rps["external"] / rps["internal"] if rps["internal"] else float("nan")
-    errors = sum(r["kinds"]["all"]["errors"] for r in results.values())
+    errors = failed_requests(results.values())
     p95 = ext["kinds"]["all"]["p95_ms"]
     print(f"external hit ratio {hit_ratio:.3f} (X-Cache-Status: HIT)")
     met = ratio >= 3 and p95 is not None and p95 <= 150 and not errors
     print(f"goal (ratio >= 3, external p95 <= 150 ms, no error): {'met' if met else 'NOT met'}")
-    if errors:
-        print(f"{errors} requests failed: req/s counts successful answers only", file=sys.stderr)
-    print(f"ratio={ratio:.3f}")
-    return 1 if errors else 0
+    return finish(errors, ratio)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ primary, in both runs alike: keeping external reads away from the
 primary's write work is what the replica is for. Each stack is stopped and its folder
 removed afterwards, also on failure.
 
-The load generator is ONE separate process pinned to one core
-(``os.sched_setaffinity``) running an asyncio ``httpx.AsyncClient``, so it cannot
-starve the servers of both cores. The servers (PostgreSQL primary and standby, the
+The load generator (``benchmarks/_load.py``, shared with ``external_load.py``) is ONE
+separate process pinned to one core (``os.sched_setaffinity``) running asyncio readers
+with httpx (``--client aiohttp`` to change), so it cannot starve the servers of both cores. The servers (PostgreSQL primary and standby, the
 uvicorn apps, nginx) and the concurrent ingest keep the other core plus whatever the
 OS gives them: everything runs on the same 2 cores, so this measures isolation from
 the primary's work, not added hardware. Prints a table of both runs (requests/s,
@@ -43,8 +43,6 @@ standby replays the ingest's WAL on the same cores); with ``--pgstac-readonly
 from __future__ import annotations
 
 import argparse
-import asyncio
-import multiprocessing
 import os
 import random
 import shutil
@@ -57,20 +55,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _synth  # noqa: E402
+from _load import CLIENTS, KINDS, REPO, LoadRun, failed_requests, finish, print_kinds, start_stack  # noqa: E402
 from ingest_throughput import scratch_dir  # noqa: E402
 
 from eomatch.settings import Settings  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-KINDS = ("landing", "collections", "items", "item", "search")
-
-
-def pct(values: list[float], q: float) -> float | None:
-    """The q-quantile (nearest rank) of ``values``; None when there are none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def request_paths(collections: list[str], ids: list[tuple[str, str]], n: int, seed: int) -> list[tuple[str, str]]:
@@ -96,61 +84,6 @@ def request_paths(collections: list[str], ids: list[tuple[str, str]], n: int, se
             path = f"/search?bbox={bbox}&datetime={dt}&limit=10"
         out.append((kind, path))
     return out
-
-
-async def _load(base: str, paths: list[tuple[str, str]], concurrency: int, duration_s: float) -> dict[str, Any]:
-    import httpx
-
-    times_ms: dict[str, list[float]] = {k: [] for k in KINDS}
-    errors: dict[str, int] = {k: 0 for k in KINDS}
-    first_error: list[str] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=30, limits=limits, headers={"Accept-Encoding": "gzip"}) as client:
-        for _, path in paths[: 2 * len(KINDS)]:  # warm the app's pool and nginx's upstreams
-            await client.get(base + path)
-        t_end = time.perf_counter() + duration_s
-
-        async def reader(k: int) -> None:
-            i = k * 7919  # each reader starts elsewhere in the fixed mix
-            while time.perf_counter() < t_end:
-                kind, path = paths[i % len(paths)]
-                i += 1
-                t0 = time.perf_counter()
-                try:
-                    r = await client.get(base + path)
-                    ok = r.status_code == 200
-                    if not ok and not first_error:
-                        first_error.append(f"{path} -> {r.status_code}: {r.text[:200]}")
-                except httpx.HTTPError as e:
-                    ok = False
-                    if not first_error:
-                        first_error.append(f"{path} -> {type(e).__name__}: {e}")
-                if ok:
-                    times_ms[kind].append((time.perf_counter() - t0) * 1000)
-                else:
-                    errors[kind] += 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(reader(k) for k in range(concurrency)))
-        elapsed_s = time.perf_counter() - t0
-    return {"times_ms": times_ms, "errors": errors, "elapsed_s": elapsed_s, "first_error": first_error}
-
-
-def _load_process(base: str, paths: list[tuple[str, str]], concurrency: int, duration_s: float,
-                  core: int, out: Any) -> None:
-    """Child process: pinned to ``core``, runs the readers, sends a summary back."""
-    os.sched_setaffinity(0, {core})
-    raw = asyncio.run(_load(base, paths, concurrency, duration_s))
-    summary: dict[str, Any] = {"elapsed_s": raw["elapsed_s"], "first_error": raw["first_error"], "kinds": {}}
-    all_ms: list[float] = []
-    for kind in KINDS:
-        v = raw["times_ms"][kind]
-        all_ms.extend(v)
-        summary["kinds"][kind] = {"ok": len(v), "errors": raw["errors"][kind],
-                                  "p50_ms": pct(v, 0.5), "p95_ms": pct(v, 0.95)}
-    summary["kinds"]["all"] = {"ok": len(all_ms), "errors": sum(raw["errors"].values()),
-                               "p50_ms": pct(all_ms, 0.5), "p95_ms": pct(all_ms, 0.95)}
-    out.put(summary)
 
 
 def _standby_xacts(settings: Settings, replicas: int) -> int | None:
@@ -215,22 +148,12 @@ def measure(settings: Settings, base_url: str, replicas: int, args: argparse.Nam
             ingest_result["ingest_s"] = time.perf_counter() - t
 
         xacts_before = _standby_xacts(settings, replicas)
-        cores = sorted(os.sched_getaffinity(0))
-        ctx = multiprocessing.get_context("spawn")
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_load_process, args=(base_url + "/external", paths, args.concurrency,
-                                                       args.duration_s, cores[-1], queue))
-        proc.start()
+        load = LoadRun(base_url + "/external", paths, args.concurrency, args.duration_s, args.client)
         writer = threading.Thread(target=background_ingest, daemon=True) if extra else None
         time.sleep(1.0)  # the child is warming up; start the writes as the timed reads start
         if writer:
             writer.start()
-        try:
-            summary = queue.get(timeout=args.duration_s + 300)
-        finally:
-            proc.join(timeout=30)
-            if proc.is_alive():
-                proc.kill()
+        summary = load.result()
         if writer:
             writer.join()
         xacts_after = _standby_xacts(settings, replicas)
@@ -245,14 +168,11 @@ def _start(replicas: int) -> tuple[Any, Path]:
     """A running private stack and its state folder; new free ports when one was taken
     meanwhile (other programs on this machine start servers too)."""
     sys.path.insert(0, str(REPO / "tests"))
-    from conftest import make_state_dir, stack_settings  # type: ignore[import-not-found]
+    from conftest import stack_settings  # type: ignore[import-not-found]
 
-    from eomatch.errors import StackError
-    from eomatch.stack import Stack
     from eomatch.stack.process import check_port_free, free_port
 
-    for attempt in range(3):
-        state_dir = make_state_dir(f"eomatch-bench-replica-reads-{replicas}-")
+    def settings_for(state_dir: Path) -> Settings:
         db_port = None
         while db_port is None:  # a standby listens on port + 1
             candidate = free_port()
@@ -261,21 +181,13 @@ def _start(replicas: int) -> tuple[Any, Path]:
                 db_port = candidate
             except Exception:  # noqa: BLE001 - busy: try another
                 continue
-        settings = stack_settings(
+        return stack_settings(
             state_dir, db={"port": db_port, "replicas": replicas},
             proxy={"external_rate_per_s": 100000, "external_burst": 100000},
         )
-        stack = Stack(settings, quiet=True)
-        try:
-            stack.up()
-            return stack, state_dir
-        except StackError as e:
-            stack.down()
-            shutil.rmtree(state_dir, ignore_errors=True)
-            if "already in use" not in str(e) or attempt == 2:
-                raise
-            print(f"  replicas={replicas}: {e}; new ports", flush=True)
-    raise AssertionError("unreachable")
+
+    return start_stack(f"eomatch-bench-replica-reads-{replicas}-", settings_for, ("already in use",),
+                       note=f"replicas={replicas}: ")
 
 
 def run_one(replicas: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -290,10 +202,6 @@ def run_one(replicas: int, args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def _ms(v: float | None) -> str:
-    return "      -" if v is None else f"{v:7.1f}"
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--items", type=int, default=20000, help="items ingested before the reads")
@@ -301,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration-s", type=float, default=15.0, help="length of the timed reads")
     p.add_argument("--ingest-items", type=int, default=30000,
                    help="items ingested into the primary during the reads (0: none)")
+    p.add_argument("--client", choices=CLIENTS, default="httpx",
+                   help="the load generator's HTTP library (external_load.py uses aiohttp)")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--pgstac-readonly", action="store_true",
                    help="set pgstac.readonly for the read role first (both runs): pgSTAC's search then "
@@ -319,13 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'replicas':<9}{'kind':<12}{'ok':>7}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}")
     rps: dict[int, float] = {}
     for replicas, r in results.items():
-        for kind in (*KINDS, "all"):
-            k = r["kinds"][kind]
-            rate = k["ok"] / r["elapsed_s"]
-            if kind == "all":
-                rps[replicas] = rate
-            print(f"{replicas:<9}{kind:<12}{k['ok']:>7}{k['errors']:>8}{rate:>9.1f}"
-                  f"  {_ms(k['p50_ms'])}  {_ms(k['p95_ms'])}")
+        rps[replicas] = print_kinds(str(replicas), 9, r)
         ing = r["ingest"]
         ing_txt = (f"error {ing['error']}" if "error" in ing else
                    f"{ing['items']} items in {ing['ingest_s']:.1f}s" if ing else "none")
@@ -333,11 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         if r["first_error"]:
             print(f"{replicas:<9}first error: {r['first_error'][0]}")
     ratio = rps[1] / rps[0] if rps[0] else float("nan")
-    errors = sum(r["kinds"]["all"]["errors"] for r in results.values())
-    if errors:
-        print(f"{errors} requests failed: req/s counts successful answers only", file=sys.stderr)
-    print(f"ratio={ratio:.3f}")
-    return 1 if errors else 0
+    return finish(failed_requests(results.values()), ratio)
 
 
 if __name__ == "__main__":
