@@ -209,6 +209,22 @@ def start_stack(prefix: str, make_settings: Callable[[Path], Settings], retry_on
     raise AssertionError("unreachable")
 
 
+def db_port_for_standbys(replicas: int) -> int:
+    """A free PostgreSQL port whose next ``replicas`` ports are free too: standby N of a
+    local stack listens on ``stack.db.port + N``."""
+    from eomatch.errors import EomatchError
+    from eomatch.stack.process import check_port_free, free_port
+
+    while True:
+        candidate = free_port()
+        try:
+            for n in range(1, replicas + 1):
+                check_port_free("127.0.0.1", candidate + n, f"db-replica-{n}", "stack.db.port")
+        except EomatchError:  # taken: try another
+            continue
+        return candidate
+
+
 def failed_requests(results: Iterable[dict[str, Any]]) -> int:
     """Requests of all the runs that got no successful answer."""
     return sum(r["kinds"]["all"]["errors"] for r in results)

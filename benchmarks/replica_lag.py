@@ -96,22 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(settings, args.items, args.every_s, args.seed)
     else:
         sys.path.insert(0, str(REPO / "tests"))
+        from _load import db_port_for_standbys
         from conftest import make_state_dir, stack_settings  # type: ignore[import-not-found]
 
         from eomatch.stack import Stack
 
         state_dir = make_state_dir("eomatch-bench-replica-")
-        db_port = None
-        from eomatch.stack.process import check_port_free, free_port
-
-        while db_port is None:  # the standby listens on port + 1
-            candidate = free_port()
-            try:
-                check_port_free("127.0.0.1", candidate + 1, "db-replica-1", "stack.db.port")
-                db_port = candidate
-            except Exception:  # noqa: BLE001 - busy: try another
-                continue
-        stack = Stack(stack_settings(state_dir, db={"port": db_port, "replicas": 1}), quiet=True)
+        stack = Stack(stack_settings(state_dir, db={"port": db_port_for_standbys(1), "replicas": 1}), quiet=True)
         try:
             stack.up()
             result = measure(stack.settings, args.items, args.every_s, args.seed)

@@ -55,7 +55,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _synth  # noqa: E402
-from _load import CLIENTS, KINDS, REPO, LoadRun, failed_requests, finish, print_kinds, start_stack  # noqa: E402
+from _load import (  # noqa: E402
+    CLIENTS,
+    KINDS,
+    REPO,
+    LoadRun,
+    db_port_for_standbys,
+    failed_requests,
+    finish,
+    print_kinds,
+    start_stack,
+)
 from ingest_throughput import scratch_dir  # noqa: E402
 
 from eomatch.settings import Settings  # noqa: E402
@@ -170,19 +180,9 @@ def _start(replicas: int) -> tuple[Any, Path]:
     sys.path.insert(0, str(REPO / "tests"))
     from conftest import stack_settings  # type: ignore[import-not-found]
 
-    from eomatch.stack.process import check_port_free, free_port
-
     def settings_for(state_dir: Path) -> Settings:
-        db_port = None
-        while db_port is None:  # a standby listens on port + 1
-            candidate = free_port()
-            try:
-                check_port_free("127.0.0.1", candidate + 1, "db-replica-1", "stack.db.port")
-                db_port = candidate
-            except Exception:  # noqa: BLE001 - busy: try another
-                continue
         return stack_settings(
-            state_dir, db={"port": db_port, "replicas": replicas},
+            state_dir, db={"port": db_port_for_standbys(replicas), "replicas": replicas},
             proxy={"external_rate_per_s": 100000, "external_burst": 100000},
         )
 
