@@ -74,10 +74,10 @@ from eomatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_BLOCK = 128
-_COARSE_ROWS = 256
-"""a samples per block of the coarse pass's matrix products."""
-"""A times compared per block in the refinement."""
+_CAP = 32
+"""Nodes per block of the coarse pass (blocks far apart are never compared)."""
+_BATCH_ELEMENTS = 1 << 21
+"""Largest (a time, b time) matrix of one batched product in the refinement (16 MiB of dots)."""
 _REGION_PIECE_S = 600.0
 _REGION_RUN_GAP_S = 60.0
 _REGION_POINTS = 40
@@ -273,63 +273,109 @@ def _split_groups(
     return out
 
 
+def _blocks(u: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Rows of ``u`` in blocks of ``_CAP`` (zero-padded), each block's centre, radius and k span.
+
+    Chord length is a metric, so no point of a block is nearer another block's points
+    than the distance of the centres less both radii.
+    """
+    n = len(u)
+    n_blk = -(-n // _CAP)
+    padded = np.zeros((n_blk * _CAP, 3))
+    padded[:n] = u
+    padded = padded.reshape(n_blk, _CAP, 3)
+    count = np.minimum(_CAP, n - np.arange(n_blk) * _CAP)
+    centre = padded.sum(axis=1) / count[:, None]
+    dist = np.linalg.norm(padded - centre[:, None, :], axis=2)
+    dist[np.arange(_CAP)[None, :] >= count[:, None]] = 0.0
+    first = np.arange(n_blk) * _CAP
+    return padded, centre, dist.max(axis=1), k[first], k[first + count - 1]
+
+
 def _close_in_band(
     ua: np.ndarray, ub: np.ndarray, ka: np.ndarray, kb: np.ndarray, band: int, r_chord: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows (i, j) with ``|kb[j] - ka[i]| <= band`` whose unit vectors may be within ``r_chord``.
 
-    ``ka``/``kb`` ascending. Blocks of a's rows against the b columns in their band,
-    one matrix product each: a superset of the exact test (chord <= r_chord) that the
-    caller applies, found ~3x faster than a KD-tree in (x, y, z, t) for the same set.
+    ``ka``/``kb`` ascending; pairs come out sorted by (i, j). Both tracks are cut into
+    blocks of ``_CAP`` nodes; only block pairs whose bounding balls come within
+    ``r_chord`` and whose times overlap the band are compared, in one batched matrix
+    product: a superset of the exact test (chord <= r_chord) that the caller applies,
+    for a tenth of the products of comparing every node with its whole band.
     """
     cos_lo = 1.0 - 0.5 * r_chord * r_chord - 1e-9
+    empty = np.empty(0, dtype=np.int64)
+    if ka.size == 0 or kb.size == 0:
+        return empty, empty
+    blk_a, c_a, rad_a, lo_a, hi_a = _blocks(ua, ka)
+    blk_b, c_b, rad_b, lo_b, hi_b = _blocks(ub, kb)
+    apart = np.linalg.norm(c_a[:, None, :] - c_b[None, :, :], axis=2) - rad_a[:, None] - rad_b[None, :]
+    near = (apart <= r_chord + 1e-6) & (lo_b[None, :] <= hi_a[:, None] + band) & (hi_b[None, :] >= lo_a[:, None] - band)
+    p, q = np.nonzero(near)
     out_i: list[np.ndarray] = []
     out_j: list[np.ndarray] = []
-    for s0 in range(0, ka.size, _COARSE_ROWS):
-        s1 = min(ka.size, s0 + _COARSE_ROWS)
-        c0 = int(np.searchsorted(kb, ka[s0] - band, "left"))
-        c1 = int(np.searchsorted(kb, ka[s1 - 1] + band, "right"))
-        if c0 >= c1:
-            continue
-        r, c = np.nonzero(ua[s0:s1] @ ub[c0:c1].T >= cos_lo)
-        out_i.append(r + s0)
-        out_j.append(c + c0)
+    step = max(1, _BATCH_ELEMENTS // (_CAP * _CAP))
+    for s0 in range(0, p.size, step):
+        ps, qs = p[s0 : s0 + step], q[s0 : s0 + step]
+        dot = np.matmul(blk_a[ps], blk_b[qs].transpose(0, 2, 1))
+        t, r, c = np.nonzero(dot >= cos_lo)
+        out_i.append(ps[t] * _CAP + r)
+        out_j.append(qs[t] * _CAP + c)
     if not out_i:
-        empty = np.empty(0, dtype=np.int64)
         return empty, empty
-    return np.concatenate(out_i), np.concatenate(out_j)
+    i, j = np.concatenate(out_i), np.concatenate(out_j)
+    keep = (i < ka.size) & (j < kb.size)
+    i, j = i[keep], j[keep]
+    order = np.lexsort((j, i))
+    return i[order], j[order]
+
+
+def _range_union(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Sorted unique integers covered by inclusive ranges ``lo[i]..hi[i]`` (vectorised)."""
+    order = np.argsort(lo, kind="stable")
+    lo, hi = lo[order], hi[order]
+    reach = np.maximum.accumulate(hi)
+    starts = np.flatnonzero(np.r_[True, lo[1:] > reach[:-1] + 1])
+    s_lo = lo[starts]
+    s_hi = reach[np.r_[starts[1:] - 1, lo.size - 1]]
+    lengths = s_hi - s_lo + 1
+    offsets = np.repeat(s_lo - np.cumsum(np.r_[0, lengths[:-1]]), lengths)
+    return np.arange(int(lengths.sum()), dtype=np.int64) + offsets
 
 
 def _row_runs(ok: np.ndarray, dot: np.ndarray) -> tuple[np.ndarray, ...]:
     """(row, first column, last column, best dot) of each run of True in each row.
 
     Rows almost always hold one run; those are read off with argmax, the rest
-    with a diff along the row.
+    with a diff along the row. Half the rows of a refinement hold none: they are
+    dropped first (one argmax), so the other passes read only rows with hits, and
+    each run's best dot is a maximum over the run alone (``dot`` C-contiguous).
     """
-    cnt = ok.sum(axis=1)
-    rows = np.flatnonzero(cnt)
+    n, w = ok.shape
+    first = ok.argmax(axis=1)
+    rows = np.flatnonzero(ok[np.arange(n), first])
     okr = ok[rows]
-    masked = np.where(okr, dot[rows], -2.0)
-    first = okr.argmax(axis=1)
-    last = ok.shape[1] - 1 - okr[:, ::-1].argmax(axis=1)
-    single = (last - first + 1) == cnt[rows]
-    if single.all():
-        return rows, first, last, masked.max(axis=1)
-    multi = np.flatnonzero(~single)
-    edges = np.diff(okr[multi].view(np.int8), axis=1, prepend=0, append=0)
-    mr, c0 = np.nonzero(edges == 1)
-    _, c1 = np.nonzero(edges == -1)
-    c1 = c1 - 1
-    best_m = np.array(
-        [masked[multi[r], a : b + 1].max() for r, a, b in zip(mr, c0, c1, strict=True)]
-    )
-    keep = np.flatnonzero(single)
-    return (
-        np.concatenate((rows[keep], rows[multi[mr]])),
-        np.concatenate((first[keep], c0)),
-        np.concatenate((last[keep], c1)),
-        np.concatenate((masked[keep].max(axis=1), best_m)),
-    )
+    first = first[rows]
+    last = w - 1 - okr[:, ::-1].argmax(axis=1)
+    cnt = okr.sum(axis=1, dtype=np.int64)
+    single = (last - first + 1) == cnt
+    if not single.all():
+        multi = np.flatnonzero(~single)
+        edges = np.diff(okr[multi].view(np.int8), axis=1, prepend=0, append=0)
+        mr, c0 = np.nonzero(edges == 1)
+        _, c1 = np.nonzero(edges == -1)
+        keep = np.flatnonzero(single)
+        rows = np.concatenate((rows[keep], rows[multi[mr]]))
+        first = np.concatenate((first[keep], c0))
+        last = np.concatenate((last[keep], c1 - 1))
+    if rows.size == 0:
+        return rows, first, last, np.empty(0)
+    flat = dot.reshape(-1)
+    bounds = np.column_stack((rows * w + first, rows * w + last + 1)).reshape(-1)
+    if bounds[-1] == flat.size:  # indices must stay inside; the last run then ends the array
+        bounds = bounds[:-1]
+    best = np.maximum.reduceat(flat, bounds)[::2]
+    return rows, first, last, best
 
 
 class PairSearch:
@@ -446,55 +492,15 @@ class PairSearch:
     def refine(
         self, cand_a: np.ndarray, cand_b: np.ndarray, clusters: list[np.ndarray]
     ) -> list[Crossover]:
-        """Exact 1 s hits near each cluster's candidates, grouped into events.
-
-        A times are taken in blocks; each block is compared only with the B times
-        that candidates near it point to, so long near-parallel stretches stay cheap.
-        """
+        """Exact 1 s hits near each cluster's candidates (:meth:`hit_runs`), grouped into events."""
         if not clusters:
             return []
-        m, last = self.m, self.n_fine - 1
-        t_lim = int(math.floor(self.t_max_s / self.fs + 1e-9))
-        tasks: list[tuple[int, int, int, int, int]] = []
-        for ci, c in enumerate(clusters):
-            order = np.argsort(cand_a[c], kind="stable")
-            ia, ib = cand_a[c][order], cand_b[c][order]
-            a0, a1 = max(0, int(ia[0]) - m), min(last, int(ia[-1]) + m)
-            for r0 in range(a0, a1 + 1, _BLOCK):
-                r1 = min(a1, r0 + _BLOCK - 1)
-                lo = int(np.searchsorted(ia, r0 - m, "left"))
-                hi = int(np.searchsorted(ia, r1 + m, "right"))
-                if lo == hi:
-                    continue
-                b0 = max(0, int(ib[lo:hi].min()) - m, r0 - t_lim)
-                b1 = min(last, int(ib[lo:hi].max()) + m, r1 + t_lim)
-                if b0 <= b1:
-                    tasks.append((ci, r0, r1, b0, b1))
-        if not tasks:
+        found = self.hit_runs(cand_a, cand_b, clusters)
+        if found is None:
             return []
-        idx_a = _union_of_ranges([(t[1], t[2]) for t in tasks])
-        idx_b = _union_of_ranges([(t[3], t[4]) for t in tasks])
-        track_a = self.fine_track("a", idx_a)
-        track_b = self.fine_track("b", idx_b)
-        runs: dict[int, list[tuple[np.ndarray, ...]]] = {}
-        for ci, r0, r1, b0, b1 in tasks:
-            pa0 = int(np.searchsorted(idx_a, r0))
-            pb0 = int(np.searchsorted(idx_b, b0))
-            ua = track_a[pa0 : pa0 + (r1 - r0 + 1)]
-            ub = track_b[pb0 : pb0 + (b1 - b0 + 1)]
-            dot = ua @ ub.T
-            ka = np.arange(r0, r1 + 1)
-            kb = np.arange(b0, b1 + 1)
-            ok = dot >= self.cos_d
-            if b0 < r1 - t_lim or b1 > r0 + t_lim:  # some pairs too far apart in time
-                ok &= np.abs(kb[None, :] - ka[:, None]) <= t_lim
-            if not ok.any():
-                continue
-            rows, c0, c1, best = _row_runs(ok, dot)
-            runs.setdefault(ci, []).append((ka[rows], kb[c0], kb[c1], best))
+        runs, idx_a, track_a, idx_b, track_b = found
         skeletons = []
-        for parts in runs.values():
-            ka, kb0, kb1, best = (np.concatenate([p[i] for p in parts]) for i in range(4))
+        for ka, kb0, kb1, best in runs:
             z_a = track_a[np.searchsorted(idx_a, ka), 2]
             for g in self.group_runs(ka, kb0, kb1, z_a):
                 r = int(g[int(np.argmax(best[g]))])
@@ -531,6 +537,117 @@ class PairSearch:
                 events.append(event)
         events.sort(key=lambda e: e.start_a)
         return events
+
+    def hit_runs(
+        self, cand_a: np.ndarray, cand_b: np.ndarray, clusters: list[np.ndarray]
+    ) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Runs of exact 1 s hits of each cluster, and the fine tracks they were read from.
+
+        Returns ``(runs, idx_a, track_a, idx_b, track_b)`` or None without hits: per
+        cluster with hits (in cluster order) the arrays (a index, first b, last b,
+        best dot) of each run of consecutive b hits of one a time, sorted by a.
+
+        Every hit (i, j) lies within half a coarse step of a candidate (I, J), its
+        nearest coarse nodes: the candidate radius has that margin. So each a time is
+        compared only with the b times around the candidates of its own nearest a node
+        (one box per node, about m x 100 instead of 128 x 240 per block), and all
+        boxes of the chunk go through a few batched matrix products of similar width.
+        """
+        m, last = self.m, self.n_fine - 1
+        t_lim = int(math.floor(self.t_max_s / self.fs + 1e-9))
+        half = m // 2
+        sizes = np.array([c.size for c in clusters])
+        cid = np.repeat(np.arange(len(clusters)), sizes)
+        members = np.concatenate(clusters)
+        ca, cb = cand_a[members], cand_b[members]
+        order = np.lexsort((cb, ca, cid))
+        cid, ca, cb = cid[order], ca[order], cb[order]
+        new = np.flatnonzero(np.diff(cid, prepend=-1) | np.diff(ca, prepend=-1))
+        t_cid, node = cid[new], ca[new]
+        b_min = cb[new]
+        b_max = cb[np.append(new[1:], cid.size) - 1]
+        r0 = np.maximum(node - half, 0)
+        r1 = np.minimum(node + (m - half - 1), last)
+        c0 = np.maximum(np.maximum(b_min - half, 0), r0 - t_lim)
+        c1 = np.minimum(np.minimum(b_max + half, last), r1 + t_lim)
+        keep = (c0 <= c1) & (r0 <= r1)
+        t_cid, r0, r1, c0, c1 = t_cid[keep], r0[keep], r1[keep], c0[keep], c1[keep]
+        if t_cid.size == 0:
+            return None
+        idx_a = _range_union(r0, r1)
+        idx_b = _range_union(c0, c1)
+        track_a = self.fine_track("a", idx_a)
+        track_b = self.fine_track("b", idx_b)
+        zero = np.zeros((1, 3))
+        padded_a, padded_b = np.vstack((track_a, zero)), np.vstack((track_b, zero))
+        width = c1 - c0 + 1
+        by_width = np.argsort(width, kind="stable")
+        found: list[tuple[np.ndarray, ...]] = []
+        g0 = 0
+        while g0 < by_width.size:
+            w_cap = int(width[by_width[g0]] * 1.25) + 4
+            g1 = int(np.searchsorted(width[by_width], w_cap, "right"))
+            g1 = min(g1, g0 + max(1, _BATCH_ELEMENTS // (m * w_cap)))
+            sel = by_width[g0:g1]
+            found.append(self._box_runs(sel, t_cid, r0, r1, c0, c1, int(width[sel].max()), t_lim,
+                                        idx_a, padded_a, idx_b, padded_b))
+            g0 = g1
+        t_all, ka, kb0, kb1, best = (np.concatenate([f[i] for f in found]) for i in range(5))
+        if ka.size == 0:
+            return None
+        order = np.lexsort((kb0, ka, t_all))
+        t_all, ka, kb0, kb1, best = t_all[order], ka[order], kb0[order], kb1[order], best[order]
+        cuts = np.flatnonzero(np.diff(t_all)) + 1
+        runs = [
+            (ka[s], kb0[s], kb1[s], best[s])
+            for s in (slice(a, b) for a, b in zip(np.r_[0, cuts], np.r_[cuts, ka.size], strict=True))
+        ]
+        return runs, idx_a, track_a, idx_b, track_b
+
+    def _box_runs(
+        self,
+        sel: np.ndarray,
+        t_cid: np.ndarray,
+        r0: np.ndarray,
+        r1: np.ndarray,
+        c0: np.ndarray,
+        c1: np.ndarray,
+        w: int,
+        t_lim: int,
+        idx_a: np.ndarray,
+        track_a: np.ndarray,
+        idx_b: np.ndarray,
+        track_b: np.ndarray,
+    ) -> tuple[np.ndarray, ...]:
+        """(cluster, a index, first b, last b, best dot) of the runs in boxes ``sel``, padded to ``w``."""
+        m = self.m
+        rows = r0[sel, None] + np.arange(m)[None, :]
+        cols = c0[sel, None] + np.arange(w)[None, :]
+        # Padding rows and columns point at a zero row past the track: dot 0, no hit.
+        pos_a = np.searchsorted(idx_a, rows)
+        pos_a[rows > r1[sel, None]] = idx_a.size
+        pos_b = np.searchsorted(idx_b, cols)
+        pos_b[cols > c1[sel, None]] = idx_b.size
+        ua = track_a[pos_a]
+        ub = track_b[pos_b]
+        dot = np.matmul(ua, ub.transpose(0, 2, 1))
+        ok = dot >= self.cos_d
+        # Boxes whose rows do not all reach all their columns in time: mask per row.
+        timed = np.flatnonzero((c0[sel] < r1[sel] - t_lim) | (c1[sel] > r0[sel] + t_lim))
+        if timed.size:
+            gap = cols[timed][:, None, :] - rows[timed][:, :, None]
+            ok[timed] &= np.abs(gap) <= t_lim
+        flat_ok = ok.reshape(-1, w)
+        flat_dot = dot.reshape(-1, w)
+        r, first, last_c, best = _row_runs(flat_ok, flat_dot)
+        box = r // m
+        return (
+            t_cid[sel][box],
+            rows.reshape(-1)[r],
+            c0[sel][box] + first,
+            c0[sel][box] + last_c,
+            best,
+        )
 
     def group_runs(
         self, ka: np.ndarray, kb0: np.ndarray, kb1: np.ndarray, z_a: np.ndarray
@@ -788,17 +905,6 @@ def _forget_grid(grid: TrackGrid, next_chunk: int, searches: Sequence[_GridPairS
             need.append(held)
     if need:
         grid.forget_before(min(need) - 2)
-
-
-def _union_of_ranges(ranges: list[tuple[int, int]]) -> np.ndarray:
-    """Sorted unique integers covered by inclusive ranges (merged, no sort of the values)."""
-    merged: list[list[int]] = []
-    for lo, hi in sorted(ranges):
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], hi)
-        else:
-            merged.append([lo, hi])
-    return np.concatenate([np.arange(lo, hi + 1) for lo, hi in merged])
 
 
 def search_pair(

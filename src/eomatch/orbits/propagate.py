@@ -312,9 +312,10 @@ class TrackGrid:
         i = k - self.k0
         node = self.unit
         out = cubic_unit(u, node[i - 1], node[i], node[i + 1], node[i + 2])
-        idx_t = self.tles.nearest(t, warn=False)
+        # The nearest set never decreases with time, so a time between two nodes of the
+        # same set has that set too: :func:`nadir_unit`'s test without a search per time.
         sets = self.set_index
-        same = (sets[i - 1] == idx_t) & (sets[i + 2] == idx_t)
+        same = sets[i - 1] == sets[i + 2]
         if not same.all():
             out[~same] = ground_track(self.tles, t[~same]).unit
         return out

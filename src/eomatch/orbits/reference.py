@@ -77,6 +77,52 @@ def group_hits(ia: np.ndarray, ib: np.ndarray, north_a: np.ndarray, period_s: fl
 
 # --- the search --------------------------------------------------------------------
 
+_BLOCK = 128
+"""A times compared per block in the old refinement."""
+
+
+def _union_of_ranges(ranges: list[tuple[int, int]]) -> np.ndarray:
+    """Sorted unique integers covered by inclusive ranges (merged, no sort of the values)."""
+    merged: list[list[int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return np.concatenate([np.arange(lo, hi + 1) for lo, hi in merged])
+
+
+def _row_runs(ok: np.ndarray, dot: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(row, first column, last column, best dot) of each run of True in each row.
+
+    Rows almost always hold one run; those are read off with argmax, the rest
+    with a diff along the row.
+    """
+    cnt = ok.sum(axis=1)
+    rows = np.flatnonzero(cnt)
+    okr = ok[rows]
+    masked = np.where(okr, dot[rows], -2.0)
+    first = okr.argmax(axis=1)
+    last = ok.shape[1] - 1 - okr[:, ::-1].argmax(axis=1)
+    single = (last - first + 1) == cnt[rows]
+    if single.all():
+        return rows, first, last, masked.max(axis=1)
+    multi = np.flatnonzero(~single)
+    edges = np.diff(okr[multi].view(np.int8), axis=1, prepend=0, append=0)
+    mr, c0 = np.nonzero(edges == 1)
+    _, c1 = np.nonzero(edges == -1)
+    c1 = c1 - 1
+    best_m = np.array(
+        [masked[multi[r], a : b + 1].max() for r, a, b in zip(mr, c0, c1, strict=True)]
+    )
+    keep = np.flatnonzero(single)
+    return (
+        np.concatenate((rows[keep], rows[multi[mr]])),
+        np.concatenate((first[keep], c0)),
+        np.concatenate((last[keep], c1)),
+        np.concatenate((masked[keep].max(axis=1), best_m)),
+    )
+
 
 class _ReferencePairSearch(PairSearch):
     """The per-pair search: own propagation from the TLEs, KD-tree coarse pass, full regions."""
@@ -125,6 +171,55 @@ class _ReferencePairSearch(PairSearch):
         else:
             near = np.ones(i.size, dtype=bool)
         return ka[i] * m, kb[j] * m, near
+
+    def hit_runs(
+        self, cand_a: np.ndarray, cand_b: np.ndarray, clusters: list[np.ndarray]
+    ) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """See :meth:`PairSearch.hit_runs`: the refinement as it was, a times in blocks of
+        ``_BLOCK``, each compared with every b time the candidates near it point to."""
+        m, last = self.m, self.n_fine - 1
+        t_lim = int(math.floor(self.t_max_s / self.fs + 1e-9))
+        tasks: list[tuple[int, int, int, int, int]] = []
+        for ci, c in enumerate(clusters):
+            order = np.argsort(cand_a[c], kind="stable")
+            ia, ib = cand_a[c][order], cand_b[c][order]
+            a0, a1 = max(0, int(ia[0]) - m), min(last, int(ia[-1]) + m)
+            for r0 in range(a0, a1 + 1, _BLOCK):
+                r1 = min(a1, r0 + _BLOCK - 1)
+                lo = int(np.searchsorted(ia, r0 - m, "left"))
+                hi = int(np.searchsorted(ia, r1 + m, "right"))
+                if lo == hi:
+                    continue
+                b0 = max(0, int(ib[lo:hi].min()) - m, r0 - t_lim)
+                b1 = min(last, int(ib[lo:hi].max()) + m, r1 + t_lim)
+                if b0 <= b1:
+                    tasks.append((ci, r0, r1, b0, b1))
+        if not tasks:
+            return None
+        idx_a = _union_of_ranges([(t[1], t[2]) for t in tasks])
+        idx_b = _union_of_ranges([(t[3], t[4]) for t in tasks])
+        track_a = self.fine_track("a", idx_a)
+        track_b = self.fine_track("b", idx_b)
+        runs: dict[int, list[tuple[np.ndarray, ...]]] = {}
+        for ci, r0, r1, b0, b1 in tasks:
+            pa0 = int(np.searchsorted(idx_a, r0))
+            pb0 = int(np.searchsorted(idx_b, b0))
+            ua = track_a[pa0 : pa0 + (r1 - r0 + 1)]
+            ub = track_b[pb0 : pb0 + (b1 - b0 + 1)]
+            dot = ua @ ub.T
+            ka = np.arange(r0, r1 + 1)
+            kb = np.arange(b0, b1 + 1)
+            ok = dot >= self.cos_d
+            if b0 < r1 - t_lim or b1 > r0 + t_lim:  # some pairs too far apart in time
+                ok &= np.abs(kb[None, :] - ka[:, None]) <= t_lim
+            if not ok.any():
+                continue
+            rows, c0, c1, best = _row_runs(ok, dot)
+            runs.setdefault(ci, []).append((ka[rows], kb[c0], kb[c1], best))
+        if not runs:
+            return None
+        merged = [tuple(np.concatenate([p[i] for p in parts]) for i in range(4)) for parts in runs.values()]
+        return merged, idx_a, track_a, idx_b, track_b
 
     def finish_region(self, region: BaseGeometry) -> tuple[BaseGeometry, float]:
         """Regions stay full (the per-pair search had no compaction)."""
