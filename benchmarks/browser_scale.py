@@ -15,8 +15,15 @@ start of the navigation to its main content being visible:
 
 Each page kind is loaded once to warm the browser's cache of the app's own files (a
 user's second page), then ``--loads`` times with a different collection or item each
-time, one after another. Prints the median and worst per kind and ends with
-``ratio=<max median page time / 2 s>`` (goal <= 1).
+time, one after another. Given several stacks (``search_scale.py --browser``: the 100k
+and the 1M one side by side), each page is opened on every stack back to back, the
+order reversed every other round, so the machine's load weighs on all alike. Prints the
+median and worst per kind and where the time went, from the page's own Resource and
+Navigation Timing: when the app's files were in (and how many came from the cache),
+when its first API request left (the time to run the app's scripts), when the last API
+answer came (how many requests, their summed time) and when the content was visible
+(what follows the last answer is the browser's rendering); ends with ``ratio=<max
+median page time / 2 s>`` (goal <= 1) of the last (largest) stack.
 
 Run it on a stack that holds the catalogue: after ``search_scale.py`` (``--browser``,
 the 1M stack), or here with ``--items N`` (a private stack, a realistic catalogue of N
@@ -38,6 +45,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +83,45 @@ def _targets(settings: Settings, n: int, seed: int) -> tuple[list[tuple[str, str
     return cols, items
 
 
-def time_pages(base_url: str, loads: int, cols: list[tuple[str, str]], items: list[tuple[str, str, str]],
-               shots: Path | None = None) -> dict[str, list[float]]:
-    """Seconds from navigation to visible main content, per page kind (first of each left out)."""
+# Where a load's time went, from the page's own Resource and Navigation Timing (ms since
+# navigation start): the app's files (HTML, config.js, js/, css/) done; its first and last
+# API request (/external/); the main content visible. Scripting is what lies between the
+# files and the first request; rendering what follows the last answer.
+BREAKDOWN_JS = """() => {
+  const res = performance.getEntriesByType('resource');
+  const nav = performance.getEntriesByType('navigation')[0];
+  const app = res.filter(r => /\\/(js|css)\\/|\\/config\\.js/.test(new URL(r.name).pathname));
+  const api = res.filter(r => new URL(r.name).pathname.startsWith('/external/'));
+  const end = xs => xs.length ? Math.max(...xs.map(r => r.responseEnd)) : 0;
+  return {
+    files_done: Math.max(nav ? nav.responseEnd : 0, end(app)),
+    files_kb: app.reduce((s, r) => s + r.transferSize, nav ? nav.transferSize : 0) / 1024,
+    files_cached: app.filter(r => r.transferSize === 0).length,
+    files: app.length,
+    api_first: api.length ? Math.min(...api.map(r => r.startTime)) : 0,
+    api_done: end(api),
+    api_ms: api.reduce((s, r) => s + r.duration, 0),
+    api_n: api.length,
+    visible: performance.now(),
+  };
+}"""
+
+
+@dataclass
+class Load:
+    """One page load: seconds to visible main content and the page's own timing split."""
+
+    seconds: float
+    split: dict[str, float]
+
+
+def time_pages(bases: dict[str, str], loads: int, cols: list[tuple[str, str]], items: list[tuple[str, str, str]],
+               shots: Path | None = None) -> dict[str, dict[str, list[Load]]]:
+    """Per stack (label: base URL) and page kind, each kept load (the first of each left out).
+
+    Loads are interleaved: per round and kind the same page is opened on every stack back
+    to back, the order reversed every other round, so the machine's load weighs on all
+    stacks alike (each stack is its own origin, so its own browser cache)."""
     from playwright.sync_api import Page, sync_playwright
 
     kinds: dict[str, Callable[[int], tuple[str, Callable[[Page], list[Any]]]]] = {
@@ -87,7 +131,8 @@ def time_pages(base_url: str, loads: int, cols: list[tuple[str, str]], items: li
         "item": lambda k: (f"/collections/{items[k][0]}/items/{items[k][1]}", lambda p: [
             p.get_by_role("heading", name=items[k][2]).first, p.locator(".metadata-card").first]),
     }  # fmt: skip
-    out: dict[str, list[float]] = {k: [] for k in kinds}
+    labels = list(bases)
+    out: dict[str, dict[str, list[Load]]] = {label: {k: [] for k in kinds} for label in labels}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM),
@@ -96,40 +141,68 @@ def time_pages(base_url: str, loads: int, cols: list[tuple[str, str]], items: li
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             for k in range(loads + 1):
+                order = labels if k % 2 == 0 else labels[::-1]
                 for kind, make in kinds.items():
                     path, locate = make(k)
-                    page = context.new_page()
-                    try:
-                        t0 = time.perf_counter()
-                        page.goto(base_url + path, wait_until="commit", timeout=TIMEOUT_MS)
-                        for locator in locate(page):
-                            locator.wait_for(state="visible", timeout=TIMEOUT_MS)
-                        seconds = time.perf_counter() - t0
-                        if shots is not None and k == loads:
-                            page.screenshot(path=str(shots / f"browser-scale-{kind}.png"))
-                    finally:
-                        page.close()
-                    if k:
-                        out[kind].append(seconds)
+                    for label in order:
+                        page = context.new_page()
+                        try:
+                            t0 = time.perf_counter()
+                            page.goto(bases[label] + path, wait_until="commit", timeout=TIMEOUT_MS)
+                            for locator in locate(page):
+                                locator.wait_for(state="visible", timeout=TIMEOUT_MS)
+                            seconds = time.perf_counter() - t0
+                            split = page.evaluate(BREAKDOWN_JS)
+                            if shots is not None and k == loads:
+                                safe = "".join(ch if ch.isalnum() else "-" for ch in label)
+                                page.screenshot(path=str(shots / f"browser-scale-{safe}-{kind}.png"))
+                        finally:
+                            page.close()
+                        if k:
+                            out[label][kind].append(Load(seconds, split))
         finally:
             browser.close()
     return out
 
 
-def report(settings: Settings, loads: int = 5, seed: int = 1, shots: Path | None = None) -> str:
-    """The table of page times on this stack; its last line is ``ratio=``."""
+def _median(loads: list[Load], key: str) -> float:
+    return statistics.median(ld.split[key] for ld in loads)
+
+
+def report(stacks: list[tuple[str, Settings]], loads: int = 5, seed: int = 1, shots: Path | None = None) -> str:
+    """Page times on these stacks (label, settings; smallest catalogue first, whose items
+    and collections every stack must hold), one table each; the last line is ``ratio=``
+    of the last stack."""
     if not CHROMIUM.exists():
         raise SystemExit(f"needs Debian's chromium at {CHROMIUM}")
-    cols, items = _targets(settings, loads + 1, seed)
-    base = f"http://127.0.0.1:{settings.stack.proxy.port}"
-    times = time_pages(base, loads, cols, items, shots)
-    lines = [f"STAC Browser, {loads} loads per page kind after one warm-up (Chromium, headless):",
-             f"{'page':12s} {'median s':>9s} {'max s':>7s}  main content"]  # fmt: skip
+    cols, items = _targets(stacks[0][1], loads + 1, seed)
+    bases = {label: f"http://127.0.0.1:{st.stack.proxy.port}" for label, st in stacks}
+    times = time_pages(bases, loads, cols, items, shots)
     what = {"root": ".catalog-card .card-title", "collection": "heading, .item-card .card-title",
             "item": "heading, .metadata-card"}  # fmt: skip
-    for kind, secs in times.items():
-        lines.append(f"{kind:12s} {statistics.median(secs):9.2f} {max(secs):7.2f}  {what[kind]}")
-    worst = max(statistics.median(s) for s in times.values())
+    lines = [f"STAC Browser, {loads} loads per page kind after one warm-up (Chromium, headless"
+             + (", stacks interleaved" if len(stacks) > 1 else "") + "); medians of the page's own timing, ms "
+             "since navigation: app files done (KiB over the wire, from cache), first API request, "
+             "last API answer (requests, summed ms), visible"]  # fmt: skip
+    for label, by_kind in times.items():
+        lines.append(f"[{label}]")
+        lines.append(f"{'page':12s} {'median s':>9s} {'max s':>7s}  {'files':>16s} {'1st API':>8s} "
+                     f"{'API done':>15s} {'visible':>8s}  main content")  # fmt: skip
+        for kind, got in by_kind.items():
+            secs = [ld.seconds for ld in got]
+            files = (f"{_median(got, 'files_done'):5.0f} ({_median(got, 'files_kb'):4.0f}, "
+                     f"{_median(got, 'files_cached'):.0f}/{_median(got, 'files'):.0f})")  # fmt: skip
+            api = f"{_median(got, 'api_done'):5.0f} ({_median(got, 'api_n'):.0f}, {_median(got, 'api_ms'):4.0f})"
+            lines.append(f"{kind:12s} {statistics.median(secs):9.2f} {max(secs):7.2f}  {files:>16s} "
+                         f"{_median(got, 'api_first'):8.0f} {api:>15s} {_median(got, 'visible'):8.0f}  "
+                         f"{what[kind]}")  # fmt: skip
+    if len(stacks) > 1:
+        small, large = times[stacks[0][0]], times[stacks[-1][0]]
+        pairs = {kind: statistics.median(b.seconds / a.seconds for a, b in zip(small[kind], large[kind], strict=True))
+                 for kind in small}  # fmt: skip
+        lines.append("median of per-pair ratios (same page, last / first stack): "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in pairs.items()))  # fmt: skip
+    worst = max(statistics.median(ld.seconds for ld in got) for got in times[stacks[-1][0]].values())
     lines.append(f"ratio={worst / GOAL_S:.2f}")
     return "\n".join(lines)
 
@@ -158,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.db_port:
             stack["db"] = {"port": args.db_port}
         settings = load_settings(overrides={"stack": stack}, environ={})
-        print(report(settings, args.loads, args.seed, args.screenshots))
+        print(report([("stack", settings)], args.loads, args.seed, args.screenshots))
         return 0
     import _synth
     from search_scale import load
@@ -172,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                 _synth.generate(root, args.items, seed=args.seed, shape="realistic")
             seconds, count = load(settings, root, work, settings.ingest.partition_trunc)
             print(f"loaded in {seconds:.0f} s: the database holds {count:,} items", flush=True)
-            print(report(settings, args.loads, args.seed, args.screenshots))
+            print(report([("stack", settings)], args.loads, args.seed, args.screenshots))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
