@@ -1,9 +1,9 @@
 """The local stack: db, api-internal, api-external, browser, proxy on loopback.
 
 One small class per service with ``start`` / ``stop`` / ``status``. ``Stack.up``
-starts the database, then the supervisor (:mod:`eomatch.stack.supervisor`), which
-starts the APIs, the browser and the proxy in that order and restarts any of them
-that dies. ``down`` stops the supervisor first, then the services in reverse. All
+starts the database and its standbys (each waited for until it answers a query), then
+the supervisor (:mod:`eomatch.stack.supervisor`), which starts the APIs, the browser
+and the proxy in that order and restarts any of them that dies. ``down`` stops the supervisor first, then the services in reverse. All
 state lives in ``stack.state_dir``.
 """
 
@@ -19,7 +19,7 @@ from eomatch.stack.api import ApiService, api_user, write_settings_file
 from eomatch.stack.browser import Browser, build_browser
 from eomatch.stack.db import Database, stack_credentials
 from eomatch.stack.nginx import NginxInstance
-from eomatch.stack.process import check_port_free
+from eomatch.stack.process import check_port_free, wait_until
 from eomatch.stack.proxy import Proxy
 from eomatch.stack.replica import Replica, leftover_replicas
 from eomatch.stack.state import StatePaths, load_secrets
@@ -140,8 +140,16 @@ class Stack:
         if errors:
             name, error = next(iter(errors.items()))
             raise StackError(error if error.startswith(f"{name}:") else f"{name}: {error}")
-        bad = [s["service"] for s in self.status() if not s["healthy"]]
-        if bad:
+        # Each service answered its own health check when started; one that died since
+        # is being restarted by the supervisor (with back-off), and one probe can be slow
+        # on a loaded machine: judge the stack over the start deadline, not one look.
+        bad: list[str] = []
+
+        def all_healthy() -> bool:
+            bad[:] = [s["service"] for s in self.status() if not s["healthy"]]
+            return not bad
+
+        if not wait_until(all_healthy, self.settings.stack.health_timeout_s, 0.5):
             raise StackError(f"not healthy after start: {', '.join(bad)} (see 'eomatch-stack logs {bad[0]}')")
         return self.urls
 

@@ -12,11 +12,19 @@ primary only.
 Like the primary, standbys are not supervised: the external API's fallback covers a
 dead one, ``/health`` names it down, and ``eomatch-stack up`` restarts it, or rebuilds
 it from the primary when it cannot start or no longer streams.
+
+``up`` starts the standbys, and waits until each answers a query, before the supervisor
+starts anything that reads from them. A standby that runs but does not answer yet (it
+replays WAL to a consistent state first, and "the database system is not yet accepting
+connections" meanwhile; slow under load) is waited for up to ``stack.health_timeout_s``
+and then reported in one line (name, port, last error), never rebuilt for being slow:
+a rebuild copies the whole primary again.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import shutil
 import subprocess
@@ -43,14 +51,22 @@ REREAD_QUERIES = 500
 COMPOSE_PG_PORT = 5432
 
 STREAMING_WITHIN_S = 10.0
-"""``up`` on a running standby: how long it may take to (re)connect to the primary
-before it counts as broken and is rebuilt."""
+"""``up`` on a running standby that answers queries: how long it may take to (re)connect
+to the primary before it counts as broken and is rebuilt."""
+
+READY_POLL_S = 0.25
+"""How often ``up`` asks a starting standby whether it answers yet."""
 
 ORPHANS_LEAVE_S = 3.0
 """After a standby's postmaster was killed: time its backends take to notice and exit."""
 
 SLOT_PREFIX = "eomatch_replica_"
 """Replication slots of the standbys: ``eomatch_replica_<n>``."""
+
+
+class StandbyNotReady(StackError):
+    """A standby that runs but did not answer a query within the start timeout: slow
+    (recovery, load), not broken, so it is reported rather than rebuilt."""
 
 
 def replica_name(index: int) -> str:
@@ -224,10 +240,20 @@ class Replica(Database):
         part.rename(self.data_dir)
 
     # --- lifecycle ---------------------------------------------------------------
+    @property
+    def start_timeout_s(self) -> float:
+        """How long a standby may take to answer queries (``stack.health_timeout_s``,
+        the start deadline of every service)."""
+        return self.settings.stack.health_timeout_s
+
     def start(self) -> None:
-        """Start the standby; build it first when missing, rebuild it when it does not
-        start or does not stream (a crash that left it broken, a slot gone)."""
+        """Start the standby and return once it answers queries; build it first when
+        missing, rebuild it when it does not start or does not stream (a crash that left
+        it broken, a slot gone). :class:`StandbyNotReady` when it runs but does not
+        answer within :attr:`start_timeout_s`."""
         if self.server_pid() is not None:
+            # Still recovering (a restart, a crash, a loaded machine): wait, do not rebuild.
+            self.wait_ready(self.start_timeout_s)
             if wait_until(self.streaming, STREAMING_WITHIN_S, 0.5):
                 return
             # Runs but receives nothing (its slot gone, the primary re-created): start over.
@@ -243,6 +269,8 @@ class Replica(Database):
         try:
             self._start_server()
             return
+        except StandbyNotReady:
+            raise
         except StackError as exc:
             error = exc
         if "another postmaster" in str(error):
@@ -252,6 +280,8 @@ class Replica(Database):
             try:
                 self._start_server()
                 return
+            except StandbyNotReady:
+                raise
             except StackError as exc:
                 error = exc
         log.warning("%s: %s; rebuilding it from the primary", self.name, error)
@@ -260,21 +290,62 @@ class Replica(Database):
         self._start_server()
 
     def _start_server(self) -> None:
+        started = time.monotonic()
         proc = self._run_as_server_user(
             [
                 self._bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.startup_log),
                 "-o", f"-p {self.port} -c listen_addresses={self.cfg.host} "
                 f"-c unix_socket_directories={self.socket_dir}"
                 + (" -c log_destination=jsonlog" if self.settings.stack.log_format == "json" else ""),
-                "-w", "-t", "60", "start",
+                "-w", "-t", str(max(1, math.ceil(self.start_timeout_s))), "start",
             ],
             check=False,
         )
-        if proc.returncode != 0:
+        if proc.returncode != 0 and self.server_pid() is None:
             detail = tail(self.startup_log, 3).splitlines() or [(proc.stderr or proc.stdout).strip()]
             raise StackError(f"{self.name}: PostgreSQL did not start: {detail[-1] if detail else proc.returncode}")
-        if not wait_until(lambda: self.healthy() and self.streaming(), 30):
-            raise StackError(f"{self.name}: started but is not a streaming standby on port {self.port}")
+        # pg_ctl's wait ends at "accepting connections", or at its timeout with the
+        # server still recovering: either way, ready means a query answers.
+        self.wait_ready(max(0.0, self.start_timeout_s - (time.monotonic() - started)))
+        if not wait_until(lambda: self.healthy() and self.streaming(), max(STREAMING_WITHIN_S, self.start_timeout_s)):
+            raise StackError(f"{self.name}: started but is not a streaming standby on port {self.port}: "
+                             f"{self.state().get('error') or 'no WAL receiver'}")
+
+    def ready_error(self) -> str | None:
+        """None when the standby answers a query as the external API's role does (a
+        hot standby accepts connections, ``pg_isready`` says, before it can answer:
+        "the database system is not yet accepting connections" until consistent);
+        else the last line of why not."""
+        import psycopg
+
+        try:
+            creds = replica_credentials(self.settings, self.index, "read")
+            with psycopg.connect(creds.dsn, connect_timeout=2) as conn:
+                conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            return None
+        except psycopg.Error as exc:
+            return (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
+        except StackError as exc:
+            return str(exc)
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Return once the standby answers a query; :class:`StandbyNotReady` naming it,
+        its port and the last error when it does not within ``timeout_s``, StackError
+        when its server exits meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            error = self.ready_error()
+            if error is None:
+                return
+            if self.server_pid() is None:
+                detail = tail(self.startup_log, 3).splitlines()
+                raise StackError(f"{self.name}: PostgreSQL exited while starting on port {self.port}: "
+                                 f"{detail[-1] if detail else error}")
+            if time.monotonic() >= deadline:
+                raise StandbyNotReady(
+                    f"{self.name}: not answering queries on {self.cfg.host}:{self.port} within "
+                    f"{self.start_timeout_s:.0f}s (stack.health_timeout_s): {error}")
+            time.sleep(READY_POLL_S)
 
     def streaming(self) -> bool:
         """Its WAL receiver streams from the primary (seen by the admin: the status of
@@ -428,6 +499,6 @@ def replica_state(settings: Settings, index: int, dsn: str | None = None, timeou
     return state
 
 
-__all__ = ["REREAD_IDLE_S", "REREAD_QUERIES", "Replica", "catch_up", "compose_db_settings",
+__all__ = ["REREAD_IDLE_S", "REREAD_QUERIES", "Replica", "StandbyNotReady", "catch_up", "compose_db_settings",
            "compose_replica_services", "render_pg_hba", "drop_slot", "external_read_hosts", "leftover_replicas", "replica_address",
            "replica_credentials", "replica_name", "replica_port", "replica_slot", "replica_state", "setup_replication"]
