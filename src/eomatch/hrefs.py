@@ -24,6 +24,7 @@ item that goes through the database and back keeps its links.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable
@@ -127,12 +128,21 @@ def is_api_relative_href(href: Any) -> bool:
 # --------------------------------------------------------------------------- layout paths
 
 
+@functools.lru_cache(maxsize=4096)
+def _folder_parts(item_dir: str, folder: str) -> tuple[str, ...]:
+    """The parts of ``item_dir``/``folder`` normalised: the links of an item (and of the
+    items beside it) mostly name a few folders, and ingest resolves every link."""
+    return tuple(os.path.normpath(os.path.join(item_dir, folder)).split(os.sep))
+
+
 def layout_item_target(item_dir: str | os.PathLike[str], href: str) -> tuple[str, str] | None:
     """(collection, id) of the item file a relative href names, from the catalogue layout:
     ``../../S2/2022/05/21/x.json`` seen from an item folder -> (``S2``, ``x``)."""
     if not href.endswith(".json"):
         return None
-    parts = os.path.normpath(os.path.join(item_dir, href)).split(os.sep)
+    head, _, name = href.rpartition("/")
+    folder = head if head or not href.startswith("/") else "/"
+    parts = [*_folder_parts(os.fspath(item_dir), folder), name]
     if len(parts) < 5:
         return None
     item_id = parts[-1][: -len(".json")]
