@@ -65,7 +65,7 @@ from eomatch.orbits.region import (
     bbox_geometry,
     compact_region,
     crosses_antimeridian,
-    overlap_region,
+    overlap_regions,
 )
 from eomatch.orbits.sun import solar_elevation_deg
 from eomatch.orbits.tle import TleSet, find_satellite, load_tles_for
@@ -378,6 +378,19 @@ def _row_runs(ok: np.ndarray, dot: np.ndarray) -> tuple[np.ndarray, ...]:
     return rows, first, last, best
 
 
+def merge_region_parts(geoms: list[BaseGeometry]) -> BaseGeometry:
+    """One region from the overlaps of an event's track pieces (polygons only)."""
+    if not geoms:
+        return Polygon()
+    if len(geoms) == 1:
+        return geoms[0]
+    merged = unary_union(geoms)
+    if isinstance(merged, GeometryCollection):
+        polys = [g for g in merged.geoms if isinstance(g, Polygon | MultiPolygon)]
+        merged = unary_union(polys) if polys else Polygon()
+    return merged
+
+
 class PairSearch:
     """One (a, b) search: thresholds, the coarse-pass carry, refinement into events.
 
@@ -522,16 +535,19 @@ class PairSearch:
         all_b = np.unique(np.concatenate([sb for _, sb in samples])) if samples else idx_b[:0]
         ua_all = self.fine_track("a", all_a)
         ub_all = self.fine_track("b", all_b)
-        events: list[Crossover] = []
+        seg_lists: list[list[tuple[np.ndarray, np.ndarray]]] = []
         pos = 0
-        for ka_g, kb0_g, kb1_g, i_best, j_best, pa, pb, pieces in skeletons:
-            segs = []
-            for sa, sb in samples[pos : pos + len(pieces)]:
-                segs.append(
+        for sk in skeletons:
+            seg_lists.append(
+                [
                     (ua_all[np.searchsorted(all_a, sa)], ub_all[np.searchsorted(all_b, sb)])
-                )
-            pos += len(pieces)
-            region, area_km2 = self._region(segs)
+                    for sa, sb in samples[pos : pos + len(sk[7])]
+                ]
+            )
+            pos += len(sk[7])
+        events: list[Crossover] = []
+        for sk, (region, area_km2) in zip(skeletons, self.regions(seg_lists), strict=True):
+            ka_g, kb0_g, kb1_g, i_best, j_best, pa, pb, _ = sk
             event = self._event(ka_g, kb0_g, kb1_g, i_best, j_best, pa, pb, region, area_km2)
             if event is not None:
                 events.append(event)
@@ -702,30 +718,30 @@ class PairSearch:
                 pieces.append((p0, p1, q0, q1))
         return pieces
 
-    def _region(self, segs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[BaseGeometry, float]:
-        """Union of the strip overlaps of each (a, b) pair of track pieces."""
-        geoms: list[BaseGeometry] = []
-        area_km2 = 0.0
-        for seg_a, seg_b in segs:
-            seg_a = seg_a[np.isfinite(seg_a).all(axis=1)]
-            seg_b = seg_b[np.isfinite(seg_b).all(axis=1)]
-            if len(seg_a) < 2 or len(seg_b) < 2:
-                continue
-            geom, area = overlap_region(
-                seg_a, seg_b, 0.5 * self.sw_a, 0.5 * self.sw_b, pad_km=self.pad_km
-            )
+    def regions(
+        self, seg_lists: list[list[tuple[np.ndarray, np.ndarray]]]
+    ) -> list[tuple[BaseGeometry, float]]:
+        """Each event's region and area: the union of the strip overlaps of its (a, b)
+        track pieces, all pieces of the chunk mapped to lon/lat together
+        (:func:`~eomatch.orbits.region.overlap_regions`)."""
+        flat: list[tuple[np.ndarray, np.ndarray]] = []
+        owner: list[int] = []
+        for e, segs in enumerate(seg_lists):
+            for seg_a, seg_b in segs:
+                seg_a = seg_a[np.isfinite(seg_a).all(axis=1)]
+                seg_b = seg_b[np.isfinite(seg_b).all(axis=1)]
+                if len(seg_a) < 2 or len(seg_b) < 2:
+                    continue
+                flat.append((seg_a, seg_b))
+                owner.append(e)
+        parts: list[list[BaseGeometry]] = [[] for _ in seg_lists]
+        areas = [0.0] * len(seg_lists)
+        done = overlap_regions(flat, 0.5 * self.sw_a, 0.5 * self.sw_b, pad_km=self.pad_km)
+        for e, (geom, area) in zip(owner, done, strict=True):
             if not geom.is_empty:
-                geoms.append(geom)
-                area_km2 += area
-        if not geoms:
-            return Polygon(), 0.0
-        if len(geoms) == 1:
-            return geoms[0], area_km2
-        merged = unary_union(geoms)
-        if isinstance(merged, GeometryCollection):
-            polys = [g for g in merged.geoms if isinstance(g, Polygon | MultiPolygon)]
-            merged = unary_union(polys) if polys else Polygon()
-        return merged, area_km2
+                parts[e].append(geom)
+                areas[e] += area
+        return [(merge_region_parts(geoms), area) for geoms, area in zip(parts, areas, strict=True)]
 
     def _event(
         self,

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from shapely.geometry.base import BaseGeometry
 
-from eomatch.orbits.crossovers import Crossover, CrossoverParams, PairSearch
+from eomatch.orbits.crossovers import Crossover, CrossoverParams, PairSearch, merge_region_parts
 from eomatch.orbits.propagate import (
     EARTH_RADIUS_KM,
     great_circle_km,
@@ -36,6 +36,7 @@ from eomatch.orbits.propagate import (
     nadir_unit,
     to_unix_s,
 )
+from eomatch.orbits.region import overlap_region
 from eomatch.orbits.tle import TleSet
 
 
@@ -220,6 +221,28 @@ class _ReferencePairSearch(PairSearch):
             return None
         merged = [tuple(np.concatenate([p[i] for p in parts]) for i in range(4)) for parts in runs.values()]
         return merged, idx_a, track_a, idx_b, track_b
+
+    def regions(
+        self, seg_lists: list[list[tuple[np.ndarray, np.ndarray]]]
+    ) -> list[tuple[BaseGeometry, float]]:
+        """See :meth:`PairSearch.regions`: each piece through :func:`overlap_region` alone."""
+        out: list[tuple[BaseGeometry, float]] = []
+        for segs in seg_lists:
+            geoms: list[BaseGeometry] = []
+            area_km2 = 0.0
+            for seg_a, seg_b in segs:
+                seg_a = seg_a[np.isfinite(seg_a).all(axis=1)]
+                seg_b = seg_b[np.isfinite(seg_b).all(axis=1)]
+                if len(seg_a) < 2 or len(seg_b) < 2:
+                    continue
+                geom, area = overlap_region(
+                    seg_a, seg_b, 0.5 * self.sw_a, 0.5 * self.sw_b, pad_km=self.pad_km
+                )
+                if not geom.is_empty:
+                    geoms.append(geom)
+                    area_km2 += area
+            out.append((merge_region_parts(geoms), area_km2))
+        return out
 
     def finish_region(self, region: BaseGeometry) -> tuple[BaseGeometry, float]:
         """Regions stay full (the per-pair search had no compaction)."""
