@@ -6,6 +6,7 @@ on a loaded machine it may answer nothing for a while. The standby here is held 
 busy to serve them) and resumed later. ``up`` must wait for it (not rebuild it, not start
 the external API ahead of it), and the external API must then read from it; a standby
 that never answers fails ``up`` with one line naming it, its port and the last error.
+An API whose first start fails is tried again within ``up``'s start pass.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -27,6 +29,7 @@ from eomatch.stack import Stack
 from eomatch.stack.api import ApiService
 from eomatch.stack.process import free_port, port_in_use, wait_until
 from eomatch.stack.replica import STREAMING_WITHIN_S, Replica, replica_credentials
+from eomatch.stack.supervision import supervision_report
 
 HOLD_S = STREAMING_WITHIN_S + 5
 """How long the standby is held: longer than ``up`` allowed a running standby before it
@@ -136,3 +139,40 @@ def test_a_standby_that_never_answers_fails_up_in_one_line_naming_it(stack: Stac
     assert replica.server_pid() == pid
     assert wait_until(lambda: replica.ready_error() is None, 30, 0.2)
 
+
+def test_an_api_that_cannot_start_at_first_is_tried_again_within_up(stack: Stack) -> None:
+    """api-external's first start fails (another process still answers on its socket, as
+    an API of a previous run being torn down would): the start pass tries it again with
+    back-off instead of failing 'up', which then succeeds with reads on the standby."""
+    api = _externals(stack)[0]
+    api.stop()
+    squatter = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    squatter.bind(str(api.socket))
+    squatter.listen()
+    outcome: dict[str, object] = {}
+
+    def up() -> None:
+        try:
+            stack.up()
+            outcome["ok"] = True
+        except Exception as exc:  # reported below
+            outcome["error"] = exc
+
+    def first_attempt_failed() -> bool:
+        report = supervision_report(stack.settings) or {}
+        info = (report.get("services") or {}).get(api.name) or {}
+        return "another process answers" in str(info.get("last_error") or "") or "error" in outcome
+
+    thread = threading.Thread(target=up)
+    try:
+        thread.start()
+        assert wait_until(first_attempt_failed, 120, 0.05), "the supervisor never tried api-external"
+    finally:
+        squatter.close()
+        api.socket.unlink(missing_ok=True)
+        thread.join(180)
+    assert outcome.get("ok") is True, outcome.get("error")
+    assert api.pid() is not None and api.healthy()
+    with httpx.Client(timeout=10) as client:
+        assert client.get(stack.urls.external + "collections").status_code == 200
+    assert _read_sessions(stack, stack.db_replicas[0].port) >= 1

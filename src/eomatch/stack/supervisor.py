@@ -71,6 +71,11 @@ POLL_INTERVAL_S = 0.25
 """How often the supervisor looks at its services (a few /proc reads each time)."""
 STABLE_AFTER_S = 60.0
 """Uptime after which a service's back-off starts again from ``restart_backoff_s``."""
+START_ATTEMPTS = 4
+"""A start pass tries a service this often when it ends at start (the process exited,
+or another process still held its socket), with back-off from ``restart_backoff_s``
+(0.5 + 1 + 2 s by default), while ``stack.health_timeout_s`` lasts: a transient exit
+under load does not fail ``up``, and a lasting one is still reported within seconds."""
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -169,6 +174,26 @@ class Supervisor:
         self._adopt(w, pid, started_here=pid != before)
         w.last_error = None
 
+    def _start_retrying(self, w: Watch) -> None:
+        """:meth:`_start`, tried again with back-off when the service is not running
+        after a failed attempt (up to :data:`START_ATTEMPTS`, within the start deadline);
+        one that runs but is not healthy in time is not started twice."""
+        deadline = time.monotonic() + self.stack.settings.stack.health_timeout_s
+        for attempt in range(START_ATTEMPTS):
+            try:
+                self._start(w)
+                return
+            except Exception as exc:
+                delay = backoff_s(attempt, self.first_backoff_s, self.max_backoff_s)
+                if (attempt + 1 >= START_ATTEMPTS or w.svc.pid() is not None
+                        or time.monotonic() + delay >= deadline):
+                    raise
+                w.last_error = _problem(exc)
+                log.warning("%s: %s; starting it again in %.1fs", w.svc.name, w.last_error, delay)
+                self.save()  # the attempt shows in /health and status meanwhile
+                time.sleep(delay)
+                self.reap()
+
     # --- passes ------------------------------------------------------------------------
     def start_pass(self, request_id: str) -> None:
         """Start everything not running, in order (what ``up`` asks for); answer ``request_id``."""
@@ -178,7 +203,7 @@ class Supervisor:
         for w in self.watches:
             self.reap()
             try:
-                self._start(w)
+                self._start_retrying(w)
                 w.crashes_in_row = 0
             except Exception as exc:  # one service's failure must not stop the others' start
                 message = _problem(exc)
