@@ -9,12 +9,17 @@ overpass, so consecutive orbits give separate events.
 
 How it scales, instead of comparing the two tracks for every time shift:
 
-1. coarse pass, one day at a time: both tracks at ``coarse_step_s``; a KD-tree in
-   (x, y, z, scaled time) with the Chebyshev metric returns the coarse pairs that
-   are close in space and time, with a margin covering what the coarse step can hide;
+1. coarse pass, one day at a time: both tracks at ``coarse_step_s``; coarse pairs
+   close in space and time, with a margin covering what the coarse step can hide
+   (:func:`_close_in_band`: blocks of nodes whose bounding balls are far apart are
+   never compared, the rest in one batched matrix product);
 2. candidate pairs are grouped into clusters (gaps > a fraction of an orbit);
-3. each cluster is refined at ``fine_step_s`` (1 s) in a small box of times:
-   exact hits, then event bounds, closest approach and overlap region.
+3. the clusters of a chunk are refined at ``fine_step_s`` (1 s) together
+   (:meth:`PairSearch.hit_runs`): every hit lies within half a coarse step of a
+   candidate, so each a time is compared only with the b times around its own
+   nearest node's candidates, narrowed to b nodes that come close to it, in a few
+   batched matrix products; then event bounds, closest approach and overlap
+   regions (all of a chunk's regions mapped to lon/lat together).
 
 For a whole constellation, :func:`search_constellation` walks the period once,
 chunk by chunk, and runs every pair on that chunk: each satellite's coarse nodes
@@ -24,18 +29,20 @@ Regions are compact by default (:func:`~eomatch.orbits.region.compact_region`:
 at most ``region_max_vertices`` within ``region_tolerance_km``); ``full_regions``
 keeps every vertex. :mod:`eomatch.orbits.reference` keeps the per-pair search
 this replaced, to compare against: both subclass :class:`PairSearch` (clustering,
-refinement, grouping, regions, filters, the chunk walk) and differ only in how
-tracks are propagated and how the coarse pass finds candidates.
+grouping, filters, the chunk walk); the reference keeps its own propagation, its
+KD-tree coarse pass, the refinement in blocks of 128 a times and one region
+mapping per track piece.
 
 Measured (``benchmarks/constellation.py``, six satellites, 12 pairs, 100 km /
 1800 s, on a 2-core machine shared with other jobs, so only in-run comparisons
-count): 14 days, same events, CPU 11.3 s (two processes, 10.2 s wall) vs 11.1 s
-for the per-pair path (11.2 s wall): sharing the propagation saves little CPU, the
-CSV shrinks 8x (4.1 MB vs 33.6 MB). The whole of 2022 took 266-298 s of CPU
-(77 276 events); what is left is per event (the 1 s refinement ~40%, building the
-full region ~30%), not propagation. ``eomatch-find --events-only --format csv`` for
-that year: 5 min 52 s in one process, 3 min 33 s with two (cores mostly free then;
-on the busy machine two were no faster), 108 MB of CSV.
+count): 14 days, one process, load average 6-10: the same 2975 events, CPU 9.5 s
+vs 16.4 s for the per-pair path (the shared-track search before the batched
+refinement and regions took about as long as the per-pair path: 11.3 s vs 11.1 s
+on a quiet machine); the CSV is 4.1 MB instead of 33.6 MB. On 7 days the CSV,
+compact or full regions, is byte-identical to the one before those changes. The
+CPU is now spread over the 1 s refinement (~35%), regions (~25%), the coarse pass
+with propagation (~15%), the fine tracks (~12%) and the events' compaction and
+fields (~12%).
 """
 
 from __future__ import annotations
@@ -398,7 +405,8 @@ class PairSearch:
     only in what the constellation search replaced: subclasses say how a track
     is propagated (:meth:`fine_track`), how the coarse pass finds candidates
     (:meth:`coarse_candidates`), how regions are finished (:meth:`finish_region`)
-    and what is released after a chunk (:meth:`release`).
+    and what is released after a chunk (:meth:`release`); the reference also
+    keeps its own refinement (:meth:`hit_runs`) and regions (:meth:`regions`).
     """
 
     def __init__(
@@ -591,8 +599,13 @@ class PairSearch:
         if t_cid.size == 0:
             return None
         idx_a = _range_union(r0, r1)
-        idx_b = _range_union(c0, c1)
         track_a = self.fine_track("a", idx_a)
+        c0, c1 = self._narrow_boxes(r0, r1, c0, c1, idx_a, track_a)
+        keep = c0 <= c1
+        t_cid, r0, r1, c0, c1 = t_cid[keep], r0[keep], r1[keep], c0[keep], c1[keep]
+        if t_cid.size == 0:
+            return None
+        idx_b = _range_union(c0, c1)
         track_b = self.fine_track("b", idx_b)
         zero = np.zeros((1, 3))
         padded_a, padded_b = np.vstack((track_a, zero)), np.vstack((track_b, zero))
@@ -619,6 +632,56 @@ class PairSearch:
             for s in (slice(a, b) for a, b in zip(np.r_[0, cuts], np.r_[cuts, ka.size], strict=True))
         ]
         return runs, idx_a, track_a, idx_b, track_b
+
+    def _narrow_boxes(
+        self,
+        r0: np.ndarray,
+        r1: np.ndarray,
+        c0: np.ndarray,
+        c1: np.ndarray,
+        idx_a: np.ndarray,
+        track_a: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each box's b columns cut to those near b nodes that come close to one of its rows.
+
+        A hit (i, j) is within half a step of b's nearest node J, so that node is
+        within ``d`` plus half of b's largest node step of a's point at i (5% and
+        1 km to spare, as the coarse pass). Nodes of each box are checked against
+        all its rows (about 5 per row: cheap); columns further than half a step from
+        every such node go, and boxes with none are dropped (``c0 > c1``).
+        """
+        m, half = self.m, self.m // 2
+        j_lo = np.maximum(-((half - c0) // m), 0)  # ceil((c0 - half) / m), no node before 0
+        j_hi = (c1 + half) // m
+        n_j = j_hi - j_lo + 1
+        w = int(n_j.max())
+        nodes = j_lo[:, None] + np.arange(w)[None, :]
+        node_ok = nodes <= j_hi[:, None]
+        node_idx = np.unique(nodes[node_ok]) * m
+        ub = self.fine_track("b", node_idx)
+        adjacent = np.diff(node_idx) == m
+        if not adjacent.any():
+            return c0, c1
+        step_km = float(np.nanmax(great_circle_km(ub[1:][adjacent], ub[:-1][adjacent])))
+        r_km = self.d_km + 0.5 * step_km * 1.05 + 1.0
+        if not math.isfinite(r_km) or r_km >= math.pi * EARTH_RADIUS_KM:
+            return c0, c1
+        cos_r = math.cos(r_km / EARTH_RADIUS_KM) - 1e-12
+        rows = r0[:, None] + np.arange(m)[None, :]
+        pos_a = np.searchsorted(idx_a, rows)
+        pos_a[rows > r1[:, None]] = idx_a.size
+        pos_b = np.searchsorted(node_idx, nodes * m)
+        pos_b[~node_ok] = node_idx.size
+        zero = np.zeros((1, 3))
+        ua = np.vstack((track_a, zero))[pos_a]
+        ub_nodes = np.vstack((ub, zero))[pos_b]
+        near = (np.matmul(ua, ub_nodes.transpose(0, 2, 1)) >= cos_r).any(axis=1)
+        has = near.any(axis=1)
+        first = near.argmax(axis=1)
+        last_j = w - 1 - near[:, ::-1].argmax(axis=1)
+        new_c0 = np.where(has, np.maximum(c0, (j_lo + first) * m - half), c1 + 1)
+        new_c1 = np.where(has, np.minimum(c1, (j_lo + last_j) * m + half), c1)
+        return new_c0, new_c1
 
     def _box_runs(
         self,

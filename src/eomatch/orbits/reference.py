@@ -11,9 +11,11 @@ It also keeps the per-pair crossover search as it was before the constellation
 search (issue 15 item 7): :func:`reference_find_events` propagates both satellites
 of each pair on its own from the TLEs (:func:`~eomatch.orbits.propagate.nadir_unit`,
 :func:`~eomatch.orbits.propagate.ground_track`), finds coarse candidates with a
-KD-tree and keeps full-precision regions. Everything else (clustering, the 1 s
-refinement, grouping, regions, filters) is :class:`~eomatch.orbits.crossovers.PairSearch`,
-shared with the new search, so the two differ only in what that change replaced.
+KD-tree, refines in blocks of 128 a times against every b time their candidates
+point to, maps each track piece's region to lon/lat on its own, and keeps
+full-precision regions. Everything else (clustering, grouping, filters) is
+:class:`~eomatch.orbits.crossovers.PairSearch`, shared with the new search, so the
+two differ only in what the constellation search and its speed-ups replaced.
 The equivalence test and ``benchmarks/constellation.py`` run it next to
 :func:`eomatch.orbits.crossovers.search_constellation`; nothing else uses it.
 """
