@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eomatch.errors import StackError
-from eomatch.pgstac import DbCredentials, stack_credentials
+from eomatch.pgstac import DbCredentials, ensure_marker_index, stack_credentials
 from eomatch.settings import Settings
 from eomatch.stack.process import check_port_free, is_running, tail, wait_until
 from eomatch.stack.state import StatePaths, load_secrets
@@ -31,7 +31,7 @@ from eomatch.stack.state import StatePaths, load_secrets
 # reach the database; re-exported for the stack's modules and older imports.
 __all__ = ["PGSTAC_SETTINGS", "QUERYABLES", "Database", "DbCredentials", "Queryable", "RoleTimeouts", "migrate",
            "role_timeouts", "set_pgstac_settings", "set_queryables", "set_role_timeouts", "setup_database",
-           "stack_credentials"]  # fmt: skip
+           "stack_credentials", "wait_postmaster_exit"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,17 @@ PGSTAC_SETTINGS: dict[str, str] = {
     "context_estimated_cost": "100000",
     "context_stats_ttl": "1 day",
 }
+
+
+POSTMASTER_EXIT_S = 10.0
+"""After ``pg_ctl stop -w``: how long the postmaster may take to exit."""
+
+
+def wait_postmaster_exit(pid: int) -> None:
+    """``pg_ctl stop -w`` returns once the pid file is gone, which the postmaster removes
+    just before it exits: wait for the process too, so that "stopped" is true (a loaded
+    machine showed the process for a moment after ``down``)."""
+    wait_until(lambda: not is_running(pid), POSTMASTER_EXIT_S, 0.02)
 
 
 class Database:
@@ -272,12 +283,14 @@ class Database:
         self.setup_database()
 
     def stop(self) -> None:
-        if self.server_pid() is None:
+        pid = self.server_pid()
+        if pid is None:
             return
         self._run_as_server_user(
             [self._bin("pg_ctl"), "-D", str(self.paths.pgdata), "-m", "fast", "-w", "stop"],
             check=False,
         )
+        wait_postmaster_exit(pid)
 
     def healthy(self, maintenance: bool = False) -> bool:
         """Accepts connections (to the catalogue database, or to ``postgres`` while starting)."""
@@ -378,6 +391,7 @@ def setup_database(
             set_role_timeouts(conn, user, limits)
         set_queryables(conn)
         set_pgstac_settings(conn)
+        ensure_marker_index(conn)  # ingest's check of the markers reads this, not the table
 
 
 def set_queryables(conn, queryables: tuple[Queryable, ...] = QUERYABLES) -> int:  # type: ignore[no-untyped-def]
