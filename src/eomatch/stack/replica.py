@@ -35,7 +35,7 @@ from typing import Any
 from eomatch.errors import StackError
 from eomatch.pgstac import DbCredentials, stack_credentials
 from eomatch.settings import Settings
-from eomatch.stack.db import Database
+from eomatch.stack.db import Database, wait_postmaster_exit
 from eomatch.stack.process import check_port_free, tail, wait_until
 from eomatch.stack.state import load_secrets
 
@@ -252,16 +252,22 @@ class Replica(Database):
         it broken, a slot gone). :class:`StandbyNotReady` when it runs but does not
         answer within :attr:`start_timeout_s`."""
         if self.server_pid() is not None:
-            # Still recovering (a restart, a crash, a loaded machine): wait, do not rebuild.
-            self.wait_ready(self.start_timeout_s)
-            if wait_until(self.streaming, STREAMING_WITHIN_S, 0.5):
+            try:
+                # Still recovering (a restart, a crash, a loaded machine): wait, do not rebuild.
+                self.wait_ready(self.start_timeout_s)
+            except StandbyNotReady:
+                raise
+            except StackError:
+                pass  # its server ended meanwhile: started below like any stopped standby
+            else:
+                if wait_until(self.streaming, STREAMING_WITHIN_S, 0.5):
+                    return
+                # Runs but receives nothing (its slot gone, the primary re-created): start over.
+                log.warning("%s: runs but does not stream from the primary; rebuilding it", self.name)
+                self.stop()
+                self.build()
+                self._start_server()
                 return
-            # Runs but receives nothing (its slot gone, the primary re-created): start over.
-            log.warning("%s: runs but does not stream from the primary; rebuilding it", self.name)
-            self.stop()
-            self.build()
-            self._start_server()
-            return
         check_port_free(self.cfg.host, self.port, self.name, "stack.db.port (standbys use port + N)")
         if not self.initialized:
             log.info("%s: building from the primary", self.name)
@@ -324,7 +330,11 @@ class Replica(Database):
                 conn.execute("SELECT pg_is_in_recovery()").fetchone()
             return None
         except psycopg.Error as exc:
-            return (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
+            # "...failed: FATAL:  the database system is not yet accepting connections"
+            # says more than the DETAIL or hint lines after it
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            fatal = [ln.split("FATAL:", 1)[1] for ln in lines if "FATAL:" in ln]
+            return " ".join((fatal[-1] if fatal else lines[0].rsplit("failed: ", 1)[-1]).split())[:200]
         except StackError as exc:
             return str(exc)
 
@@ -361,10 +371,12 @@ class Replica(Database):
             return False
 
     def stop(self) -> None:
-        if self.server_pid() is None:
+        pid = self.server_pid()
+        if pid is None:
             return
         self._run_as_server_user(
             [self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], check=False)
+        wait_postmaster_exit(pid)
 
     def remove(self) -> None:
         """Stop, drop the slot on the primary (it would keep WAL forever), delete the folder."""
