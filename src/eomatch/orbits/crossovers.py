@@ -670,7 +670,7 @@ class PairSearch:
             return c0, c1
         cos_r = math.cos(r_km / EARTH_RADIUS_KM) - 1e-12
         rows = r0[:, None] + np.arange(m)[None, :]
-        pos_a = np.searchsorted(idx_a, rows)
+        pos_a = np.searchsorted(idx_a, r0)[:, None] + np.arange(m)[None, :]  # rows are runs of idx_a
         pos_a[rows > r1[:, None]] = idx_a.size
         pos_b = np.searchsorted(node_idx, nodes * m)
         pos_b[~node_ok] = node_idx.size
@@ -705,9 +705,10 @@ class PairSearch:
         rows = r0[sel, None] + np.arange(m)[None, :]
         cols = c0[sel, None] + np.arange(w)[None, :]
         # Padding rows and columns point at a zero row past the track: dot 0, no hit.
-        pos_a = np.searchsorted(idx_a, rows)
+        # A box's rows and columns are runs of consecutive entries of idx_a / idx_b.
+        pos_a = np.searchsorted(idx_a, r0[sel])[:, None] + np.arange(m)[None, :]
         pos_a[rows > r1[sel, None]] = idx_a.size
-        pos_b = np.searchsorted(idx_b, cols)
+        pos_b = np.searchsorted(idx_b, c0[sel])[:, None] + np.arange(w)[None, :]
         pos_b[cols > c1[sel, None]] = idx_b.size
         ua = track_a[pos_a]
         ub = track_b[pos_b]
