@@ -373,8 +373,10 @@ def _copy_bytes(value: bytes) -> bytes:
 class RowFormatter:
     """Item -> :class:`FormattedRow` with its COPY line, the row pypgstac's
     ``Loader.format_item`` makes (then :func:`copy_line` with ``private`` set), built
-    in one pass: this runs for every item ingested, and the generic path (a dict of
-    strings, then each field escaped again) cost ~20 us of an item's ~140 us of CPU.
+    in one pass, without a dict of the row's strings kept beside its line. Measured on
+    10,000 items of the 100k benchmark catalogue: 14.0 us an item against 15.3 us that
+    way (most of either is pypgstac's ``dehydrate``, the EWKB and the JSON), and ingest's
+    peak RSS at 100k went from 162 to 143 MiB (the batches hold each row once).
 
     The common case: a GeoJSON geometry :func:`ewkb_hex` encodes, and ``datetime`` or
     a ``start_datetime``/``end_datetime`` pair in the same UTC layout (text order is
