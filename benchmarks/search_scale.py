@@ -300,18 +300,22 @@ def number_matched_check(settings: Settings, api: str, requests: dict[str, list[
 
 def explain(settings: Settings, requests: dict[str, list[Request]]) -> list[str]:
     """The plan pgSTAC's search runs for the first POST search of each type (its WHERE and
-    ORDER BY from ``search_query``, ``EXPLAIN ANALYZE`` of the page query), and how long
-    its count (``where_stats``) takes: why a type is slow."""
+    ORDER BY from ``search_query``, ``EXPLAIN ANALYZE`` of the page query), and its count
+    (``where_stats``, as ``context`` auto decides: pgSTAC's planner estimate of rows and
+    cost, whether it counted, how long, the exact count): why a type is slow and whether
+    ``context_estimated_count``/``_cost`` choose well. Also the largest collection's whole
+    item list, the count STAC Browser's collection page asks for."""
     import psycopg
 
     admin = stack_credentials(settings, "admin")
     out = []
     with psycopg.connect(admin.dsn, autocommit=True) as conn:
         conn.execute("SET search_path = pgstac, public")
-        for name, reqs in requests.items():
-            body = reqs[0].body
-            if body is None:
-                continue
+        largest = conn.execute("SELECT collection FROM items GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()
+        bodies = [(name, reqs[0].body) for name, reqs in requests.items() if reqs[0].body is not None]
+        if largest is not None:
+            bodies.append((f"browser list {largest[0]}", {"collections": [largest[0]], "limit": PAGE}))
+        for name, body in bodies:
             row = conn.execute("SELECT _where, orderby FROM search_query(%s::jsonb)", (json.dumps(body),)).fetchone()
             assert row is not None
             where, orderby = row
@@ -319,6 +323,13 @@ def explain(settings: Settings, requests: dict[str, list[Request]]) -> list[str]
             t0 = time.perf_counter()
             conn.execute("SELECT where_stats(%s, false)", (where,))
             count_ms = (time.perf_counter() - t0) * 1000
+            est_rows, est_cost, counted = conn.execute(
+                "SELECT estimated_count, estimated_cost, total_count FROM search_wheres WHERE _where = %s", (where,)
+            ).fetchone() or (None, None, None)  # fmt: skip
+            exact = counted
+            if exact is None:
+                exact = conn.execute(f"SELECT count(*) FROM items WHERE {where}").fetchone()[0]  # type: ignore[index]
+            how = "counted" if counted is not None else "estimate given"
             plan = conn.execute(
                 f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) SELECT * FROM items WHERE {where}"
                 f" ORDER BY {orderby} LIMIT {PAGE + 1}"
@@ -326,7 +337,8 @@ def explain(settings: Settings, requests: dict[str, list[Request]]) -> list[str]
             lines = [r[0] for r in plan]
             nodes = [ln.strip() for ln in lines if "Scan" in ln or "Append" in ln or "Sort" in ln][:4]
             total = next((ln for ln in lines if ln.startswith("Execution Time")), "")
-            out.append(f"{name}: count (where_stats) {count_ms:.1f} ms; page {total}; " + " | ".join(nodes))
+            out.append(f"{name}: where_stats {count_ms:.1f} ms ({how}; planner estimate {est_rows} rows, "
+                       f"cost {est_cost or 0:.0f}; exact {exact}); page {total}; " + " | ".join(nodes))  # fmt: skip
     return out
 
 
