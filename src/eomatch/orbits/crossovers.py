@@ -43,8 +43,9 @@ compact or full regions, is byte-identical to the one before those changes. The
 CPU is now spread over the 1 s refinement (~35%), regions (~25%), the coarse pass
 with propagation (~15%), the fine tracks (~12%) and the events' compaction and
 fields (~12%). ``eomatch-find --events-only --format csv`` for 2022 with two
-processes: 77 276 events, 108 MB, 221 s of CPU at load average 8-10 (10 min 24 s
-wall there; 290 s of CPU and 3 min 33 s wall before, on a mostly idle machine).
+processes: 77 276 events, 108 MB (byte-identical between runs), 175 s of CPU at
+load average 4-6 (5 min 9 s wall there; 221 s at load 8-10; before: 290 s of CPU
+and 3 min 33 s wall on a mostly idle machine).
 """
 
 from __future__ import annotations
