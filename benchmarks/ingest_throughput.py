@@ -25,7 +25,10 @@ after     38.7 s, 2,563/s     43.8 s, 2,266/s     1.13   11.9 s (120 us/item) / 
 ========  ==================  ==================  =====  ============================
 
 The wall-clock ratios move with the load (the second run had twice the load); CPU
-is the steadier figure. At 1M (before): 0.65 and 0.45, 142 s of client CPU against 52 s.
+is the steadier figure. At 1M (985,206 items, ``--catalogue /dev/shm/cat1m``): before,
+0.65 and 0.45 with 142 s of client CPU against 52 s (load 4-12); after, 1.01 (eomatch
+187.8 s, pypgstac 190.5 s), client CPU 91.2 s (93 us/item) against 42.9 s, peak RSS
+175 vs 262 MiB (load 3-6, one run).
 """
 
 from __future__ import annotations
