@@ -31,6 +31,8 @@ items loaded the fast way, everything removed after) or ``--state-dir`` of a run
 
 Measured on the 985,206-item stack (three runs, this VM shared with other jobs):
 root 1.03-1.84 s, collection 1.88-3.35 s, item 1.71-2.76 s; ``ratio=`` 0.94, 1.68, 1.31.
+Interleaved with the 100k stack (``search_scale.py --browser``, load average 1.5-3.5):
+0.89 / 1.77 / 1.39 s at 1M against 1.00 / 1.63 / 1.47 s at 100k, ``ratio=0.88``.
 
     .venv/bin/python benchmarks/search_scale.py --sizes 100000,1000000 --browser
     .venv/bin/python benchmarks/browser_scale.py --items 20000
