@@ -9,7 +9,6 @@ setting to 0 removes it. (tests/stack/test_replicas.py is about API replicas.)
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -18,8 +17,8 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from conftest import free_port, make_state_dir, stack_settings
 from helpers import api_key, bearer, derive_settings, make_collection, make_item, unique_id
+from helpers_replica import read_sessions, replica_stack
 
 from eomatch.pgstac import stack_credentials
 from eomatch.stack import Stack
@@ -30,40 +29,10 @@ VISIBLE_WITHIN_S = 5.0
 """A write on the primary shows on /external/ within this (the issue's 'a few seconds')."""
 
 
-def _db_port_with_a_free_next() -> int:
-    """A free port whose successor is free too (the standby listens on port + 1)."""
-    import socket
-
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two consecutive free ports")
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    state_dir = make_state_dir("eomatch-db-replica-")
-    st = Stack(stack_settings(state_dir, db={"port": _db_port_with_a_free_next(), "replicas": 1}), quiet=True)
-    try:
-        st.up()
+    with replica_stack("eomatch-db-replica-") as st:
         yield st
-    finally:
-        st.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
-
-
-def _read_sessions(stack: Stack, port: int) -> int:
-    """Sessions of the read-only role on the server at ``port`` (seen by the admin)."""
-    admin = replica_credentials(stack.settings, 1, "admin")
-    with psycopg.connect(admin.dsn.replace(f":{admin.port}/", f":{port}/"), connect_timeout=5) as conn:
-        (n,) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND pid <> pg_backend_pid()",
-                            (stack.settings.stack.db.read_user,)).fetchone()  # type: ignore[misc]
-    return int(n)
 
 
 def _external_ok(stack: Stack, n: int = 5) -> bool:
@@ -110,8 +79,8 @@ def test_external_reads_from_the_standby_and_sees_writes_within_seconds(stack: S
             assert page.status_code == 200 and len(page.json()["features"]) == 1
 
     # The external API's pool is on the standby, none of its sessions on the primary.
-    assert _read_sessions(stack, replica.port) >= 1
-    assert _read_sessions(stack, stack.settings.stack.db.port) == 0
+    assert read_sessions(stack, replica.port) >= 1
+    assert read_sessions(stack, stack.settings.stack.db.port) == 0
 
     health = httpx.get(stack.urls.health, timeout=10).json()
     assert health["components"]["db-replica-1"] == {"ok": True}
@@ -156,7 +125,7 @@ def test_a_dead_standby_falls_back_to_the_primary_and_up_brings_it_back(stack: S
     t0 = time.monotonic()
     assert wait_until(lambda: _external_ok(stack), 10, 0.2)
     print(f"reads on the primary {time.monotonic() - t0:.2f} s after the standby was killed")
-    assert _read_sessions(stack, stack.settings.stack.db.port) >= 1
+    assert read_sessions(stack, stack.settings.stack.db.port) >= 1
     r = httpx.get(stack.urls.health, timeout=10)
     assert r.status_code == 503
     assert r.json()["components"]["db-replica-1"] == {"ok": False}
@@ -167,10 +136,10 @@ def test_a_dead_standby_falls_back_to_the_primary_and_up_brings_it_back(stack: S
     # Pooled connections renew after REREAD_IDLE_S idle (or REREAD_QUERIES): the
     # primary's read sessions close, and the next reads go to the standby again.
     primary_port = stack.settings.stack.db.port
-    assert wait_until(lambda: _read_sessions(stack, primary_port) == 0, REREAD_IDLE_S + 15, 0.5)
+    assert wait_until(lambda: read_sessions(stack, primary_port) == 0, REREAD_IDLE_S + 15, 0.5)
     assert _external_ok(stack)
-    assert _read_sessions(stack, replica.port) >= 1
-    assert _read_sessions(stack, primary_port) == 0
+    assert read_sessions(stack, replica.port) >= 1
+    assert read_sessions(stack, primary_port) == 0
 
 
 def test_a_broken_standby_is_rebuilt_by_up(stack: Stack) -> None:
@@ -193,11 +162,21 @@ def test_a_running_standby_that_does_not_stream_is_rebuilt_by_up(stack: Stack) -
     replica = stack.db_replicas[0]
     admin = stack_credentials(stack.settings, "admin")
     with psycopg.connect(admin.dsn, autocommit=True) as conn:  # its slot goes: it cannot stream any more
-        conn.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = %s",
-                     (replica.slot,))
-        assert wait_until(lambda: conn.execute(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active",
-            (replica.slot,)).fetchall() != [], 5, 0.01)
+
+        def drop_slot() -> bool:
+            """End the slot's WAL sender, then drop the slot; the standby may reconnect in
+            between (it retries at once), so this is tried until the drop wins the race."""
+            conn.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                         "WHERE slot_name = %s AND active", (replica.slot,))
+            try:
+                conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                             "WHERE slot_name = %s AND NOT active", (replica.slot,))
+            except psycopg.errors.ObjectInUse:  # reconnected between the check and the drop
+                return False
+            return not conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
+                                    (replica.slot,)).fetchall()
+
+        assert wait_until(drop_slot, 15, 0.01)
     pid = replica.server_pid()
     assert pid is not None and wait_until(lambda: not replica.streaming(), 10, 0.2)
     assert wait_until(lambda: stack.health()["components"]["db-replica-1"]["ok"] is False, 10, 0.2)
@@ -261,7 +240,7 @@ def test_down_up_keeps_the_standby_and_replicas_0_removes_it(stack: Stack) -> No
             assert conn.execute("SELECT slot_name FROM pg_replication_slots").fetchall() == []
         with httpx.Client(timeout=10) as client:  # the external API reads the primary
             assert client.get(stack.urls.external + f"collections/{cid}").status_code == 200
-        assert _read_sessions(stack, stack.settings.stack.db.port) >= 1
+        assert read_sessions(stack, stack.settings.stack.db.port) >= 1
     finally:
         without.down()
         stack.up()  # as the fixture's teardown expects (it has the standby again)

@@ -12,6 +12,7 @@ from helpers import bearer, make_collection, unique_id
 from eomatch.cli.stack import main
 from eomatch.errors import ConfigError
 from eomatch.stack.keys import add_key, list_keys, revoke_key
+from eomatch.stack.process import wait_until
 from eomatch.stack.proxy import Proxy
 
 pytestmark = pytest.mark.stack
@@ -79,7 +80,15 @@ def test_key_files_are_private_and_logs_name_the_key_not_show_it(running_stack: 
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
     cid = unique_id("logged")
     assert _create(running_stack, key, cid) == 201
+
+    def logged() -> list[str]:
+        access = (paths.logs / "proxy-access.log").read_text(errors="replace")
+        return [ln for ln in access.splitlines() if f"key={name}" in ln]
+
+    # nginx writes a request's log line when it frees the request, after the client has
+    # its answer: wait for the line rather than read the file once
+    assert wait_until(lambda: logged() != [], 10, 0.05)
+    lines = logged()
+    assert '"POST /api/collections" 201' in lines[-1]
     access = (paths.logs / "proxy-access.log").read_text(errors="replace")
-    lines = [ln for ln in access.splitlines() if f"key={name}" in ln]
-    assert lines and '"POST /api/collections" 201' in lines[-1]
     assert key not in access

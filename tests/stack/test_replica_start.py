@@ -12,23 +12,21 @@ An API whose first start fails is tried again within ``up``'s start pass.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import threading
 from collections.abc import Iterator
 
 import httpx
-import psycopg
 import pytest
-from conftest import make_state_dir, stack_settings
 from helpers import derive_settings
+from helpers_replica import read_sessions, replica_stack
 
 from eomatch.errors import StackError
 from eomatch.stack import Stack
 from eomatch.stack.api import ApiService
-from eomatch.stack.process import free_port, port_in_use, wait_until
-from eomatch.stack.replica import STREAMING_WITHIN_S, Replica, replica_credentials
+from eomatch.stack.process import wait_until
+from eomatch.stack.replica import STREAMING_WITHIN_S, Replica
 from eomatch.stack.supervision import supervision_report
 
 HOLD_S = STREAMING_WITHIN_S + 5
@@ -36,34 +34,10 @@ HOLD_S = STREAMING_WITHIN_S + 5
 took it for broken and rebuilt it from the primary."""
 
 
-def _db_port_with_a_free_next() -> int:
-    """A free port whose successor is free too (the standby listens on port + 1)."""
-    for _ in range(50):
-        port = free_port()
-        if not port_in_use("127.0.0.1", port + 1):
-            return port
-    raise RuntimeError("no two consecutive free ports")
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    state_dir = make_state_dir("eomatch-replica-start-")
-    st = Stack(stack_settings(state_dir, db={"port": _db_port_with_a_free_next(), "replicas": 1}), quiet=True)
-    try:
-        st.up()
+    with replica_stack("eomatch-replica-start-") as st:
         yield st
-    finally:
-        st.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
-
-
-def _read_sessions(stack: Stack, port: int) -> int:
-    """Sessions of the read-only role on the server at ``port`` (seen by the admin)."""
-    admin = replica_credentials(stack.settings, 1, "admin")
-    with psycopg.connect(admin.dsn.replace(f":{admin.port}/", f":{port}/"), connect_timeout=5) as conn:
-        (n,) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND pid <> pg_backend_pid()",
-                            (stack.settings.stack.db.read_user,)).fetchone()  # type: ignore[misc]
-    return int(n)
 
 
 def _externals(stack: Stack) -> list[ApiService]:
@@ -120,8 +94,8 @@ def test_up_waits_for_a_standby_that_does_not_answer_yet_then_reads_from_it(stac
         for _ in range(5):
             assert client.get(stack.urls.external + "collections").status_code == 200
     # Started after the standby answered: its pool is on the standby, none on the primary.
-    assert _read_sessions(stack, replica.port) >= 1
-    assert _read_sessions(stack, stack.settings.stack.db.port) == 0
+    assert read_sessions(stack, replica.port) >= 1
+    assert read_sessions(stack, stack.settings.stack.db.port) == 0
 
 
 def test_a_standby_that_never_answers_fails_up_in_one_line_naming_it(stack: Stack) -> None:
@@ -175,4 +149,4 @@ def test_an_api_that_cannot_start_at_first_is_tried_again_within_up(stack: Stack
     assert api.pid() is not None and api.healthy()
     with httpx.Client(timeout=10) as client:
         assert client.get(stack.urls.external + "collections").status_code == 200
-    assert _read_sessions(stack, stack.db_replicas[0].port) >= 1
+    assert read_sessions(stack, stack.db_replicas[0].port) >= 1
