@@ -8,7 +8,6 @@ gracefully, so requests in flight are not dropped.
 from __future__ import annotations
 
 import re
-import secrets
 from datetime import UTC, datetime
 
 import orjson
@@ -17,7 +16,7 @@ from filelock import FileLock
 from eomatch.errors import ConfigError, StackError
 from eomatch.jsonio import write_bytes_atomic
 from eomatch.stack.render import render_keys_conf
-from eomatch.stack.state import StatePaths
+from eomatch.stack.state import StatePaths, new_secret
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
@@ -60,7 +59,7 @@ def add_key(paths: StatePaths, name: str) -> str:
         keys = _load(paths)
         if name in keys:
             raise ConfigError(f"a key named '{name}' exists; revoke it first to rotate it")
-        key = secrets.token_urlsafe(32)
+        key = new_secret(32)
         keys[name] = {"key": key, "created": datetime.now(UTC).isoformat(timespec="seconds")}
         _save(paths, keys)
     return key

@@ -17,6 +17,18 @@ if TYPE_CHECKING:
     from eomatch.settings import Settings
 
 
+def new_secret(nbytes: int) -> str:
+    """A random URL-safe secret (keys, passwords) that never starts with ``-``.
+
+    ``token_urlsafe`` starts with ``-`` once in 64 draws, and such a value given after a
+    flag (``eomatch-add-asset --api-key KEY``) is taken by argparse for another option;
+    so it is drawn again.
+    """
+    while (token := secrets.token_urlsafe(nbytes)).startswith("-"):
+        pass
+    return token
+
+
 @dataclass(frozen=True)
 class StatePaths:
     """Every path the stack writes, derived from ``stack.state_dir``."""
@@ -140,7 +152,7 @@ def load_secrets(paths: StatePaths, create: bool = False) -> dict[str, str]:
         )
     missing = [role for role in ROLES if f"{role}_password" not in data]
     if missing and create:
-        data.update({f"{role}_password": secrets.token_urlsafe(24) for role in missing})
+        data.update({f"{role}_password": new_secret(24) for role in missing})
         write_bytes_atomic(f, orjson.dumps(data, option=orjson.OPT_INDENT_2), mode=0o600)
     return data
 

@@ -29,7 +29,7 @@ from filelock import FileLock
 from eomatch.errors import ConfigError, StackError
 from eomatch.jsonio import write_bytes_atomic
 from eomatch.stack.keys import NAME_RE
-from eomatch.stack.state import StatePaths
+from eomatch.stack.state import StatePaths, new_secret
 
 SALT_BYTES = 8
 MIN_PASSWORD_CHARS = 12
@@ -80,7 +80,7 @@ def add_user(paths: StatePaths, name: str, password: str | None = None) -> str:
     if not NAME_RE.match(name):
         raise ConfigError(f"invalid user name '{name}': use letters, digits, '.', '_' or '-'")
     if password is None:
-        password = secrets.token_urlsafe(24)
+        password = new_secret(24)
     elif len(password) < MIN_PASSWORD_CHARS or any(c in password for c in "\r\n"):
         raise ConfigError(f"the password must be at least {MIN_PASSWORD_CHARS} characters on one line")
     paths.conf.mkdir(parents=True, exist_ok=True)
