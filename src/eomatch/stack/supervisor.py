@@ -246,6 +246,8 @@ class Supervisor:
         assert w.pid is not None
         self.reap()  # it may have become a zombie since this poll's first reap
         code = self.reaped.pop(w.pid, None)
+        if code is None and w.child:
+            code = self._wait_status(w.pid)
         w.last_exit = {**describe_exit(code), "at": _now(), "pid": w.pid}
         if code is None and not w.child:
             w.last_exit["note"] = "not started by the supervisor: exit status unknown"
@@ -267,6 +269,19 @@ class Supervisor:
             log.info("%s (pid %s) was stopped", w.svc.name, w.pid)
         w.pid = w.ticks = None
         w.running_since = None
+
+    def _wait_status(self, pid: int, within_s: float = 2.0) -> int | None:
+        """The exit status of a child already seen gone. A killed multi-threaded process
+        (a uvicorn master) shows as a zombie while its other threads still exit, and
+        cannot be reaped until they have: without this wait its ``last_exit`` was
+        sometimes recorded as unknown instead of SIGKILL."""
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+            self.reap()
+            if pid in self.reaped:
+                return self.reaped.pop(pid)
+        return None
 
     def _stop_leftovers(self, w: Watch) -> None:
         """Workers of a killed master keep the port (nginx) or the database pool: stop them."""
