@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -177,6 +179,25 @@ def _one_file_catalogue(tmp_path: Path, href: str, **asset: object) -> Path:
     return tmp_path / "cat"
 
 
+@contextmanager
+def _served_one_file(tmp_path: Path, content: bytes, basic: tuple[str, str] | None = None,
+                     **asset: object) -> Iterator[tuple[RangeServer, Path]]:
+    """``a.tif`` holding ``content`` on a local range server (behind basic auth when
+    ``basic``) and the root of a catalogue whose product ``p1`` points at it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.tif").write_bytes(content)
+    with RangeServer(data) as http:
+        http.basic = basic
+        yield http, _one_file_catalogue(tmp_path, http.url("a.tif"), **asset)
+
+
+def _write_netrc(path: Path, password: str) -> None:
+    """A netrc giving user ``bob`` ``password`` on the loopback host, private as netrc must be."""
+    path.write_text(f"machine 127.0.0.1\n  login bob\n  password {password}\n")
+    path.chmod(0o600)
+
+
 def _assert_not_kept(root: Path, name: str, pid: str = "p1") -> None:
     """Nothing under the final name, no empty ``.part`` or folder left, no local asset registered."""
     folder = root / "products" / "P" / pid
@@ -190,12 +211,7 @@ def _assert_not_kept(root: Path, name: str, pid: str = "p1") -> None:
 def test_basic_auth_from_settings(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """download.username/password go out as HTTP basic auth; a wrong password is a 401 failure."""
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))  # a real ~/.netrc must not interfere
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "a.tif").write_bytes(b"basic" * 1000)
-    with RangeServer(data) as http:
-        http.basic = ("alice", "pa:ss w0rd")
-        root = _one_file_catalogue(tmp_path, http.url("a.tif"))
+    with _served_one_file(tmp_path, b"basic" * 1000, basic=("alice", "pa:ss w0rd")) as (http, root):
         wrong = download(_settings(username="alice", password="nope"), path=root, quiet=True)
         assert [(f.item_id, f.asset_key) for f in wrong.failures] == [("p1", "red")]
         assert "HTTP 401" in wrong.failures[0].reason and "HTTP 401" in wrong.failure_table()
@@ -213,26 +229,20 @@ def test_netrc_credentials(tmp_path, monkeypatch, via: str) -> None:  # type: ig
     home = tmp_path / "home"
     home.mkdir()
     netrc = home / ".netrc"
-    netrc.write_text("machine 127.0.0.1\n  login bob\n  password hunter2\n")
-    netrc.chmod(0o600)
+    _write_netrc(netrc, "hunter2")
     if via == "NETRC":
         monkeypatch.setenv("NETRC", str(netrc))
         monkeypatch.setenv("HOME", str(tmp_path / "elsewhere"))
     else:
         monkeypatch.delenv("NETRC", raising=False)
         monkeypatch.setenv("HOME", str(home))
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "a.tif").write_bytes(b"netrc" * 1000)
-    with RangeServer(data) as http:
-        http.basic = ("bob", "hunter2")
-        root = _one_file_catalogue(tmp_path, http.url("a.tif"))
+    with _served_one_file(tmp_path, b"netrc" * 1000, basic=("bob", "hunter2")) as (_, root):
         off = download(_settings(use_netrc=False), path=root, quiet=True)
         assert len(off.failures) == 1 and "HTTP 401" in off.failures[0].reason
         _assert_not_kept(root, "a.tif")
         on = download(_settings(), path=root, quiet=True)  # use_netrc defaults to true
         assert on.failures == [] and on.files_downloaded == 1
-        netrc.write_text("machine 127.0.0.1\n  login bob\n  password wrong\n")
+        _write_netrc(netrc, "wrong")
         (root / "products" / "P" / "p1" / "a.tif").unlink()
         stale = download(_settings(), path=root, quiet=True)
     assert len(stale.failures) == 1 and "HTTP 401" in stale.failures[0].reason
@@ -243,16 +253,10 @@ def test_netrc_file_setting_names_the_netrc(tmp_path, monkeypatch) -> None:  # t
     """download.netrc_file is read instead of $NETRC / ~/.netrc (settings, not the environment)."""
     netrc = tmp_path / "creds" / "netrc"
     netrc.parent.mkdir()
-    netrc.write_text("machine 127.0.0.1\n  login bob\n  password hunter2\n")
-    netrc.chmod(0o600)
+    _write_netrc(netrc, "hunter2")
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.setenv("HOME", str(tmp_path / "elsewhere"))
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "a.tif").write_bytes(b"netrc" * 1000)
-    with RangeServer(data) as http:
-        http.basic = ("bob", "hunter2")
-        root = _one_file_catalogue(tmp_path, http.url("a.tif"))
+    with _served_one_file(tmp_path, b"netrc" * 1000, basic=("bob", "hunter2")) as (_, root):
         got = download(_settings(netrc_file=str(netrc)), path=root, quiet=True)
     assert got.failures == [] and got.files_downloaded == 1
 
@@ -260,11 +264,7 @@ def test_netrc_file_setting_names_the_netrc(tmp_path, monkeypatch) -> None:  # t
 @pytest.mark.parametrize("delta", [-1, 1, 4000])
 def test_size_mismatch_is_reported_and_nothing_kept(tmp_path, delta: int) -> None:  # type: ignore[no-untyped-def]
     """An asset whose file:size differs from what the server sends is not kept, and says why."""
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "a.tif").write_bytes(b"s" * 3000)
-    with RangeServer(data) as http:
-        root = _one_file_catalogue(tmp_path, http.url("a.tif"), **{"file:size": 3000 + delta})
+    with _served_one_file(tmp_path, b"s" * 3000, **{"file:size": 3000 + delta}) as (_, root):
         summary = download(_settings(), path=root, quiet=True)
         again = download(_settings(), path=root, quiet=True)  # not mistaken for complete the second time
     assert [f.item_id for f in summary.failures] == ["p1"]
@@ -311,11 +311,7 @@ def test_a_file_another_download_is_writing_is_left_alone(tmp_path) -> None:  # 
     import fcntl
     import os
 
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "a.tif").write_bytes(b"x" * 5000)
-    with RangeServer(data) as http:
-        root = _one_file_catalogue(tmp_path, http.url("a.tif"))
+    with _served_one_file(tmp_path, b"x" * 5000) as (_, root):
         folder = root / "products" / "P" / "p1"
         folder.mkdir(parents=True)
         part = folder / "a.tif.part"
