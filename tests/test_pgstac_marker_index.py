@@ -91,3 +91,29 @@ def test_a_fresh_database_has_one_marker_index(running_stack: Any) -> None:
             (MARKER_INDEX,),
         ).fetchall()
     assert len(defs) == 1 and "INCLUDE (private)" in defs[0][0], defs
+
+
+def test_pgstac_index_maintenance_keeps_the_marker_index(running_stack: Any, tmp_path: Path) -> None:
+    """pgSTAC's own upkeep (``maintain_partitions`` with ``dropindexes``, which drops every
+    partition index no queryable asks for) neither fails on the marker index nor drops it."""
+    settings = running_stack.settings
+    admin = stack_credentials(settings, "admin")
+    role = stack_credentials(settings, "ingest")
+    name = f"marker_upkeep_{uuid.uuid4().hex[:10]}"
+    setup_database(admin, name, {role.user: role.password}, {})
+    root = tmp_path / "cat"
+    made = _synth.generate(root, 60, seed=11, workers=1)
+    loaded = ingest(settings, catalogue=root, db_host=role.host, db_port=role.port, db_name=name,
+                    db_user=role.user, db_password=role.password, quiet=True)  # fmt: skip
+    assert loaded.new == made.items
+    with psycopg.connect(DbCredentials(admin.host, admin.port, name, admin.user, admin.password).dsn,
+                         autocommit=True) as conn:  # fmt: skip
+        conn.execute("SET search_path TO pgstac, public")  # as pypgstac's sessions have it
+        orphans = conn.execute(
+            "SELECT partition, indexname FROM pgstac.queryable_indexes('items', true)"
+            " WHERE queryable_id IS NULL AND indexname IS NOT NULL"
+        ).fetchall()
+        assert orphans == [], orphans  # what dropindexes would drop
+        conn.execute("SELECT pgstac.maintain_partitions('items', true, false)")
+        assert partitions_without_index(conn) == []
+        assert conn.execute("SELECT count(*) FROM pgstac.items").fetchone() == (made.items,)

@@ -320,14 +320,20 @@ def ensure_marker_index(conn: Any) -> None:
     ``private`` rather than indexing expressions of it: PostgreSQL scans an index
     alone only when it holds every column the query names. Partitions pgSTAC makes
     later inherit it.
+
+    The same index on ``pgstac.queryable_index_template`` makes it one of the
+    "structural" indexes pgSTAC's upkeep expects on every partition: without it
+    ``maintain_partitions(dropindexes => true)`` takes each partition's copy for an
+    orphan no queryable asks for and tries to drop it.
     """
     from psycopg import sql
 
-    conn.execute(
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON pgstac.items (collection) INCLUDE (private)").format(
-            sql.Identifier(MARKER_INDEX)
+    for table, name in (("items", MARKER_INDEX), ("queryable_index_template", MARKER_INDEX + "_template")):
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (collection) INCLUDE (private)").format(
+                sql.Identifier(name), sql.Identifier("pgstac", table)
+            )
         )
-    )
 
 
 # --------------------------------------------------------------------------- bulk item loads
