@@ -58,3 +58,45 @@ def test_overlap_regions_equal_overlap_region_each() -> None:
         assert area == want_area
         assert shapely.to_wkb(geom) == shapely.to_wkb(want_geom)
     assert not got[0][0].is_empty and got[0][1] > 0
+
+
+def test_overlap_regions_equal_overlap_region_each_long_short_and_polar_pieces() -> None:
+    """Pieces longer than the thinning limit, two-point pieces, near a pole, never meeting."""
+    lat = np.linspace(-3.0, 3.0, 150)
+    a = latlon_to_unit(lat, np.full(150, -70.0) + 0.4 * lat)
+    b = latlon_to_unit(lat, np.full(150, -70.0) - 0.4 * lat)
+    polar_lat = np.linspace(86.0, 88.5, 70)
+    pa = latlon_to_unit(polar_lat, np.linspace(0.0, 40.0, 70))
+    pb = latlon_to_unit(polar_lat, np.linspace(60.0, 10.0, 70))
+    far = latlon_to_unit(lat, np.full(150, -68.0))  # 89+ km from a: meets only padded
+    pieces = [(a, b), (a[70:72], b[60:90]), (pa, pb), (a, far), (a[:61], b[:59])]
+    for pad_km in (0.0, 40.0):
+        got = overlap_regions(pieces, 30.0, 45.0, pad_km=pad_km)
+        for (geom, area), (seg_a, seg_b) in zip(got, pieces, strict=True):
+            want_geom, want_area = overlap_region(seg_a, seg_b, 30.0, 45.0, pad_km=pad_km)
+            assert area == want_area
+            assert shapely.to_wkb(geom) == shapely.to_wkb(want_geom)
+        assert got[3][0].is_empty == (pad_km == 0.0)  # far apart: only the padded strips meet
+    assert not got[2][0].is_empty
+
+
+def test_pole_in_the_bounds_but_outside_the_polygon_is_mapped_in_the_batch(monkeypatch) -> None:
+    """A bent strip whose bounding box holds the pole's image, not the pole: the fast path."""
+    plane = _plane(88.0, 0.0)
+    pole = plane.forward(np.array([[0.0, 0.0, 1.0]]))[0]
+    x, y = float(pole[0]), float(pole[1])
+    # An L on the centre's side of the pole, its corner just past it (pole towards -y here).
+    bent = Polygon([(x - 0.002, y + 0.02), (x + 0.02, y + 0.02), (x + 0.02, y - 0.002),
+                    (x + 0.018, y - 0.002), (x + 0.018, y + 0.018), (x - 0.002, y + 0.018)])
+    assert bent.bounds[0] < x < bent.bounds[2] and not bent.contains(shapely.Point(x, y))
+    want = plane_to_lonlat(bent, plane)
+    calls: list[object] = []
+
+    def one_at_a_time(geom, p):  # noqa: ANN001, ANN202 - a spy on the slow path
+        calls.append(geom)
+        return plane_to_lonlat(geom, p)
+
+    monkeypatch.setattr("eomatch.orbits.region.plane_to_lonlat", one_at_a_time)
+    got = planes_to_lonlat([bent], [plane])
+    assert shapely.to_wkb(got[0]) == shapely.to_wkb(want)
+    assert calls == []

@@ -8,6 +8,7 @@ MultiPolygon. A ring that encircles a pole is closed through the pole.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -85,8 +86,15 @@ def _thin(track: np.ndarray, max_points: int = 60) -> np.ndarray:
     """Keep the ends and an even subset: strips need shape, not every second."""
     if len(track) <= max_points:
         return track
-    idx = np.unique(np.linspace(0, len(track) - 1, max_points).round().astype(int))
-    return track[idx]
+    return track[_thin_index(len(track), max_points)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _thin_index(n: int, max_points: int) -> np.ndarray:
+    """The rows :func:`_thin` keeps of ``n`` (a few lengths recur: computed once each)."""
+    idx = np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
+    idx.flags.writeable = False
+    return idx
 
 
 def overlap_region(
@@ -116,21 +124,96 @@ def overlap_regions(
 ) -> list[tuple[BaseGeometry, float]]:
     """:func:`overlap_region` of many pairs of track pieces, the same results.
 
-    The strips and their intersections are built piece by piece (each in its own
-    plane), then all intersections go to lon/lat at once (:func:`planes_to_lonlat`):
-    that mapping was half the time of a region, mostly per-call overhead.
+    Each piece keeps its own plane, but the strips of all pieces are built
+    together (:func:`_strips`) and intersected in one vectorised call, and all
+    intersections go to lon/lat at once (:func:`planes_to_lonlat`): per piece,
+    the numpy and shapely call overhead was most of the time of a region.
     """
-    inters: list[BaseGeometry] = []
-    planes: list[LocalPlane] = []
+    n = len(pieces)
+    if n == 0:
+        return []
+    thinned = [(_thin(track_a), _thin(track_b)) for track_a, track_b in pieces]
+    planes = [LocalPlane(np.vstack((ta, tb)).mean(axis=0)) for ta, tb in thinned]
+    tracks_a = [ta for ta, _ in thinned]
+    tracks_b = [tb for _, tb in thinned]
+    inters = _strip_overlaps(tracks_a, tracks_b, planes, half_width_a_km, half_width_b_km)
+    if pad_km > 0:
+        redo = [i for i, g in enumerate(inters) if g.is_empty or not g.area > 0]
+        if redo:
+            padded = _strip_overlaps(
+                [tracks_a[i] for i in redo],
+                [tracks_b[i] for i in redo],
+                [planes[i] for i in redo],
+                half_width_a_km + pad_km,
+                half_width_b_km + pad_km,
+            )
+            for i, g in zip(redo, padded, strict=True):
+                inters[i] = g
     out: list[tuple[BaseGeometry, float]] = []
-    for track_a, track_b in pieces:
-        inter, plane = _plane_overlap(track_a, track_b, half_width_a_km, half_width_b_km, pad_km)
+    kept: list[BaseGeometry] = []
+    kept_planes: list[LocalPlane] = []
+    for inter, plane in zip(inters, planes, strict=True):
         out.append((inter, 0.0 if inter.is_empty else float(inter.area) * EARTH_RADIUS_KM**2))
         if not inter.is_empty:
-            inters.append(inter)
-            planes.append(plane)
-    mapped = iter(planes_to_lonlat(inters, planes))
+            kept.append(inter)
+            kept_planes.append(plane)
+    mapped = iter(planes_to_lonlat(kept, kept_planes))
     return [(geom if geom.is_empty else next(mapped), area) for geom, area in out]
+
+
+def _strip_overlaps(
+    tracks_a: Sequence[np.ndarray],
+    tracks_b: Sequence[np.ndarray],
+    planes: Sequence[LocalPlane],
+    half_width_a_km: float,
+    half_width_b_km: float,
+) -> list[BaseGeometry]:
+    """Polygonal intersection of the strips of each (a, b) pair of tracks, each in its plane."""
+    strips_a = _strips(tracks_a, half_width_a_km, planes)
+    strips_b = _strips(tracks_b, half_width_b_km, planes)
+    return [_polygons_only(g) for g in shapely.intersection(strips_a, strips_b)]
+
+
+def _strips(tracks: Sequence[np.ndarray], half_width_km: float, planes: Sequence[LocalPlane]) -> np.ndarray:
+    """:func:`strip_polygon` of each track (n >= 2 points) in its plane, as an array of polygons.
+
+    The swath edges of all tracks are one element-wise computation (the same
+    arithmetic as :func:`swath_edges`, so the same bits); the projection stays
+    per track, since a matrix-vector product may round differently in a batch.
+    """
+    sizes = np.array([len(t) for t in tracks])
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    p = np.concatenate(tracks)
+    d = np.empty_like(p)
+    d[1:-1] = p[2:] - p[:-2]
+    d[starts] = p[starts + 1] - p[starts]
+    d[ends - 1] = p[ends - 1] - p[ends - 2]
+    px, py, pz = p[:, 0], p[:, 1], p[:, 2]
+    dx, dy, dz = d[:, 0], d[:, 1], d[:, 2]
+    cross = np.column_stack((py * dz - pz * dy, pz * dx - px * dz, px * dy - py * dx))
+    cross /= np.linalg.norm(cross, axis=1, keepdims=True)
+    ang = half_width_km / EARTH_RADIUS_KM
+    left = np.cos(ang) * p + np.sin(ang) * cross
+    right = np.cos(ang) * p - np.sin(ang) * cross
+    rings: list[np.ndarray] = []
+    ring_of: list[int] = []
+    for k, (s0, s1, plane) in enumerate(zip(starts.tolist(), ends.tolist(), planes, strict=True)):
+        ring = plane.forward(np.concatenate((left[s0:s1], right[s0:s1][::-1])))
+        ring = ring[np.isfinite(ring).all(axis=1)]
+        if len(ring) >= 3:
+            rings.append(ring)
+            ring_of.append(k)
+    out = np.empty(len(tracks), dtype=object)
+    out[:] = [Polygon() for _ in range(len(tracks))]
+    if rings:
+        counts = np.array([len(r) for r in rings])
+        polys = shapely.polygons(shapely.linearrings(np.concatenate(rings), indices=np.repeat(np.arange(len(rings)), counts)))
+        bad = ~shapely.is_valid(polys)
+        if bad.any():
+            polys[bad] = shapely.make_valid(polys[bad])
+        out[np.array(ring_of)] = polys
+    return out
 
 
 def _plane_overlap(
@@ -235,7 +318,9 @@ def planes_to_lonlat(geoms: Sequence[BaseGeometry], planes: Sequence[LocalPlane]
     with np.errstate(divide="ignore", invalid="ignore"):
         px, py = east[:, 2] / cz, north[:, 2] / cz
     minx, miny, maxx, maxy = shapely.bounds(dense).T
-    simple &= ~(has_pole & (minx <= px) & (px <= maxx) & (miny <= py) & (py <= maxy))
+    near_pole = np.flatnonzero(simple & has_pole & (minx <= px) & (px <= maxx) & (miny <= py) & (py <= maxy))
+    if near_pole.size:  # only a pole really inside needs the ring closed through it
+        simple[near_pole] = ~shapely.contains_xy(dense[near_pole], px[near_pole], py[near_pole])
     idx_simple = np.flatnonzero(simple)
     if idx_simple.size:
         rings = shapely.get_exterior_ring(dense[idx_simple])
