@@ -108,6 +108,19 @@ def index_row(item: Mapping[str, Any], rel: str, mtime_ns: int, folder_collectio
     )  # fmt: skip
 
 
+def _kind_and_collection(kind: str | None, collection: str | None) -> tuple[str, list[str]]:
+    """The ``AND ...`` conditions (and their parameters) of ``count`` and ``iter_ids``:
+    one item kind and/or one collection, none when not given."""
+    where, params = "", list[str]()
+    if kind:
+        where += " AND type=?"
+        params.append(kind)
+    if collection:
+        where += " AND collection=?"
+        params.append(collection)
+    return where, params
+
+
 def events_sql(
     collections: Sequence[str] | None,
     platform_spellings: Sequence[str],
@@ -334,26 +347,14 @@ class CatalogueIndex:
 
     def count(self, kind: str | None = None, collection: str | None = None) -> int:
         """How many items the index holds (optionally of one type / collection)."""
-        sql, params = "SELECT COUNT(*) FROM items WHERE 1=1", []
-        if kind:
-            sql += " AND type=?"
-            params.append(kind)
-        if collection:
-            sql += " AND collection=?"
-            params.append(collection)
-        return int(self.db.execute(sql, params).fetchone()[0])
+        where, params = _kind_and_collection(kind, collection)
+        return int(self.db.execute("SELECT COUNT(*) FROM items WHERE 1=1" + where, params).fetchone()[0])
 
     def iter_ids(self, kind: str | None = None, collection: str | None = None) -> Iterator[ItemRef]:
         """Every item (optionally of one kind / collection) by collection and id, streamed
         on a connection of its own, so the caller may write while it iterates."""
-        sql, params = "SELECT collection, type, path, id FROM items WHERE 1=1", []
-        if kind:
-            sql += " AND type=?"
-            params.append(kind)
-        if collection:
-            sql += " AND collection=?"
-            params.append(collection)
-        sql += " ORDER BY collection, id"
+        where, params = _kind_and_collection(kind, collection)
+        sql = "SELECT collection, type, path, id FROM items WHERE 1=1" + where + " ORDER BY collection, id"
         _ = self.db  # make sure the index is fresh
         reader = self.connect()
         try:
