@@ -10,13 +10,18 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from eomatch.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from eomatch.stack import Stack
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -70,6 +75,49 @@ def stack_settings(state_dir: Path, **stack_overrides: object) -> Settings:
     return load_settings(overrides={"stack": stack}, environ={})
 
 
+@contextmanager
+def private_stack(prefix: str, *, settings: Callable[[Path], Settings] | None = None, up: bool = True,
+                  **stack_overrides: object) -> Iterator[Stack]:
+    """A stack of its own in a new state folder (settings from ``settings(state_dir)``, by
+    default :func:`stack_settings` with ``stack_overrides``), started unless ``up=False``.
+    Whatever happens, even an ``up()`` that fails half-way, every process it started is
+    stopped and the folder removed: nothing outlives the block to hold ports or disk."""
+    from eomatch.stack import Stack
+
+    state_dir = make_state_dir(prefix)
+    try:
+        stack = Stack(settings(state_dir) if settings else stack_settings(state_dir, **stack_overrides), quiet=True)
+        try:
+            if up:
+                stack.up()
+            yield stack
+        finally:
+            stack.down()
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@contextmanager
+def private_database(prefix: str, **stack_overrides: object) -> Iterator[Settings]:
+    """Only PostgreSQL+pgSTAC of a stack of its own (no APIs, no proxy), for tests that
+    replace or tune the database; stopped and its folder removed whatever happens."""
+    from eomatch.stack.db import Database
+    from eomatch.stack.state import StatePaths
+
+    state_dir = make_state_dir(prefix)
+    try:
+        settings = stack_settings(state_dir, **stack_overrides)
+        StatePaths(state_dir).ensure()
+        db = Database(settings)
+        try:
+            db.start()
+            yield settings
+        finally:
+            db.stop()
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
 @dataclass
 class RunningStack:
     settings: Settings
@@ -104,17 +152,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def running_stack() -> Iterator[RunningStack]:
     """The whole stack, started once for the session and stopped at the end."""
-    from eomatch.stack import Stack
-
-    state_dir = make_state_dir()
-    settings = stack_settings(state_dir)
-    stack = Stack(settings, quiet=True)
-    try:
-        stack.up()
-        yield RunningStack(settings, f"http://127.0.0.1:{settings.stack.proxy.port}")
-    finally:
-        stack.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
+    with private_stack("eomatch-test-") as stack:
+        yield RunningStack(stack.settings, f"http://127.0.0.1:{stack.settings.stack.proxy.port}")
 
 
 @pytest.fixture(scope="session")

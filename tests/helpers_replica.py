@@ -3,12 +3,11 @@ replica tests (tests/stack/test_db_replica.py, test_replica_start.py)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from conftest import make_state_dir, stack_settings
+from conftest import private_stack
 
 from eomatch.stack import Stack
 from eomatch.stack.process import free_port, port_in_use
@@ -27,14 +26,8 @@ def db_port_with_a_free_next() -> int:
 @contextmanager
 def replica_stack(prefix: str) -> Iterator[Stack]:
     """A stack with ``stack.db.replicas: 1`` on free ports, up for the block, then removed."""
-    state_dir = make_state_dir(prefix)
-    st = Stack(stack_settings(state_dir, db={"port": db_port_with_a_free_next(), "replicas": 1}), quiet=True)
-    try:
-        st.up()
+    with private_stack(prefix, db={"port": db_port_with_a_free_next(), "replicas": 1}) as st:
         yield st
-    finally:
-        st.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def read_sessions(stack: Stack, port: int) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -13,15 +12,14 @@ from pathlib import Path
 import psycopg
 import pytest
 from catalogue_factory import build_catalogue
-from conftest import make_state_dir, stack_settings
+from conftest import private_database
 
 from eomatch.errors import StackError
 from eomatch.ingest import ingest
 from eomatch.settings import Settings
 from eomatch.stack.api import ApiService
 from eomatch.stack.backup import backup, restore
-from eomatch.stack.db import Database, stack_credentials
-from eomatch.stack.state import StatePaths
+from eomatch.stack.db import stack_credentials
 
 BIN = Path(sys.executable).parent
 
@@ -29,19 +27,13 @@ BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def db_stack() -> Iterator[tuple[Settings, ApiService]]:
     """Only what a backup needs: the database and the internal API (to compare through)."""
-    state_dir = make_state_dir("eomatch-backup-")
-    settings = stack_settings(state_dir)
-    StatePaths(state_dir).ensure()
-    db = Database(settings)
-    api = ApiService(settings, "internal")
-    try:
-        db.start()
-        api.start()
-        yield settings, api
-    finally:
-        api.stop()
-        db.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
+    with private_database("eomatch-backup-") as settings:
+        api = ApiService(settings, "internal")
+        try:
+            api.start()
+            yield settings, api
+        finally:
+            api.stop()
 
 
 def _item_count(settings: Settings) -> int:

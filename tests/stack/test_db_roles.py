@@ -8,7 +8,6 @@ the database for as long as it liked; ``db-setup`` accepted ``change-me-read``.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,12 +16,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import RunningStack, make_state_dir, stack_settings
+from conftest import RunningStack, private_database
 from helpers import derive_settings
 
 from eomatch.settings import Settings
 from eomatch.stack.db import Database, stack_credentials
-from eomatch.stack.state import StatePaths
 
 pytestmark = pytest.mark.stack
 
@@ -33,16 +31,9 @@ API_TIMEOUT_S = 1.0
 
 @pytest.fixture(scope="module")
 def db_only() -> Iterator[Settings]:
-    state = make_state_dir("eomatch-roles-")
-    settings = stack_settings(state, db={"statement_timeout_s": API_TIMEOUT_S, "idle_in_transaction_timeout_s": API_TIMEOUT_S})
-    StatePaths(state).ensure()
-    db = Database(settings)
-    try:
-        db.start()
+    timeouts = {"statement_timeout_s": API_TIMEOUT_S, "idle_in_transaction_timeout_s": API_TIMEOUT_S}
+    with private_database("eomatch-roles-", db=timeouts) as settings:
         yield settings
-    finally:
-        db.stop()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 def _show(settings: Settings, role: str) -> tuple[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -10,7 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import RunningStack, make_state_dir, stack_settings
+from conftest import RunningStack, private_stack
 from helpers import Writer, make_collection, make_item
 
 from eomatch.cli.stack import main
@@ -23,14 +22,8 @@ pytestmark = pytest.mark.stack
 
 @pytest.fixture(scope="module")
 def life() -> Iterator[Stack]:
-    state = make_state_dir("eomatch-life-")
-    stack = Stack(stack_settings(state), quiet=True)
-    try:
-        stack.up()
+    with private_stack("eomatch-life-") as stack:
         yield stack
-    finally:
-        stack.down()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture

@@ -13,13 +13,12 @@ The pictures go to ``test-artifacts/``; with ``--screenshots-dir docs/img/screen
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import RunningStack, make_state_dir, stack_settings
+from conftest import RunningStack, private_stack, stack_settings
 from helpers_browser import TIMEOUT_MS, chromium_context, foreign, settle
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
@@ -34,18 +33,11 @@ _IMAGES_JS = """(selector) => Array.from(document.querySelectorAll(selector)).ma
 @pytest.fixture(scope="module")
 def demo_stack() -> Iterator[RunningStack]:
     from eomatch.demo import demo_stack_settings, load_demo
-    from eomatch.stack import Stack
 
-    state = make_state_dir("eomatch-quicklooks-")
-    settings = demo_stack_settings(stack_settings(state))
-    stack = Stack(settings, quiet=True)
-    try:
-        stack.up()
+    with private_stack("eomatch-quicklooks-", settings=lambda state: demo_stack_settings(stack_settings(state))) as stack:
+        settings = stack.settings
         load_demo(settings, quiet=True)
         yield RunningStack(settings, f"http://127.0.0.1:{settings.stack.proxy.port}")
-    finally:
-        stack.down()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 def _catalogue(stack: RunningStack):  # type: ignore[no-untyped-def]

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import make_state_dir, stack_settings
+from conftest import private_stack
 
 from eomatch.stack import Stack
 from eomatch.stack.process import wait_until
@@ -31,14 +30,8 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 @pytest.fixture(scope="module")
 def replica_stack() -> Iterator[Stack]:
-    state_dir = make_state_dir("eomatch-replicas-")
-    stack = Stack(stack_settings(state_dir, api={"external_replicas": 2}), quiet=True)
-    try:
-        stack.up()
+    with private_stack("eomatch-replicas-", api={"external_replicas": 2}) as stack:
         yield stack
-    finally:
-        stack.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _served(stack: Stack) -> dict[str, float]:

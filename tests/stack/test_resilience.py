@@ -3,7 +3,6 @@ nginx reloaded during ``keys add``. Loads are bounded loops on loopback."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import threading
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import make_state_dir, stack_settings
+from conftest import private_stack
 from helpers import bearer, make_collection, unique_id
 
 from eomatch.stack import Stack
@@ -25,14 +24,8 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    state_dir = make_state_dir("eomatch-resilience-")
-    st = Stack(stack_settings(state_dir), quiet=True)
-    try:
-        st.up()
+    with private_stack("eomatch-resilience-") as st:
         yield st
-    finally:
-        st.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 class Load:

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import make_state_dir, stack_settings
+from conftest import make_state_dir, private_stack, stack_settings
 
-from eomatch.settings import load_settings
+from eomatch.settings import Settings, load_settings
 from eomatch.stack import Stack
 from eomatch.stack.process import descendants, is_running, wait_until
 from eomatch.stack.render import render_compose
@@ -37,22 +37,25 @@ def _cli(config: Path, *argv: str, timeout_s: float = 300) -> subprocess.Complet
                           capture_output=True, text=True, timeout=timeout_s)
 
 
-@pytest.fixture(scope="module")
-def supervised() -> Iterator[Stack]:
-    state = make_state_dir("eomatch-supervision-")
-    # a slower back-off than the default, so a test can act between two attempts
+def _settings_in_a_file(state: Path) -> Settings:
+    """Settings the ``eomatch-stack`` command reads too (``state/test-settings.yaml``), with
+    a slower back-off than the default, so a test can act between two attempts."""
     settings = stack_settings(state, restart_backoff_s=1.0, restart_backoff_max_s=4.0)
     config = state / "test-settings.yaml"
     config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude={"config_file"})))
-    stack = Stack(load_settings(config, environ={}), quiet=True)
-    try:
-        proc = _cli(config, "up", "-q")
-        assert proc.returncode == 0, proc.stderr
-        yield stack  # 'up' has exited: whatever runs now runs without it
-    finally:
-        _cli(config, "down", "-q")
-        stack.down()
-        shutil.rmtree(state, ignore_errors=True)
+    return load_settings(config, environ={})
+
+
+@pytest.fixture(scope="module")
+def supervised() -> Iterator[Stack]:
+    with private_stack("eomatch-supervision-", settings=_settings_in_a_file, up=False) as stack:
+        config = stack.settings.stack.state_dir / "test-settings.yaml"
+        try:
+            proc = _cli(config, "up", "-q")
+            assert proc.returncode == 0, proc.stderr
+            yield stack  # 'up' has exited: whatever runs now runs without it
+        finally:
+            _cli(config, "down", "-q")
 
 
 def _ok(url: str) -> bool:
