@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -182,30 +182,29 @@ def print_kinds(label: str, width: int, r: dict[str, Any]) -> float:
     return rate
 
 
-def start_stack(prefix: str, make_settings: Callable[[Path], Settings], retry_on: tuple[str, ...],
-                note: str = "") -> tuple[Any, Path]:
-    """A running private stack (settings from ``make_settings(state_dir)``) and its state
-    folder; started afresh, up to three times, when ``stack.up()`` fails with a message
-    containing one of ``retry_on`` (a port taken meanwhile: other programs on this machine
-    start servers too)."""
+@contextmanager
+def started_stack(prefix: str, make_settings: Callable[[Path], Settings], retry_on: tuple[str, ...],
+                  note: str = "") -> Iterator[Any]:
+    """A running private stack (settings from ``make_settings(state_dir)``) for the block,
+    then stopped and its folder removed; started afresh, up to three times, when
+    ``stack.up()`` fails with a message containing one of ``retry_on`` (a port taken
+    meanwhile: other programs on this machine start servers too)."""
     from eomatch.errors import StackError
-    from eomatch.stack import Stack
 
     sys.path.insert(0, str(REPO / "tests"))
-    from conftest import make_state_dir  # type: ignore[import-not-found]
+    from conftest import private_stack  # type: ignore[import-not-found]
 
     for attempt in range(3):
-        state_dir = make_state_dir(prefix)
-        stack = Stack(make_settings(state_dir), quiet=True)
-        try:
-            stack.up()
-            return stack, state_dir
-        except StackError as e:
-            stack.down()
-            shutil.rmtree(state_dir, ignore_errors=True)
-            if not any(s in str(e) for s in retry_on) or attempt == 2:
-                raise
-            print(f"  {note}{e}; again", flush=True)
+        with ExitStack() as held:
+            try:  # a failed 'up' is cleaned up by private_stack before it gets here
+                stack = held.enter_context(private_stack(prefix, settings=make_settings))
+            except StackError as e:
+                if not any(s in str(e) for s in retry_on) or attempt == 2:
+                    raise
+                print(f"  {note}{e}; again", flush=True)
+                continue
+            yield stack
+            return
     raise AssertionError("unreachable")
 
 

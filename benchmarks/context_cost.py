@@ -76,21 +76,10 @@ def database_only(state_dir: str | None, db_port: int | None) -> Iterator[Settin
         yield load_settings(overrides=overrides, environ={})
         return
     sys.path.insert(0, str(REPO / "tests"))
-    from conftest import make_state_dir, stack_settings  # type: ignore[import-not-found]
+    from conftest import private_database  # type: ignore[import-not-found]
 
-    from eomatch.stack.db import Database
-    from eomatch.stack.state import StatePaths
-
-    folder = make_state_dir("eomatch-bench-")
-    settings = stack_settings(folder)
-    StatePaths(folder).ensure()
-    db = Database(settings)
-    try:
-        db.start()
+    with private_database("eomatch-bench-") as settings:
         yield settings
-    finally:
-        db.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

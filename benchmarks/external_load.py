@@ -64,6 +64,7 @@ import shutil
 import sys
 import time
 from bisect import bisect_left
+from contextlib import AbstractContextManager
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,7 @@ from _load import (  # noqa: E402
     pct,
     print_kinds,
     run_load,
-    start_stack,
+    started_stack,
 )
 from ingest_throughput import scratch_dir  # noqa: E402
 
@@ -151,8 +152,8 @@ def _sample_ids(settings: Settings, n: int) -> list[tuple[str, str]]:
     return [(str(c), str(i)) for c, i in rows]
 
 
-def _start(args: argparse.Namespace) -> tuple[Any, Path]:
-    """A running private stack and its state folder."""
+def _start(args: argparse.Namespace) -> AbstractContextManager[Any]:
+    """A running private stack for a block."""
     sys.path.insert(0, str(REPO / "tests"))
     from conftest import stack_settings  # type: ignore[import-not-found]
 
@@ -167,7 +168,7 @@ def _start(args: argparse.Namespace) -> tuple[Any, Path]:
 
     # a port taken meanwhile, or a supervisor hit by a signal meant for a stale pid of
     # another stack on this machine (pids recycle): start afresh
-    return start_stack("eomatch-bench-external-load-", settings_for, ("already in use", "killed by"))
+    return started_stack("eomatch-bench-external-load-", settings_for, ("already in use", "killed by"))
 
 
 def nginx_times(log: Path, offset: int, root: str) -> dict[str, list[float]]:
@@ -209,38 +210,36 @@ def main(argv: list[str] | None = None) -> int:
     from eomatch.ingest import ingest
 
     t0 = time.perf_counter()
-    stack, state_dir = _start(args)
-    work = scratch_dir("eomatch-external-load-")
-    try:
-        base = stack.urls.base
-        access_log = StatePaths(stack.settings.stack.state_dir).logs / "proxy-access.log"
-        print(f"stack up in {time.perf_counter() - t0:.1f}s at {base}", flush=True)
-        synth = _synth.generate(work / "catalogue", args.items, seed=args.seed)
-        t0 = time.perf_counter()
-        ingest(stack.settings, synth.root, quiet=True)
-        print(f"ingested {synth.items} items in {time.perf_counter() - t0:.1f}s", flush=True)
-        rng = random.Random(args.seed)
-        ids = _sample_ids(stack.settings, args.urls) or list(synth.sample)
-        by_kind = url_set(sorted(synth.collections), ids, _months(stack.settings), args.urls, rng)
-        mix = request_mix(by_kind, 200_000, args.zipf, rng)
-        distinct = sum(map(len, by_kind.values()))
-        print(f"{distinct} distinct URLs (" + ", ".join(f"{k} {len(v)}" for k, v in by_kind.items())
-              + f"), Zipf exponent {args.zipf:g}; {len({p for _, p in mix[:50_000]})} of them in the first 50000 requests",
-              flush=True)
+    with _start(args) as stack:
+        work = scratch_dir("eomatch-external-load-")
+        try:
+            base = stack.urls.base
+            access_log = StatePaths(stack.settings.stack.state_dir).logs / "proxy-access.log"
+            print(f"stack up in {time.perf_counter() - t0:.1f}s at {base}", flush=True)
+            synth = _synth.generate(work / "catalogue", args.items, seed=args.seed)
+            t0 = time.perf_counter()
+            ingest(stack.settings, synth.root, quiet=True)
+            print(f"ingested {synth.items} items in {time.perf_counter() - t0:.1f}s", flush=True)
+            rng = random.Random(args.seed)
+            ids = _sample_ids(stack.settings, args.urls) or list(synth.sample)
+            by_kind = url_set(sorted(synth.collections), ids, _months(stack.settings), args.urls, rng)
+            mix = request_mix(by_kind, 200_000, args.zipf, rng)
+            distinct = sum(map(len, by_kind.values()))
+            print(f"{distinct} distinct URLs (" + ", ".join(f"{k} {len(v)}" for k, v in by_kind.items())
+                  + f"), Zipf exponent {args.zipf:g}; {len({p for _, p in mix[:50_000]})} of them in the first 50000 requests",
+                  flush=True)
 
-        results = {}
-        for name, root in (("internal", "/api"), ("external", "/external")):
-            # untimed, the same mix in another order: the database's pages (internal), the
-            # cache (external) as a running server has them
-            run_load(base + root, mix[::-1], args.concurrency, min(args.warmup_s, args.duration_s), args.client)
-            offset = access_log.stat().st_size
-            results[name] = run_load(base + root, mix, args.concurrency, args.duration_s, args.client)
-            results[name]["nginx"] = nginx_times(access_log, offset, root)
-            print(f"  {name}: {results[name]['kinds']['all']['ok'] / results[name]['elapsed_s']:.1f} req/s", flush=True)
-    finally:
-        stack.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
+            results = {}
+            for name, root in (("internal", "/api"), ("external", "/external")):
+                # untimed, the same mix in another order: the database's pages (internal), the
+                # cache (external) as a running server has them
+                run_load(base + root, mix[::-1], args.concurrency, min(args.warmup_s, args.duration_s), args.client)
+                offset = access_log.stat().st_size
+                results[name] = run_load(base + root, mix, args.concurrency, args.duration_s, args.client)
+                results[name]["nginx"] = nginx_times(access_log, offset, root)
+                print(f"  {name}: {results[name]['kinds']['all']['ok'] / results[name]['elapsed_s']:.1f} req/s", flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     print(f"\n{args.items} items, {args.concurrency} readers, {args.duration_s:g} s per run, {distinct} distinct URLs; "
           f"external: stack.proxy.external_cache_s={args.cache_s}, {args.external_replicas} app process(es); "

@@ -76,21 +76,10 @@ def local_stack(state_dir: str | None = None, db_port: int | None = None) -> Ite
         yield load_settings(overrides=overrides, environ={})
         return
     sys.path.insert(0, str(REPO / "tests"))
-    from conftest import make_state_dir, stack_settings  # type: ignore[import-not-found]
+    from conftest import private_stack  # type: ignore[import-not-found]
 
-    from eomatch.stack import Stack
-
-    folder = make_state_dir("eomatch-bench-")
-    settings = stack_settings(folder)
-    stack = Stack(settings, quiet=True)
-    try:
-        stack.up()
-        yield settings
-    finally:
-        stack.down()
-        import shutil
-
-        shutil.rmtree(folder, ignore_errors=True)
+    with private_stack("eomatch-bench-") as stack:
+        yield stack.settings
 
 
 def fresh_database(settings: Settings, name: str) -> DbCredentials:

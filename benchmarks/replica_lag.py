@@ -97,18 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sys.path.insert(0, str(REPO / "tests"))
         from _load import db_port_for_standbys
-        from conftest import make_state_dir, stack_settings  # type: ignore[import-not-found]
+        from conftest import private_stack  # type: ignore[import-not-found]
 
-        from eomatch.stack import Stack
-
-        state_dir = make_state_dir("eomatch-bench-replica-")
-        stack = Stack(stack_settings(state_dir, db={"port": db_port_for_standbys(1), "replicas": 1}), quiet=True)
-        try:
-            stack.up()
+        with private_stack("eomatch-bench-replica-", db={"port": db_port_for_standbys(1), "replicas": 1}) as stack:
             result = measure(stack.settings, args.items, args.every_s, args.seed)
-        finally:
-            stack.down()
-            shutil.rmtree(state_dir, ignore_errors=True)
     for key, value in result.items():
         print(f"{key}: {value}")
     print(f"max_lag_bytes={result['max_lag_bytes']} max_lag_s={result['max_lag_s']} catch_up_s={result['catch_up_s']}")

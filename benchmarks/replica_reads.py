@@ -49,6 +49,7 @@ import shutil
 import sys
 import threading
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ from _load import (  # noqa: E402
     failed_requests,
     finish,
     print_kinds,
-    start_stack,
+    started_stack,
 )
 from ingest_throughput import scratch_dir  # noqa: E402
 
@@ -174,9 +175,9 @@ def measure(settings: Settings, base_url: str, replicas: int, args: argparse.Nam
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _start(replicas: int) -> tuple[Any, Path]:
-    """A running private stack and its state folder; new free ports when one was taken
-    meanwhile (other programs on this machine start servers too)."""
+def _start(replicas: int) -> AbstractContextManager[Any]:
+    """A running private stack for a block; new free ports when one was taken meanwhile
+    (other programs on this machine start servers too)."""
     sys.path.insert(0, str(REPO / "tests"))
     from conftest import stack_settings  # type: ignore[import-not-found]
 
@@ -186,20 +187,16 @@ def _start(replicas: int) -> tuple[Any, Path]:
             proxy={"external_rate_per_s": 100000, "external_burst": 100000},
         )
 
-    return start_stack(f"eomatch-bench-replica-reads-{replicas}-", settings_for, ("already in use",),
+    return started_stack(f"eomatch-bench-replica-reads-{replicas}-", settings_for, ("already in use",),
                        note=f"replicas={replicas}: ")
 
 
 def run_one(replicas: int, args: argparse.Namespace) -> dict[str, Any]:
     """Start a private stack with ``replicas`` standbys, measure, stop and remove it."""
     t0 = time.perf_counter()
-    stack, state_dir = _start(replicas)
-    try:
+    with _start(replicas) as stack:
         print(f"  replicas={replicas}: stack up in {time.perf_counter() - t0:.1f}s at {stack.urls.base}", flush=True)
         return measure(stack.settings, stack.urls.base, replicas, args)
-    finally:
-        stack.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
