@@ -16,7 +16,19 @@ are printed as cores busy (CPU s ÷ wall s), to show what limits the pace on thi
 machine: the API server is the serial pace's bottleneck, and on 2 cores the parallel
 one shares them with the client that parses and writes.
 
+With ``--rtt-ms R`` (default 0: straight to the stack on loopback) both clients reach
+the stack through a delaying TCP proxy on loopback (``benchmarks/_delay_proxy.py``)
+that adds R ms to every request/response round trip, as for a researcher on another
+network: the case parallel windows are for. The stack started here then has its
+``stack.public_url`` at the proxy, so the API's ``next`` links (and every other link)
+lead back through it; the run checks that the landing page's search link does. The
+proxy is a separate process (it never takes the client's GIL) that only moves bytes with
+asyncio in one thread, sleeping in its event loop: it is I/O only and cannot starve the
+server of CPU; its CPU is measured and printed as a ``proxy`` column beside the others
+(and left out of the ceiling, which is about the stack and the client).
+
     python benchmarks/query_throughput.py --items 20000 --parallel 4 --api-workers 2
+    python benchmarks/query_throughput.py --items 20000 --parallel 8 --rtt-ms 50
     python benchmarks/query_throughput.py --items 20000 --state-dir /tmp/eomatch-x --base-url http://127.0.0.1:8000
 
 Prints ``ratio=<eomatch-query (parallel) items/s ÷ pystac-client items/s>`` last (issue 15 goal ≥ 3).
@@ -28,6 +40,8 @@ import argparse
 import os
 import resource
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -104,10 +118,12 @@ def make_items(n_items: int, tag: str) -> tuple[list[dict[str, Any]], Iterator[d
 
 
 class CpuMeter:
-    """CPU seconds of the stack's processes, of this process and of the machine over one phase."""
+    """CPU seconds of the stack's processes, of this process, of the delaying proxy (when
+    ``proxy_pid`` is given) and of the machine over one phase."""
 
-    def __init__(self, state_dir: Path | None) -> None:
+    def __init__(self, state_dir: Path | None, proxy_pid: int | None = None) -> None:
         self.state_dir = str(state_dir) if state_dir else None
+        self.proxy_pid = proxy_pid
         self.tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
         self.cores = os.cpu_count() or 1
 
@@ -149,9 +165,17 @@ class CpuMeter:
         idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
         return sum(fields) - idle, sum(fields)
 
+    def _proxy_ticks(self) -> int:
+        """utime+stime ticks of the delaying proxy (0 without one)."""
+        if self.proxy_pid is None:
+            return 0
+        stat = Path(f"/proc/{self.proxy_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(stat[11]) + int(stat[12])
+
     def start(self) -> None:
         self._t = time.perf_counter()
         self._stack = self._stack_ticks()
+        self._proxy = self._proxy_ticks()
         self._self = self._own()
         self._mach = self._machine()
 
@@ -164,26 +188,63 @@ class CpuMeter:
         wall = time.perf_counter() - self._t
         stack = sum(t - self._stack.get(k, 0) for k, t in self._stack_ticks().items()) * self.tick_s
         own = self._own() - self._self
+        proxy = (self._proxy_ticks() - self._proxy) * self.tick_s if self.proxy_pid is not None else None
         busy, total = self._machine()
         machine = (busy - self._mach[0]) / max(1, total - self._mach[1]) * self.cores
-        return Phase(items, wall, stack, own, machine, self.cores)
+        return Phase(items, wall, stack, own, machine, self.cores, proxy)
 
 
 class Phase:
-    """One timed phase: items, wall seconds, CPU seconds of the stack and of the client."""
+    """One timed phase: items, wall seconds, CPU seconds of the stack, of the client and
+    (with ``--rtt-ms``) of the delaying proxy."""
 
-    def __init__(self, items: int, wall_s: float, stack_s: float, client_s: float, machine: float, cores: int) -> None:
+    def __init__(self, items: int, wall_s: float, stack_s: float, client_s: float, machine: float, cores: int,
+                 proxy_s: float | None = None) -> None:  # fmt: skip
         self.items, self.wall_s, self.stack_s, self.client_s = items, wall_s, stack_s, client_s
-        self.machine, self.cores = machine, cores
+        self.machine, self.cores, self.proxy_s = machine, cores, proxy_s
 
     def cpu_ms_per_item(self) -> float:
         return (self.stack_s + self.client_s) / max(1, self.items) * 1000
 
     def __str__(self) -> str:
         per = 1000 / max(1, self.items)
+        busy = per_item = ""
+        if self.proxy_s is not None:
+            busy, per_item = f", proxy {self.proxy_s / self.wall_s:.2f}", f", proxy {self.proxy_s * per:.3f} ms"
         return (f"{self.items} items in {self.wall_s:.2f}s ({self.items / self.wall_s:,.0f}/s); cores busy: stack "
-                f"{self.stack_s / self.wall_s:.2f}, client {self.client_s / self.wall_s:.2f}, machine {self.machine:.2f} "
-                f"of {self.cores}; CPU per item: stack {self.stack_s * per:.3f} ms, client {self.client_s * per:.3f} ms")  # fmt: skip
+                f"{self.stack_s / self.wall_s:.2f}, client {self.client_s / self.wall_s:.2f}{busy}, machine "
+                f"{self.machine:.2f} of {self.cores}; CPU per item: stack {self.stack_s * per:.3f} ms, client "
+                f"{self.client_s * per:.3f} ms{per_item}")  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_delay_proxy(listen_port: int, upstream_port: int, rtt_ms: float) -> subprocess.Popen[str]:
+    """``benchmarks/_delay_proxy.py`` in its own process, returned once it listens."""
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("_delay_proxy.py")), "--listen-port", str(listen_port),
+         "--upstream-port", str(upstream_port), "--rtt-ms", str(rtt_ms)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line.startswith("listening on"):
+        proc.kill()
+        raise SystemExit(f"error: the delaying proxy did not start (it said {line.strip()!r})")
+    return proc
+
+
+def check_links_through(api: str, base: str) -> None:
+    """Stop unless the API's search link leads back through ``base`` (the delaying proxy)."""
+    import requests
+
+    landing = requests.get(api, timeout=30).json()
+    search = next((lk["href"] for lk in landing.get("links", []) if lk.get("rel") == "search"), "")
+    if not search.startswith(base + "/"):
+        raise SystemExit(f"error: the API's search link {search!r} does not go through the delaying proxy {base}")
 
 
 def time_pystac(api: str, collections: list[str], page: int) -> tuple[int, float]:
@@ -226,9 +287,15 @@ def main() -> int:
     parser.add_argument("--base-url", help="reuse a running stack at this proxy URL (needs --state-dir)")
     parser.add_argument("--state-dir", help="state folder of the running stack (for its ingest credentials)")
     parser.add_argument("--db-port", type=int, help="database port of the running stack (stack.db.port)")
+    parser.add_argument("--rtt-ms", type=float, default=0.0,
+                        help="round trip (ms) a delaying proxy adds to every request (0: none)")
     parser.add_argument("--workdir", help="where the output catalogues go (default: a temp folder; "
                         "/dev/shm/... keeps this machine's shared disk out of the figures)")
     args = parser.parse_args()
+    if args.rtt_ms < 0:
+        parser.error(f"--rtt-ms must be >= 0, got {args.rtt_ms}")
+    if args.rtt_ms and args.base_url:
+        parser.error("--rtt-ms needs the stack started here (its stack.public_url is set to the delaying proxy)")
 
     from conftest import make_state_dir, stack_settings
 
@@ -247,12 +314,20 @@ def main() -> int:
     else:
         from eomatch.stack import Stack
 
-        settings = stack_settings(make_state_dir("eomatch-bench-"), api={"workers": args.api_workers})
+        over: dict[str, Any] = {"api": {"workers": args.api_workers}}
+        delay_port = free_port() if args.rtt_ms else None
+        if delay_port is not None:
+            # links the API writes (next pages, search) lead back through the proxy too
+            over["public_url"] = f"http://127.0.0.1:{delay_port}"
+        settings = stack_settings(make_state_dir("eomatch-bench-"), **over)
         stack = Stack(settings, quiet=True)
-        base = f"http://127.0.0.1:{settings.stack.proxy.port}"
+        base = f"http://127.0.0.1:{delay_port or settings.stack.proxy.port}"
     settings.query.page_size = args.page_size
     work = Path(args.workdir or tempfile.mkdtemp(prefix="eomatch-qbench-"))
+    proxy: subprocess.Popen[str] | None = None
     try:
+        if args.rtt_ms:
+            proxy = start_delay_proxy(int(base.rsplit(":", 1)[1]), settings.stack.proxy.port, args.rtt_ms)
         if stack is not None:  # inside the try: a stack that fails to come up is stopped too
             print("starting a stack…", flush=True)
             stack.up()
@@ -269,9 +344,13 @@ def main() -> int:
         print(f"loaded {args.items} items in {time.perf_counter() - t:.1f}s", flush=True)
         api = f"{base}/api/"
         coll_ids = [c["id"] for c in cols]
-        meter = CpuMeter(settings.stack.state_dir)
+        meter = CpuMeter(settings.stack.state_dir, proxy.pid if proxy else None)
+        rtt = ""
+        if proxy is not None:
+            check_links_through(api, base)
+            rtt = f"; clients through a proxy adding {args.rtt_ms:g} ms per round trip"
         print(f"stack: stack.api.workers={settings.stack.api.workers}, {meter.cores} cores; "
-              f"page size {args.page_size}; eomatch-query parallel={args.parallel}, writing to {work}", flush=True)  # fmt: skip
+              f"page size {args.page_size}; eomatch-query parallel={args.parallel}, writing to {work}{rtt}", flush=True)  # fmt: skip
         best_p = best_e = best_1 = best_g = float("inf")
         for r in range(args.repeat):
             meter.start()
@@ -321,6 +400,9 @@ def main() -> int:
         if stack is not None:
             stack.down()
             shutil.rmtree(settings.stack.state_dir, ignore_errors=True)
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(timeout=10)
     return 0
 
 
