@@ -28,19 +28,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _timing import best_of
 from filelock import FileLock, Timeout
 
 from eomatch.catalogue.locks import StripeLock
-
-
-def best_of(fn: Callable[[int], None], n: int, repeat: int) -> float:
-    """Seconds per call of the best of ``repeat`` runs of ``n`` calls."""
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn(n)
-        best = min(best, time.perf_counter() - t)
-    return best / n
 
 
 def uncontended(folder: Path, n: int, repeat: int) -> tuple[float, float]:

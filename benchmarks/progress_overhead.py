@@ -17,22 +17,12 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-import time
 from collections.abc import Callable
 
+from _timing import best_of
 from tqdm import tqdm
 
 from eomatch.progress import Progress
-
-
-def best_of(fn: Callable[[int], None], n: int, repeat: int) -> float:
-    """Seconds per update of the best of ``repeat`` runs of ``n`` updates."""
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn(n)
-        best = min(best, time.perf_counter() - t)
-    return best / n
 
 
 def ours(unit: str = "items", quiet: bool = False, step: int = 1) -> Callable[[int], None]:
