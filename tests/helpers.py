@@ -12,12 +12,15 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import httpx
 
 from eomatch.stack.keys import add_key
+
+if TYPE_CHECKING:
+    from eomatch.stack.db import DbCredentials
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _key_lock = threading.Lock()
@@ -189,6 +192,19 @@ def load_with_pypgstac(
         loader = Loader(db=db)
         loader.load_collections(iter(list(collections)), insert_mode=Methods.upsert)
         loader.load_items(iter(items), insert_mode=Methods.upsert)
+
+
+def fresh_pgstac_database(settings: Any, prefix: str) -> DbCredentials:
+    """A new pgSTAC database ``<prefix><random>`` in the stack's cluster, with the ingest
+    role's credentials (a ``DbCredentials``): for tests that count what they load. Not
+    dropped: dropping is slow, and it goes with the stack."""
+    from eomatch.stack.db import DbCredentials, setup_database, stack_credentials
+
+    admin = stack_credentials(settings, "admin")
+    role = stack_credentials(settings, "ingest")
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
+    setup_database(admin, name, {role.user: role.password}, {})
+    return DbCredentials(role.host, role.port, name, role.user, role.password)
 
 
 # --- reading ---------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import random
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ import orjson
 import psycopg
 import pytest
 from catalogue_factory import build_catalogue
+from helpers import fresh_pgstac_database
 from plpygis.geometry import Geometry
 
 from eomatch import jsonio
@@ -48,19 +48,8 @@ def unique_start() -> datetime:
 
 @pytest.fixture(scope="module")
 def new_db(running_stack: Any) -> Callable[[], DbCredentials]:
-    """Factory of fresh pgSTAC databases in the stack's cluster (ingest-role credentials).
-
-    Not dropped: dropping is slow, and they go with the session's stack.
-    """
-    admin = stack_credentials(running_stack.settings, "admin")
-    role = stack_credentials(running_stack.settings, "ingest")
-
-    def make() -> DbCredentials:
-        name = f"ingest_test_{uuid.uuid4().hex[:10]}"
-        setup_database(admin, name, {role.user: role.password}, {})
-        return DbCredentials(role.host, role.port, name, role.user, role.password)
-
-    return make
+    """Factory of fresh pgSTAC databases in the stack's cluster (ingest-role credentials)."""
+    return lambda: fresh_pgstac_database(running_stack.settings, "ingest_test_")
 
 
 def run(settings: Any, creds: DbCredentials, catalogue: Path, **kw: Any) -> IngestSummary:
@@ -388,23 +377,10 @@ def test_delete_or_edit_through_the_api_then_reingest(running_stack: Any, tmp_pa
 @pytest.fixture(scope="module")
 def db_only_stack() -> Iterator[Any]:
     """A database of its own (a restore replaces everything in it): no APIs, no proxy."""
-    import shutil
+    from conftest import private_database
 
-    from conftest import make_state_dir, stack_settings
-
-    from eomatch.stack.db import Database
-    from eomatch.stack.state import StatePaths
-
-    state_dir = make_state_dir("eomatch-ingest-restore-")
-    settings = stack_settings(state_dir)
-    StatePaths(state_dir).ensure()
-    db = Database(settings)
-    try:
-        db.start()
+    with private_database("eomatch-ingest-restore-") as settings:
         yield settings
-    finally:
-        db.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def copy_item(path: Path, new_id: str) -> Path:

@@ -22,8 +22,9 @@ import httpx
 import psycopg
 import pytest
 from catalogue_factory import build_catalogue
+from helpers import fresh_pgstac_database
 
-from eomatch.stack.db import DbCredentials, setup_database, stack_credentials
+from eomatch.stack.db import DbCredentials, stack_credentials
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -88,19 +89,8 @@ def stored(creds: DbCredentials, item_id: str) -> tuple[Any, ...]:
 
 @pytest.fixture(scope="module")
 def new_db(running_stack: Any) -> Callable[[], DbCredentials]:
-    """Factory of fresh pgSTAC databases in the stack's cluster (ingest-role credentials).
-
-    Not dropped: dropping is slow, and they go with the session's stack.
-    """
-    admin = stack_credentials(running_stack.settings, "admin")
-    role = stack_credentials(running_stack.settings, "ingest")
-
-    def make() -> DbCredentials:
-        name = f"ingest_cli_{uuid.uuid4().hex[:10]}"
-        setup_database(admin, name, {role.user: role.password}, {})
-        return DbCredentials(role.host, role.port, name, role.user, role.password)
-
-    return make
+    """Factory of fresh pgSTAC databases in the stack's cluster (ingest-role credentials)."""
+    return lambda: fresh_pgstac_database(running_stack.settings, "ingest_cli_")
 
 
 @pytest.fixture(scope="module")
