@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyproj import Geod
+from helpers_sim import BBOX, END, GEOD, START, scenario_archive
 from pytest_httpserver import HTTPServer
 from shapely.geometry import box, shape
 from test_providers import MiniStacApi, archive_items
@@ -17,17 +17,12 @@ from eomatch.errors import ConfigError
 from eomatch.find import find, find_events
 from eomatch.model import to_utc
 from eomatch.settings import Settings, load_settings
-from eomatch.simulate import simulate_archive, simulated_providers
-
-START = "2022-05-21T14:00:00Z"
-END = "2022-05-21T20:00:00Z"
-BBOX = (-125.0, 30.0, -70.0, 45.0)
-GEOD = Geod(ellps="WGS84")
+from eomatch.simulate import simulated_providers
 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return simulate_archive(tmp_path_factory.mktemp("sim"), ["S2A", "L9"], START, END, bbox=BBOX)
+    return scenario_archive(tmp_path_factory.mktemp("sim"), ["S2A", "L9"])
 
 
 def run_settings(catalogue: Path, archive: Path | None, **over: Any) -> Settings:

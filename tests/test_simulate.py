@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pystac
 import pytest
-from pyproj import Geod
+from helpers_sim import BBOX, END, GEOD, START, scenario_archive
 from shapely.geometry import box, shape
 
 from eomatch.errors import ConfigError
@@ -20,15 +20,10 @@ from eomatch.orbits.tle import PACKAGED_TLE_DIR
 from eomatch.settings import _default_satellites
 from eomatch.simulate import simulate_archive
 
-START = "2022-05-21T14:00:00Z"
-END = "2022-05-21T20:00:00Z"
-BBOX = (-125.0, 30.0, -70.0, 45.0)
-GEOD = Geod(ellps="WGS84")
-
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return simulate_archive(tmp_path_factory.mktemp("sim"), ["S2A", "LS9"], START, END, bbox=BBOX)
+    return scenario_archive(tmp_path_factory.mktemp("sim"), ["S2A", "LS9"])
 
 
 def _items(catalog: Path) -> list[dict]:
