@@ -8,19 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
-from test_add_asset import build_catalogue, result_file
+from helpers_add_asset import add_asset_target
+from test_add_asset import result_file
 
-from eomatch.catalogue import MatchupCatalogue
 from eomatch.cli.add_asset import main
 
 
 @pytest.fixture
 def cat(tmp_path: Path) -> dict[str, Any]:
-    root, coll, mid = build_catalogue(tmp_path / "cat")
-    c = MatchupCatalogue.open(root)
-    path = c.path_of(mid, coll)
-    c.close()
-    return {"root": root, "coll": coll, "mid": mid, "path": path}
+    return add_asset_target(tmp_path / "cat")
 
 
 def _args(cat: dict[str, Any], file: Path, *extra: str) -> list[str]:

@@ -7,20 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_add_asset import build_catalogue, result_file
+from helpers_add_asset import add_asset_target
+from test_add_asset import result_file
 
-from eomatch.catalogue import MatchupCatalogue
 from eomatch.cli.add_asset import main
 from eomatch.stack.process import free_port
 
 
 @pytest.fixture
 def cat(tmp_path: Path) -> dict[str, Any]:
-    root, coll, mid = build_catalogue(tmp_path / "cat")
-    c = MatchupCatalogue.open(root)
-    path = c.path_of(mid, coll)
-    c.close()
-    return {"root": root, "coll": coll, "mid": mid, "path": path, "file": result_file(tmp_path, "r_20260510.nc")}
+    return {**add_asset_target(tmp_path / "cat"), "file": result_file(tmp_path, "r_20260510.nc")}
 
 
 def _args(cat: dict[str, Any], *extra: str, file: Path | str | None = None) -> list[str]:
