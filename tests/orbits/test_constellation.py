@@ -147,3 +147,21 @@ def test_track_grid_equals_direct_propagation(tles) -> None:
     grid.forget_before(300)
     assert grid.k0 == 300
     np.testing.assert_array_equal(grid.fine_unit(t), nadir_unit(sat, t, 20.0, origin))
+
+
+def test_track_grid_fine_samples_are_computed_once_and_equal_fine_unit(tles) -> None:
+    """Pairs sharing a satellite ask for overlapping stretches: each sample is made once."""
+    sat = tles["Landsat-9"]
+    origin = to_unix_s(START)
+    grid = TrackGrid(sat, origin, 20.0)
+    first = np.arange(1000, 3000)
+    second = np.concatenate((np.arange(2500, 4000), np.arange(500, 800)))  # overlaps, before, after
+    direct = TrackGrid(sat, origin, 20.0)
+    for idx in (first, second, first[::7]):
+        np.testing.assert_array_equal(grid.fine_unit_at(idx, 1.0), direct.fine_unit(origin + idx * 1.0))
+    assert grid.fine_computed == np.unique(np.concatenate((first, second))).size
+    grid.forget_before(150)  # node 150 = fine index 3000: earlier samples are dropped...
+    assert grid.fine_lo == 3000
+    again = np.arange(2990, 3010)
+    np.testing.assert_array_equal(grid.fine_unit_at(again, 1.0), direct.fine_unit(origin + again * 1.0))
+    assert grid.fine_computed == np.unique(np.concatenate((first, second))).size + 10  # ...and made again

@@ -178,19 +178,22 @@ class Crossover:
     def to_row(self, geometry: str = "wkt") -> dict[str, Any]:
         """Flat dict for CSV/JSON: ISO times, plain floats, region as WKT or GeoJSON."""
         row: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
             if isinstance(value, datetime):
                 value = value.isoformat().replace("+00:00", "Z")
             elif isinstance(value, BaseGeometry):
                 value = value.wkt if geometry == "wkt" else mapping(value)
             elif isinstance(value, float):
                 value = round(value, 6)
-            row[f.name] = value
+            row[name] = value
         return row
 
 
-EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Crossover))
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Crossover))
+
+
+EVENT_COLUMNS: tuple[str, ...] = _FIELD_NAMES
 """Column order of :func:`events_to_rows` (CSV header)."""
 
 
@@ -556,10 +559,20 @@ class PairSearch:
                 ]
             )
             pos += len(sk[7])
+        # Closest approach, centre and sun of all events in one call each (row-wise
+        # arithmetic: the same bits as one event at a time).
+        pa_all = np.array([sk[5] for sk in skeletons]).reshape(-1, 3)
+        pb_all = np.array([sk[6] for sk in skeletons]).reshape(-1, 3)
+        min_km = great_circle_km(pa_all, pb_all).tolist()
+        lat_c, lon_c = unit_to_latlon(pa_all + pb_all)
+        t_a_best = self.start_s + np.array([sk[3] for sk in skeletons], dtype=np.int64) * self.fs
+        t_b_best = self.start_s + np.array([sk[4] for sk in skeletons], dtype=np.int64) * self.fs
+        sun = solar_elevation_deg(0.5 * (t_a_best + t_b_best), lat_c, lon_c).tolist()
+        closest = zip(min_km, lat_c.tolist(), lon_c.tolist(), sun, strict=True)
         events: list[Crossover] = []
-        for sk, (region, area_km2) in zip(skeletons, self.regions(seg_lists), strict=True):
-            ka_g, kb0_g, kb1_g, i_best, j_best, pa, pb, _ = sk
-            event = self._event(ka_g, kb0_g, kb1_g, i_best, j_best, pa, pb, region, area_km2)
+        for sk, (region, area_km2), near in zip(skeletons, self.regions(seg_lists), closest, strict=True):
+            ka_g, kb0_g, kb1_g, i_best, j_best, _, _, _ = sk
+            event = self._event(ka_g, kb0_g, kb1_g, i_best, j_best, near, region, area_km2)
             if event is not None:
                 events.append(event)
         events.sort(key=lambda e: e.start_a)
@@ -754,8 +767,10 @@ class PairSearch:
         """At most ``_REGION_POINTS`` fine indices spanning k0..k1 (at least two)."""
         if k1 - k0 < 1:
             k0, k1 = max(0, k0 - 1), min(self.n_fine - 1, k1 + 1)
-        n = min(k1 - k0 + 1, _REGION_POINTS)
-        return np.unique(np.linspace(k0, k1, n).round().astype(np.int64))
+        if k1 - k0 < _REGION_POINTS:  # every index (what the rounded steps of 1 are)
+            return np.arange(k0, k1 + 1, dtype=np.int64)
+        # Steps of at least 1: the rounded points are distinct and ascending already.
+        return np.linspace(k0, k1, _REGION_POINTS).round().astype(np.int64)
 
     def _region_pieces(
         self, ka: np.ndarray, kb0: np.ndarray, kb1: np.ndarray
@@ -817,24 +832,23 @@ class PairSearch:
         kb1: np.ndarray,
         i_best: int,
         j_best: int,
-        pa: np.ndarray,
-        pb: np.ndarray,
+        closest: tuple[float, float, float, float],
         region: BaseGeometry,
         area_km2: float,
     ) -> Crossover | None:
+        """The event, or None when a filter drops it; ``closest`` is (distance km, centre
+        lat, centre lon, solar elevation) at closest approach, computed for the batch."""
         p = self.p
-        min_km = float(great_circle_km(pa[None], pb[None])[0])
-        lat_c, lon_c = unit_to_latlon((pa + pb)[None])
+        min_km, lat_c, lon_c, sun = closest
         t_a_best = self.start_s + i_best * self.fs
         t_b_best = self.start_s + j_best * self.fs
         anti = crosses_antimeridian(region)
         if p.exclude_antimeridian_events and anti:
             return None
         if self.bbox is not None:
-            target = region if not region.is_empty else Point(float(lon_c[0]), float(lat_c[0]))
+            target = region if not region.is_empty else Point(lon_c, lat_c)
             if not target.intersects(self.bbox):
                 return None
-        sun = float(solar_elevation_deg(0.5 * (t_a_best + t_b_best), lat_c[0], lon_c[0]))
         if p.exclude_night_events and sun < p.min_solar_elevation_deg:
             return None
         region, tol_km = self.finish_region(region)
@@ -851,8 +865,8 @@ class PairSearch:
             closest_b=from_unix_s(t_b_best),
             min_distance_km=min_km,
             time_diff_s=t_b_best - t_a_best,
-            centre_lat_deg=float(lat_c[0]),
-            centre_lon_deg=float(lon_c[0]),
+            centre_lat_deg=lat_c,
+            centre_lon_deg=lon_c,
             region=region,
             region_area_km2=area_km2,
             solar_elevation_deg=sun,
@@ -932,9 +946,10 @@ class _GridPairSearch(PairSearch):
         self.grid_a, self.grid_b = grids
 
     def fine_track(self, side: str, fine_idx: np.ndarray) -> np.ndarray:
-        """Nadir unit vectors on the fine grid, interpolated between the grid's SGP4 nodes."""
+        """Nadir unit vectors on the fine grid, interpolated between the grid's SGP4 nodes
+        (each sample once for all the pairs sharing the grid)."""
         grid = self.grid_a if side == "a" else self.grid_b
-        return grid.fine_unit(self.times(fine_idx))
+        return grid.fine_unit_at(fine_idx, self.fs)
 
     def coarse_candidates(self, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """See :meth:`PairSearch.coarse_candidates`; nodes come from the shared grids."""

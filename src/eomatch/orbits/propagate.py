@@ -238,6 +238,12 @@ class TrackGrid:
         self.set_index = np.empty(0, dtype=np.int64)
         self.nodes_propagated = 0
         """How many nodes SGP4 ran for (each once while they stay in the window)."""
+        self.fine_step_s = 0.0
+        self.fine_lo = 0
+        self.fine = np.empty((0, 3))
+        self.fine_held = np.empty(0, dtype=bool)
+        self.fine_computed = 0
+        """How many fine samples :meth:`fine_unit_at` interpolated (each once while held)."""
 
     @property
     def k1(self) -> int:
@@ -268,6 +274,13 @@ class TrackGrid:
             self.lat_deg = self.lat_deg[cut:]
             self.lon_deg = self.lon_deg[cut:]
             self.set_index = self.set_index[cut:]
+        if self.fine_step_s:
+            fine_k = int((k * self.step_s) // self.fine_step_s)
+            cut = min(max(0, fine_k - self.fine_lo), self.fine.shape[0])
+            if cut:
+                self.fine_lo += cut
+                self.fine = self.fine[cut:]
+                self.fine_held = self.fine_held[cut:]
 
     def _compute(self, k_lo: int, k_hi: int) -> tuple[np.ndarray, ...]:
         t = self.node_times(np.arange(k_lo, k_hi))
@@ -319,3 +332,46 @@ class TrackGrid:
         if not same.all():
             out[~same] = ground_track(self.tles, t[~same]).unit
         return out
+
+    def fine_unit_at(self, fine_idx: np.ndarray, fine_step_s: float) -> np.ndarray:
+        """:meth:`fine_unit` at times ``origin_s + fine_idx * fine_step_s``, each computed once.
+
+        A satellite's pairs ask for overlapping stretches of its fine track (and a
+        pair's regions for samples its refinement already had): samples are kept in
+        a window beside the nodes, dropped with them by :meth:`forget_before`. Rows
+        are computed row by row alike, so a sample is the same whichever call made it.
+        """
+        idx = np.asarray(fine_idx, dtype=np.int64)
+        if idx.size == 0:
+            return np.empty((0, 3))
+        if fine_step_s != self.fine_step_s:
+            self.fine_step_s = float(fine_step_s)
+            self.fine = np.empty((0, 3))
+            self.fine_held = np.empty(0, dtype=bool)
+        self._hold_fine(int(idx.min()), int(idx.max()) + 1)
+        pos = idx - self.fine_lo
+        missing = pos[~self.fine_held[pos]]
+        if missing.size:
+            times = self.origin_s + (missing + self.fine_lo).astype(np.float64) * self.fine_step_s
+            self.fine[missing] = self.fine_unit(times)
+            self.fine_held[missing] = True
+            self.fine_computed += int(missing.size)
+        return self.fine[pos]
+
+    def _hold_fine(self, lo: int, hi: int) -> None:
+        """Make the fine window cover ``lo .. hi - 1`` (room to spare at the end)."""
+        held_hi = self.fine_lo + self.fine.shape[0]
+        if self.fine.shape[0] and lo >= self.fine_lo and hi <= held_hi:
+            return
+        if self.fine.shape[0] == 0 or lo >= held_hi or hi <= self.fine_lo:
+            new_lo, keep = lo, 0
+        else:
+            new_lo, keep = min(lo, self.fine_lo), self.fine.shape[0]
+        new_hi = max(hi, held_hi + max(hi - lo, held_hi - self.fine_lo) if keep else hi)
+        fine = np.empty((new_hi - new_lo, 3))
+        held = np.zeros(new_hi - new_lo, dtype=bool)
+        if keep:
+            at = self.fine_lo - new_lo
+            fine[at : at + keep] = self.fine
+            held[at : at + keep] = self.fine_held
+        self.fine_lo, self.fine, self.fine_held = new_lo, fine, held
