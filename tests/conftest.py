@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +38,16 @@ def make_state_dir(prefix: str = "eomatch-test-") -> Path:
     d = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     os.chmod(d, 0o755)
     return d
+
+
+@contextmanager
+def state_folder(prefix: str) -> Iterator[Path]:
+    """A :func:`make_state_dir` folder for the block, removed after it whatever happens."""
+    state_dir = make_state_dir(prefix)
+    try:
+        yield state_dir
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def stack_settings(state_dir: Path, **stack_overrides: object) -> Settings:
@@ -84,17 +94,12 @@ def private_stack(prefix: str, *, settings: Callable[[Path], Settings] | None = 
     stopped and the folder removed: nothing outlives the block to hold ports or disk."""
     from eomatch.stack import Stack
 
-    state_dir = make_state_dir(prefix)
-    try:
+    with state_folder(prefix) as state_dir, ExitStack() as cleanup:
         stack = Stack(settings(state_dir) if settings else stack_settings(state_dir, **stack_overrides), quiet=True)
-        try:
-            if up:
-                stack.up()
-            yield stack
-        finally:
-            stack.down()
-    finally:
-        shutil.rmtree(state_dir, ignore_errors=True)
+        cleanup.callback(stack.down)
+        if up:
+            stack.up()
+        yield stack
 
 
 @contextmanager
@@ -104,18 +109,13 @@ def private_database(prefix: str, **stack_overrides: object) -> Iterator[Setting
     from eomatch.stack.db import Database
     from eomatch.stack.state import StatePaths
 
-    state_dir = make_state_dir(prefix)
-    try:
+    with state_folder(prefix) as state_dir, ExitStack() as cleanup:
         settings = stack_settings(state_dir, **stack_overrides)
         StatePaths(state_dir).ensure()
         db = Database(settings)
-        try:
-            db.start()
-            yield settings
-        finally:
-            db.stop()
-    finally:
-        shutil.rmtree(state_dir, ignore_errors=True)
+        cleanup.callback(db.stop)
+        db.start()
+        yield settings
 
 
 @dataclass

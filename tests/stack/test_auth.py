@@ -8,23 +8,22 @@ rate-limited with a JSON 429.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningStack, free_port, make_state_dir
+from conftest import RunningStack, free_port
 from helpers import (
     Writer,
     api_key,
     bearer,
-    derive_settings,
     make_collection,
     make_item,
     unique_id,
 )
+from helpers_stack import loopback_url, second_proxy
 
 from eomatch.stack.api import ApiService
 from eomatch.stack.keys import add_key, revoke_key
@@ -230,19 +229,8 @@ def test_external_refuses_every_write(
 
 def _second_proxy(running_stack: RunningStack, **proxy_settings: int) -> Iterator[str]:
     """Another nginx in front of the same upstreams, with other proxy settings."""
-    state = make_state_dir("eomatch-ratelimit-")
-    settings = derive_settings(
-        running_stack.settings,
-        {"state_dir": str(state), "proxy": {"port": free_port(), "tls_port": free_port(), **proxy_settings}},
-    )
-    proxy = Proxy(settings)
-    proxy.paths.ensure()
-    proxy.start()
-    try:
-        yield f"http://127.0.0.1:{settings.stack.proxy.port}"
-    finally:
-        proxy.stop()
-        shutil.rmtree(state, ignore_errors=True)
+    with second_proxy(running_stack.settings, "eomatch-ratelimit-", tls_port=free_port(), **proxy_settings) as proxy:
+        yield loopback_url(proxy)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningStack, free_port, make_state_dir
+from conftest import RunningStack
 from helpers import (
     bearer,
     derive_settings,
@@ -29,6 +28,7 @@ from helpers import (
     root_logging_restored,
     unique_id,
 )
+from helpers_stack import loopback_url, second_proxy
 
 from eomatch.server.health import collect_health
 from eomatch.settings import Settings
@@ -66,19 +66,8 @@ def _wait_for_log(path: Path, needle: str, timeout_s: float = 5.0) -> str:
 @pytest.fixture(scope="module")
 def side_proxy(running_stack: RunningStack) -> Iterator[tuple[Settings, str]]:
     """A second nginx with JSON logs in front of the session stack's APIs."""
-    state_dir = make_state_dir("eomatch-obs-")
-    settings = derive_settings(
-        running_stack.settings,
-        {"state_dir": str(state_dir), "proxy": {"port": free_port()}, "log_format": "json"},
-    )
-    StatePaths(state_dir).ensure()
-    proxy = Proxy(settings)
-    try:
-        proxy.start()
-        yield settings, f"http://127.0.0.1:{settings.stack.proxy.port}"
-    finally:
-        proxy.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
+    with second_proxy(running_stack.settings, "eomatch-obs-", stack={"log_format": "json"}) as proxy:
+        yield proxy.settings, loopback_url(proxy)
 
 
 # --- logs --------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from conftest import RunningStack, free_port, make_state_dir
 from helpers import api_key, bearer, derive_settings, make_collection, unique_id
+from helpers_stack import loopback_url, second_proxy
 
 from eomatch.errors import ConfigError, StackError
 from eomatch.settings import Settings, load_settings
@@ -66,19 +67,8 @@ class SecondProxy:
 
 
 def _second_proxy(running_stack: RunningStack, prefix: str, proxy: dict[str, Any]) -> Iterator[SecondProxy]:
-    state = make_state_dir(prefix)
-    settings = derive_settings(
-        running_stack.settings,
-        {"state_dir": str(state), "proxy": {"port": free_port(), "tls_port": free_port(), **proxy}},
-    )
-    instance = Proxy(settings)
-    instance.paths.ensure()
-    instance.start()
-    try:
-        yield SecondProxy(settings, f"http://127.0.0.1:{settings.stack.proxy.port}", instance.internal_url)
-    finally:
-        instance.stop()
-        shutil.rmtree(state, ignore_errors=True)
+    with second_proxy(running_stack.settings, prefix, tls_port=free_port(), **proxy) as instance:
+        yield SecondProxy(instance.settings, loopback_url(instance), instance.internal_url)
 
 
 # --- /assets/ ----------------------------------------------------------------------

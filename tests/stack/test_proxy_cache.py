@@ -10,7 +10,6 @@ the session stack's own proxy runs without a cache (tests/conftest.py).
 from __future__ import annotations
 
 import gzip
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +19,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import RunningStack, free_port, make_state_dir
-from helpers import Writer, api_key, bearer, derive_settings, make_collection, make_item, unique_id
+from conftest import RunningStack
+from helpers import Writer, api_key, bearer, make_collection, make_item, unique_id
+from helpers_stack import loopback_url, second_proxy
 
 from eomatch.settings import Settings, load_settings
 from eomatch.stack.proxy import Proxy
@@ -54,16 +54,8 @@ class CacheProxy:
 
 
 def _start(running_stack: RunningStack, prefix: str, proxy: dict[str, Any]) -> Iterator[CacheProxy]:
-    state = make_state_dir(prefix)
-    settings = derive_settings(running_stack.settings, {"state_dir": str(state), "proxy": {"port": free_port(), **proxy}})
-    instance = Proxy(settings)
-    instance.paths.ensure()
-    instance.start()
-    try:
-        yield CacheProxy(settings, instance.paths, f"http://127.0.0.1:{settings.stack.proxy.port}", instance.internal_url)
-    finally:
-        instance.stop()
-        shutil.rmtree(state, ignore_errors=True)
+    with second_proxy(running_stack.settings, prefix, **proxy) as instance:
+        yield CacheProxy(instance.settings, instance.paths, loopback_url(instance), instance.internal_url)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import RunningStack, free_port, make_state_dir
+from conftest import RunningStack
 from helpers import bearer, derive_settings, make_collection, unique_id
+from helpers_stack import second_proxy
 
 from eomatch.cli.stack import main
 from eomatch.settings import Settings
@@ -43,25 +43,15 @@ class AuthProxy:
 @pytest.fixture(scope="module")
 def auth_proxy(running_stack: RunningStack) -> Iterator[AuthProxy]:
     """A second proxy with read_auth basic, in a folder of its own, fronting the session's apps."""
-    state_dir = make_state_dir("eomatch-readauth-")
-    settings = derive_settings(
-        running_stack.settings,
-        {"state_dir": str(state_dir), "proxy": {"port": free_port(), "read_auth": "basic"}},
-    )
-    paths = StatePaths(state_dir)
-    paths.ensure()
-    name = unique_id("reader")
-    password = add_user(paths, name)
-    key = add_key(paths, unique_id("writer"))
-    proxy = Proxy(settings)
-    try:
+    with second_proxy(running_stack.settings, "eomatch-readauth-", start=False, read_auth="basic") as proxy:
+        settings, paths = proxy.settings, proxy.paths
+        name = unique_id("reader")
+        password = add_user(paths, name)
+        key = add_key(paths, unique_id("writer"))
         proxy.start()
         px = settings.stack.proxy
         yield AuthProxy(settings, paths, f"http://127.0.0.1:{px.port}", f"http://{px.internal_host}:{px.internal_port}",
                         (name, password), key)  # fmt: skip
-    finally:
-        proxy.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 READ_PATHS = ["/external/", "/external/collections", "/api/", "/api/collections", "/"]

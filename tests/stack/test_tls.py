@@ -3,16 +3,17 @@ of the session stack's APIs (own state folder and ports)."""
 
 from __future__ import annotations
 
-import shutil
 import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningStack, free_port, make_state_dir
+from conftest import RunningStack, free_port
 from helpers import derive_settings, links_of
+from helpers_stack import second_proxy
 
 from eomatch.errors import StackError
 from eomatch.settings import Settings
@@ -36,23 +37,12 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def tls_proxy(running_stack: RunningStack) -> Iterator[tuple[Settings, Path]]:
-    state_dir = make_state_dir("eomatch-tls-")
-    cert, key = _self_signed(state_dir)
-    settings = derive_settings(
-        running_stack.settings,
-        {
-            "state_dir": str(state_dir),
-            "proxy": {"port": free_port(), "tls_port": free_port(), "tls_cert": str(cert), "tls_key": str(key)},
-        },
-    )
-    StatePaths(state_dir).ensure()
-    proxy = Proxy(settings)
-    try:
-        proxy.start()
-        yield settings, cert
-    finally:
-        proxy.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
+    def with_certificate(state_dir: Path) -> dict[str, Any]:
+        cert, key = _self_signed(state_dir)
+        return {"proxy": {"tls_cert": str(cert), "tls_key": str(key)}}
+
+    with second_proxy(running_stack.settings, "eomatch-tls-", stack=with_certificate, tls_port=free_port()) as proxy:
+        yield proxy.settings, Path(str(proxy.settings.stack.proxy.tls_cert))
 
 
 def test_https_serves_the_external_api_with_https_links(tls_proxy: tuple[Settings, Path]) -> None:
