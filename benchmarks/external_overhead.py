@@ -15,14 +15,12 @@ A stack reused with ``--base-url`` must allow the request rate (stack.proxy.exte
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -191,22 +189,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="items without internal assets (the filter's fast path: nothing to remove)")
     args = p.parse_args(argv)
 
-    from eomatch.stack import Stack
     from eomatch.stack.db import stack_credentials
 
-    state: Path | None = None
-    stack: Stack | None = None
-    try:
+    with ExitStack() as held:
         if args.base_url:
             settings = load_settings(args.config)
             base_url = args.base_url.rstrip("/")
         else:
-            state = Path(tempfile.mkdtemp(prefix="eomatch-bench-", dir="/tmp"))
-            os.chmod(state, 0o755)
-            settings = temp_stack_settings(state)
-            stack = Stack(settings, quiet=True)
+            sys.path.insert(0, str(REPO / "tests"))
+            from conftest import private_stack  # type: ignore[import-not-found]
+
             t0 = time.perf_counter()
-            stack.up()
+            stack = held.enter_context(private_stack("eomatch-bench-", settings=temp_stack_settings))
+            settings = stack.settings
             base_url = stack.urls.base
             print(f"stack up in {time.perf_counter() - t0:.1f}s at {base_url}", flush=True)
         t0 = time.perf_counter()
@@ -223,11 +218,6 @@ def main(argv: list[str] | None = None) -> int:
         ratio = pct(times[("external", "all")], 0.5) / pct(times[("internal", "all")], 0.5)
         print(f"ratio={ratio:.3f}")
         return 0
-    finally:
-        if stack is not None:
-            stack.down()
-        if state is not None:
-            shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":
