@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pystac
-from shapely.geometry import box
+from shapely.geometry import Polygon, box
 
 from eomatch.catalogue import MatchupCatalogue
 from eomatch.model import Matchup, MatchupEvent, Product
@@ -104,17 +104,26 @@ def build_legacy_catalogue(root: Path) -> tuple[str, str]:
     return ev.id, mu.id
 
 
-def sample_items() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(event, matchup, product) dicts as the model writes them: one small valid set."""
+def s2a_l9_matchup(
+    day: str, region: Polygon, footprint_a: Polygon, footprint_b: Polygon, id_a: str = "S2A_X", id_b: str = "LC09_X",
+    assets: dict[str, Any] | None = None,
+) -> tuple[MatchupEvent, Product, Product, Matchup]:
+    """A Sentinel-2A x Landsat-9 event on ``day`` (08:30-09:10 UTC) over ``region``, a
+    product of each (08:31 and 08:50, with ``assets``) and their matchup, by the model."""
     event = MatchupEvent.create(
         platform_a="Sentinel-2A", collection_a="S2_MSI_L1C",
         platform_b="Landsat-9", collection_b="LANDSAT_C2L1",
-        start="2022-05-21T08:30:00Z", end="2022-05-21T09:10:00Z",
-        region=box(34, 44, 37, 48), min_distance_km=10.0, solar_elevation_deg=45.0,
+        start=f"{day}T08:30:00Z", end=f"{day}T09:10:00Z",
+        region=region, min_distance_km=10.0, solar_elevation_deg=45.0,
     )  # fmt: skip
-    pa = Product.create(id="S2A_X", collection="S2_MSI_L1C", platform="Sentinel-2A",
-                        geometry=box(34, 45, 36, 47), start="2022-05-21T08:31:00Z")  # fmt: skip
-    pb = Product.create(id="LC09_X", collection="LANDSAT_C2L1", platform="Landsat-9",
-                        geometry=box(35, 45.5, 36.5, 47.5), start="2022-05-21T08:50:00Z")  # fmt: skip
-    mu = Matchup.create(event, pa.to_dict(), pb.to_dict())
+    pa = Product.create(id=id_a, collection="S2_MSI_L1C", platform="Sentinel-2A",
+                        geometry=footprint_a, start=f"{day}T08:31:00Z", assets=assets)  # fmt: skip
+    pb = Product.create(id=id_b, collection="LANDSAT_C2L1", platform="Landsat-9",
+                        geometry=footprint_b, start=f"{day}T08:50:00Z", assets=assets)  # fmt: skip
+    return event, pa, pb, Matchup.create(event, pa.to_dict(), pb.to_dict())
+
+
+def sample_items() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(event, matchup, product) dicts as the model writes them: one small valid set."""
+    event, pa, _, mu = s2a_l9_matchup("2022-05-21", box(34, 44, 37, 48), box(34, 45, 36, 47), box(35, 45.5, 36.5, 47.5))
     return event.to_dict(), mu.to_dict(), pa.to_dict()

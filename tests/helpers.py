@@ -176,6 +176,21 @@ class Writer:
         _check(self.client.post(f"{self.base}/collections/{collection_id}/items", json=fc))
 
 
+@contextlib.contextmanager
+def written_collection(stack: Any, collection: dict[str, Any], items: Iterable[dict[str, Any]] = ()) -> Iterator[None]:
+    """``collection`` and ``items`` written through the internal API for the block, then
+    the collection deleted with its items (module fixtures of the session stack)."""
+    with Writer(stack) as w:
+        w.collection(collection)
+        for item in items:
+            w.item(item)
+    try:
+        yield
+    finally:
+        with Writer(stack) as w:
+            w.client.delete(f"{stack.internal}/collections/{collection['id']}")
+
+
 def _check(r: httpx.Response) -> None:
     if r.status_code >= 300:
         raise AssertionError(f"{r.request.method} {r.request.url} -> {r.status_code}: {r.text[:300]}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RunningStack
-from helpers import Writer, make_collection, make_item, unique_id
+from helpers import make_collection, make_item, unique_id, written_collection
 from helpers_browser import chromium_context
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
@@ -19,15 +19,12 @@ TITLE = "Browser Demo Matchups Landsat-9 x Sentinel-2A"
 @pytest.fixture(scope="module")
 def demo(running_stack: RunningStack) -> Iterator[tuple[str, str]]:
     cid, iid = unique_id("browser"), "LC09_S2A_20220601_matchup"
-    with Writer(running_stack) as w:
-        w.collection(make_collection(cid, title=TITLE, bbox=[100, 0, 105, 1]))
-        w.item(make_item(cid, iid, 101, 0.2, size_deg=0.5, assets={
-            "data": {"href": "https://data.example.org/a.tif", "type": "image/tiff", "roles": ["data"], "title": "Band stack"},
-            "local": {"href": "/npl-data/a.tif", "type": "image/tiff", "roles": ["data"], "title": "Local copy"},
-        }))
-    yield cid, iid
-    with Writer(running_stack) as w:
-        w.client.delete(f"{running_stack.internal}/collections/{cid}")
+    item = make_item(cid, iid, 101, 0.2, size_deg=0.5, assets={
+        "data": {"href": "https://data.example.org/a.tif", "type": "image/tiff", "roles": ["data"], "title": "Band stack"},
+        "local": {"href": "/npl-data/a.tif", "type": "image/tiff", "roles": ["data"], "title": "Local copy"},
+    })
+    with written_collection(running_stack, make_collection(cid, title=TITLE, bbox=[100, 0, 105, 1]), [item]):
+        yield cid, iid
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RunningStack
-from helpers import Writer, make_collection, make_item, unique_id
+from helpers import make_collection, make_item, unique_id, written_collection
 from helpers_browser import TIMEOUT_MS, basemap_pixels, chromium_context, foreign, settle
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
@@ -28,23 +28,21 @@ SITE = "Libya-4"
 @pytest.fixture(scope="module")
 def matchup(running_stack: RunningStack) -> Iterator[tuple[str, str]]:
     cid, iid = unique_id("offline"), unique_id("matchup")
-    with Writer(running_stack) as w:
-        w.collection(make_collection(cid, title=f"Offline browser {cid}", bbox=[LON_DEG, LAT_DEG, LON_DEG + SIZE_DEG, LAT_DEG + SIZE_DEG]))
-        w.item(make_item(cid, iid, LON_DEG, LAT_DEG, size_deg=SIZE_DEG, properties={
-            "matchup:type": "matchup",
-            "matchup:time_diff_s": TIME_DIFF_S,
-            "matchup:abs_time_diff_s": TIME_DIFF_S,
-            "matchup:overlap_fraction": OVERLAP_FRACTION,
-            "matchup:max_cloud_cover": MAX_CLOUD_COVER,
-            "matchup:sites": [SITE],
-        }, assets={
-            # a public provider href the external API keeps: the browser must not fetch it
-            "data": {"href": "https://data.example.org/b.tif", "type": "image/tiff; application=geotiff",
-                     "roles": ["data"], "title": "Provider band stack"},
-        }))
-    yield cid, iid
-    with Writer(running_stack) as w:
-        w.client.delete(f"{running_stack.internal}/collections/{cid}")
+    collection = make_collection(cid, title=f"Offline browser {cid}", bbox=[LON_DEG, LAT_DEG, LON_DEG + SIZE_DEG, LAT_DEG + SIZE_DEG])
+    item = make_item(cid, iid, LON_DEG, LAT_DEG, size_deg=SIZE_DEG, properties={
+        "matchup:type": "matchup",
+        "matchup:time_diff_s": TIME_DIFF_S,
+        "matchup:abs_time_diff_s": TIME_DIFF_S,
+        "matchup:overlap_fraction": OVERLAP_FRACTION,
+        "matchup:max_cloud_cover": MAX_CLOUD_COVER,
+        "matchup:sites": [SITE],
+    }, assets={
+        # a public provider href the external API keeps: the browser must not fetch it
+        "data": {"href": "https://data.example.org/b.tif", "type": "image/tiff; application=geotiff",
+                 "roles": ["data"], "title": "Provider band stack"},
+    })
+    with written_collection(running_stack, collection, [item]):
+        yield cid, iid
 
 
 @pytest.fixture(scope="module")

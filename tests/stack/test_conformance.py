@@ -20,16 +20,17 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
+from catalogue_factory import s2a_l9_matchup
 from conftest import RunningStack
 from helpers import (
     LOOPBACK_HOSTS,
     OFFICIAL_SCHEMA_HOSTS,
-    Writer,
     make_collection,
     make_item,
     offline_schemas,
     serve_schemas_offline,
     unique_id,
+    written_collection,
 )
 from shapely.geometry import box
 
@@ -53,20 +54,11 @@ class Catalogue:
 def _matchup_items(collection: str, asset_href: str) -> list[dict[str, Any]]:
     """Two products, their event and their matchup, as eomatch's model writes them,
     moved into ``collection`` with links as ingest makes them (relative to the API)."""
-    from eomatch.model import Matchup, MatchupEvent, Product
-
-    event = MatchupEvent.create(
-        platform_a="Sentinel-2A", collection_a="S2_MSI_L1C",
-        platform_b="Landsat-9", collection_b="LANDSAT_C2L1",
-        start="2022-06-07T08:30:00Z", end="2022-06-07T09:10:00Z",
-        region=box(100.1, 0.1, 100.9, 0.9), min_distance_km=10.0, solar_elevation_deg=45.0,
-    )  # fmt: skip
     asset = {"data": {"href": asset_href, "type": "text/html", "roles": ["data"]}}
-    pa = Product.create(id=unique_id("S2A"), collection="S2_MSI_L1C", platform="Sentinel-2A",
-                        geometry=box(100.1, 0.1, 100.6, 0.6), start="2022-06-07T08:31:00Z", assets=asset)  # fmt: skip
-    pb = Product.create(id=unique_id("LC09"), collection="LANDSAT_C2L1", platform="Landsat-9",
-                        geometry=box(100.3, 0.3, 100.8, 0.8), start="2022-06-07T08:50:00Z", assets=asset)  # fmt: skip
-    matchup = Matchup.create(event, pa.to_dict(), pb.to_dict())
+    event, pa, pb, matchup = s2a_l9_matchup(
+        "2022-06-07", box(100.1, 0.1, 100.9, 0.9), box(100.1, 0.1, 100.6, 0.6), box(100.3, 0.3, 100.8, 0.8),
+        id_a=unique_id("S2A"), id_b=unique_id("LC09"), assets=asset,
+    )  # fmt: skip
     docs = [copy.deepcopy(d) for d in (pa.to_dict(), pb.to_dict(), event.to_dict(), matchup.to_dict())]
     ids = {d["id"] for d in docs}
     for doc in docs:
@@ -87,21 +79,17 @@ def catalogue(running_stack: RunningStack) -> Iterator[Catalogue]:
     # a public asset that really resolves (the validators open asset URLs)
     asset_href = running_stack.base_url + "/"
     matchup_docs = _matchup_items(cid, asset_href)
-    with Writer(running_stack) as w:
-        w.collection(make_collection(cid, title="Conformance", bbox=[100, 0, 105, 1]))
-        for i in range(5):
-            w.item(
-                make_item(
-                    cid, f"conf-{i}", 100.2 + 0.9 * i, 0.2, size_deg=0.5,
-                    datetime_utc=f"2022-06-0{i + 1}T10:00:00Z",
-                    assets={"data": {"href": asset_href, "type": "text/html", "roles": ["data"]}},
-                )
-            )  # fmt: skip
-        for doc in matchup_docs:
-            w.item(doc)
-    yield Catalogue(cid, [d["id"] for d in matchup_docs])
-    with Writer(running_stack) as w:
-        w.client.delete(f"{running_stack.internal}/collections/{cid}")
+    items = [
+        make_item(
+            cid, f"conf-{i}", 100.2 + 0.9 * i, 0.2, size_deg=0.5,
+            datetime_utc=f"2022-06-0{i + 1}T10:00:00Z",
+            assets={"data": {"href": asset_href, "type": "text/html", "roles": ["data"]}},
+        )
+        for i in range(5)
+    ]  # fmt: skip
+    with written_collection(running_stack, make_collection(cid, title="Conformance", bbox=[100, 0, 105, 1]),
+                            [*items, *matchup_docs]):
+        yield Catalogue(cid, [d["id"] for d in matchup_docs])
 
 
 def _root(running_stack: RunningStack, api: str) -> str:

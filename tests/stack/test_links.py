@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import RunningStack
-from helpers import Writer, links_of, make_collection, make_item, unique_id
+from helpers import links_of, make_collection, make_item, unique_id, written_collection
 
 pytestmark = pytest.mark.stack
 
@@ -20,13 +20,9 @@ def catalogue(running_stack: RunningStack) -> Iterator[tuple[str, list[str]]]:
     """A collection with three items, so ``limit=1`` pages have a ``next`` link."""
     cid = unique_id("links")
     ids = [f"links-item-{i}" for i in range(3)]
-    with Writer(running_stack) as w:
-        w.collection(make_collection(cid, title="Links"))
-        for i, iid in enumerate(ids):
-            w.item(make_item(cid, iid, 20 + i, 20, datetime_utc=f"2022-03-0{i + 1}T00:00:00Z"))
-    yield cid, ids
-    with Writer(running_stack) as w:
-        w.client.delete(f"{running_stack.internal}/collections/{cid}")
+    items = [make_item(cid, iid, 20 + i, 20, datetime_utc=f"2022-03-0{i + 1}T00:00:00Z") for i, iid in enumerate(ids)]
+    with written_collection(running_stack, make_collection(cid, title="Links"), items):
+        yield cid, ids
 
 
 def _follow(client: httpx.Client, link: dict[str, Any]) -> httpx.Response:
@@ -107,27 +103,13 @@ def test_client_host_headers_never_reach_links(
 @pytest.fixture(scope="module")
 def public_url_proxy(running_stack: RunningStack) -> Iterator[tuple[str, str, str]]:
     """A second proxy with ``stack.public_url`` set: (its own URL, public URL, internal URL)."""
-    import shutil
+    from conftest import free_port
+    from helpers_stack import loopback_url, second_proxy
 
-    from conftest import free_port, make_state_dir
-    from helpers import derive_settings
-
-    from eomatch.stack.proxy import Proxy
-
-    state = make_state_dir("eomatch-public-url-")
     public = "https://matchups.example.org"
-    settings = derive_settings(
-        running_stack.settings,
-        {"state_dir": str(state), "public_url": public + "/", "proxy": {"port": free_port(), "tls_port": free_port()}},
-    )
-    proxy = Proxy(settings)
-    proxy.paths.ensure()
-    proxy.start()
-    try:
-        yield f"http://127.0.0.1:{settings.stack.proxy.port}", public, proxy.internal_url
-    finally:
-        proxy.stop()
-        shutil.rmtree(state, ignore_errors=True)
+    with second_proxy(running_stack.settings, "eomatch-public-url-", stack={"public_url": public + "/"},
+                      tls_port=free_port()) as proxy:
+        yield loopback_url(proxy), public, proxy.internal_url
 
 
 @pytest.mark.parametrize("api", ["api", "external"])
