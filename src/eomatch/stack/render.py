@@ -8,7 +8,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -159,12 +159,8 @@ def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
         _check_listeners(settings)
         public, tls_public, internal = public_listeners(settings)
         ctx = dict(
-            user=worker_user(),
-            pid_file=paths.run / "proxy.pid",
-            error_log=paths.logs / "proxy-error.log",
-            access_log=paths.logs / "proxy-access.log",
+            **_nginx_files(settings, "proxy", mode),
             mime_types="/etc/nginx/mime.types",
-            temp_dir=paths.root / "nginx-tmp" / "proxy",
             cache_dir=external_cache_dir(settings),
             keys_conf=paths.nginx_keys_conf,
             users_file=paths.users_file,
@@ -183,12 +179,8 @@ def render_proxy_conf(settings: Settings, mode: Mode = "local") -> str:
         )
     else:
         ctx = dict(
-            user=None,
-            pid_file="/tmp/nginx.pid",
-            error_log="/dev/stderr",
-            access_log="/dev/stdout",
+            **_nginx_files(settings, "proxy", mode),
             mime_types="/etc/nginx/mime.types",
-            temp_dir=None,
             cache_dir=COMPOSE_CACHE_DIR,
             keys_conf="/etc/nginx/eomatch/keys.conf",
             users_file=COMPOSE_USERS_FILE,
@@ -255,29 +247,23 @@ def _assets_root(settings: Settings) -> str | None:
     return text
 
 
+def _nginx_files(settings: Settings, name: str, mode: Mode) -> dict[str, Any]:
+    """Who an nginx of the stack (``name``: proxy, browser) runs as and where it writes its
+    pid, logs and temporary files: its own files in the state folder when local, the
+    image's standard places in Compose. One rule for both, so they never drift apart."""
+    if mode == "local":
+        paths = StatePaths(settings.stack.state_dir)
+        return dict(user=worker_user(), pid_file=paths.run / f"{name}.pid", error_log=paths.logs / f"{name}-error.log",
+                    access_log=paths.logs / f"{name}-access.log", temp_dir=paths.root / "nginx-tmp" / name)
+    return dict(user=None, pid_file="/tmp/nginx.pid", error_log="/dev/stderr", access_log="/dev/stdout", temp_dir=None)
+
+
 def render_browser_conf(settings: Settings, root: Path | str, mode: Mode = "local") -> str:
     st = settings.stack
-    paths = StatePaths(st.state_dir)
     if mode == "local":
-        ctx = dict(
-            user=worker_user(),
-            pid_file=paths.run / "browser.pid",
-            error_log=paths.logs / "browser-error.log",
-            access_log=paths.logs / "browser-access.log",
-            temp_dir=paths.root / "nginx-tmp" / "browser",
-            listen_host=f"{st.proxy.host}:",
-            port=st.proxy.browser_port,
-        )
+        ctx = dict(**_nginx_files(settings, "browser", mode), listen_host=f"{st.proxy.host}:", port=st.proxy.browser_port)
     else:
-        ctx = dict(
-            user=None,
-            pid_file="/tmp/nginx.pid",
-            error_log="/dev/stderr",
-            access_log="/dev/stdout",
-            temp_dir=None,
-            listen_host="",
-            port=COMPOSE_BROWSER_PORT,
-        )
+        ctx = dict(**_nginx_files(settings, "browser", mode), listen_host="", port=COMPOSE_BROWSER_PORT)
     return _env().get_template("nginx-browser.conf.j2").render(
         mode=mode, mime_types="/etc/nginx/mime.types", root=root, log_format=st.log_format, **ctx
     )
@@ -395,17 +381,18 @@ def render_deploy_files(settings: Settings) -> dict[str, str]:
     from eomatch.stack.replica import render_pg_hba
 
     browser_pkg = resources.files("eomatch.stack").joinpath("browser_pkg")
+    k8s = k8s_inputs(settings)  # the Compose-mode configs, rendered once for both
     files = {
         "compose.yaml": render_compose(settings),
-        "settings.yaml": compose_settings_yaml(settings),
-        "nginx/proxy.conf": render_proxy_conf(settings, mode="compose"),
-        "browser/nginx.conf": render_browser_conf(settings, "/usr/share/nginx/html", mode="compose"),
-        "browser/config.js": render_browser_config_js(settings),
+        "settings.yaml": k8s.settings_yaml,
+        "nginx/proxy.conf": k8s.proxy_conf,
+        "browser/nginx.conf": k8s.browser_conf,
+        "browser/config.js": k8s.browser_config_js,
         # STAC Browser's build inputs, the same as the local build's: pinned dependencies
         # (lock file), the offline basemap, the matchup: field labels, the offline patch
         **{f"browser/{name}": browser_pkg.joinpath(name).read_text(encoding="utf-8") for name in BROWSER_BUILD_INPUTS},
         # Kubernetes manifests (kustomize-ready) from the same settings and configs
-        **render_k8s_files(settings, k8s_inputs(settings)),
+        **render_k8s_files(settings, k8s),
     }
     if settings.stack.db.replicas:  # the primary lets the standbys replicate
         files["db/pg_hba.conf"] = render_pg_hba(settings)
