@@ -14,6 +14,7 @@ from eomatch.orbits import CrossoverParams, load_tles, search_constellation
 from eomatch.orbits.propagate import (
     EARTH_RADIUS_KM,
     TrackGrid,
+    great_circle_km,
     ground_track,
     latlon_to_unit,
     nadir_unit,
@@ -165,3 +166,15 @@ def test_track_grid_fine_samples_are_computed_once_and_equal_fine_unit(tles) -> 
     again = np.arange(2990, 3010)
     np.testing.assert_array_equal(grid.fine_unit_at(again, 1.0), direct.fine_unit(origin + again * 1.0))
     assert grid.fine_computed == np.unique(np.concatenate((first, second))).size + 10  # ...and made again
+
+
+def test_track_grid_max_step_is_the_largest_node_to_node_distance(tles) -> None:
+    sat = tles["Sentinel-2B"]
+    origin = to_unix_s(START)
+    grid = TrackGrid(sat, origin, 20.0)
+    direct = ground_track(sat, origin + np.arange(100, 400) * 20.0).unit
+    want = np.nanmax(great_circle_km(direct[1:], direct[:-1]))
+    assert grid.max_step_km(100, 400) == want
+    assert 100.0 < want < 200.0  # about 7 km/s for 20 s
+    assert grid.max_step_km(100, 400) == want  # again from the memo, for the next pair
+    assert grid.max_step_km(5, 6) == 0.0  # one node: no step

@@ -330,7 +330,7 @@ def _close_in_band(
     step = max(1, _BATCH_ELEMENTS // (_CAP * _CAP))
     for s0 in range(0, p.size, step):
         ps, qs = p[s0 : s0 + step], q[s0 : s0 + step]
-        dot = np.matmul(blk_a[ps], blk_b[qs].transpose(0, 2, 1))
+        dot = np.matmul(np.take(blk_a, ps, axis=0), np.take(blk_b, qs, axis=0).transpose(0, 2, 1))
         t, r, c = np.nonzero(dot >= cos_lo)
         out_i.append(ps[t] * _CAP + r)
         out_j.append(qs[t] * _CAP + c)
@@ -689,8 +689,8 @@ class PairSearch:
         pos_b = np.searchsorted(node_idx, nodes * m)
         pos_b[~node_ok] = node_idx.size
         zero = np.zeros((1, 3))
-        ua = np.vstack((track_a, zero))[pos_a]
-        ub_nodes = np.vstack((ub, zero))[pos_b]
+        ua = np.take(np.vstack((track_a, zero)), pos_a, axis=0)  # np.take: rows 4x faster than [...]
+        ub_nodes = np.take(np.vstack((ub, zero)), pos_b, axis=0)
         near = (np.matmul(ua, ub_nodes.transpose(0, 2, 1)) >= cos_r).any(axis=1)
         has = near.any(axis=1)
         first = near.argmax(axis=1)
@@ -724,8 +724,8 @@ class PairSearch:
         pos_a[rows > r1[sel, None]] = idx_a.size
         pos_b = np.searchsorted(idx_b, c0[sel])[:, None] + np.arange(w)[None, :]
         pos_b[cols > c1[sel, None]] = idx_b.size
-        ua = track_a[pos_a]
-        ub = track_b[pos_b]
+        ua = np.take(track_a, pos_a, axis=0)
+        ub = np.take(track_b, pos_b, axis=0)
         dot = np.matmul(ua, ub.transpose(0, 2, 1))
         ok = dot >= self.cos_d
         # Boxes whose rows do not all reach all their columns in time: mask per row.
@@ -964,19 +964,24 @@ class _GridPairSearch(PairSearch):
         empty = np.empty(0, dtype=np.int64)
         if va.sum() == 0 or vb.sum() == 0:
             return empty, empty, np.empty(0, dtype=bool)
-        step_a = np.nanmax(great_circle_km(ua[1:], ua[:-1])) if ka.size > 1 else 0.0
-        step_b = np.nanmax(great_circle_km(ub[1:], ub[:-1])) if kb.size > 1 else 0.0
+        step_a = self.grid_a.max_step_km(int(ka[0]), int(ka[-1]) + 1)  # once per satellite
+        step_b = self.grid_b.max_step_km(int(kb[0]), int(kb[-1]) + 1)
         self.margin_km = 0.5 * (step_a + step_b) * 1.05 + 1.0
         r_km = min(self.d_km + self.margin_km, math.pi * EARTH_RADIUS_KM)
         r_chord = 2.0 * math.sin(r_km / (2.0 * EARTH_RADIUS_KM))
         dt_tol = self.t_max_s + m * self.fs
         ia_all, ib_all = np.flatnonzero(va), np.flatnonzero(vb)
         pi, pj = _close_in_band(
-            ua[ia_all], ub[ib_all], ka[ia_all], kb[ib_all], int(dt_tol // (m * self.fs)), r_chord
+            np.take(ua, ia_all, axis=0),
+            np.take(ub, ib_all, axis=0),
+            ka[ia_all],
+            kb[ib_all],
+            int(dt_tol // (m * self.fs)),
+            r_chord,
         )
         i = ia_all[pi]
         j = ib_all[pj]
-        chord = np.linalg.norm(ua[i] - ub[j], axis=1)
+        chord = np.linalg.norm(np.take(ua, i, axis=0) - np.take(ub, j, axis=0), axis=1)
         keep = (chord <= r_chord) & (np.abs(kb[j] - ka[i]) * m * self.fs <= dt_tol)
         i, j = i[keep], j[keep]
         if self.bbox is not None:
