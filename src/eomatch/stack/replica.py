@@ -272,28 +272,29 @@ class Replica(Database):
         if not self.initialized:
             log.info("%s: building from the primary", self.name)
             self.build()
-        try:
-            self._start_server()
-            return
-        except StandbyNotReady:
-            raise
-        except StackError as exc:
-            error = exc
-        if "another postmaster" in str(error):
+        error = self._start_or_error()
+        if error is not None and "another postmaster" in str(error):
             # Killed outright: its backends leave within seconds of noticing; then it
             # recovers from its own WAL like any crashed server.
             time.sleep(ORPHANS_LEAVE_S)
-            try:
-                self._start_server()
-                return
-            except StandbyNotReady:
-                raise
-            except StackError as exc:
-                error = exc
+            error = self._start_or_error()
+        if error is None:
+            return
         log.warning("%s: %s; rebuilding it from the primary", self.name, error)
         self.stop()
         self.build()
         self._start_server()
+
+    def _start_or_error(self) -> StackError | None:
+        """Start the server; None when it runs, else the error a rebuild may cure. A
+        standby that does not answer in time is raised: rebuilding would not help it."""
+        try:
+            self._start_server()
+        except StandbyNotReady:
+            raise
+        except StackError as exc:
+            return exc
+        return None
 
     def _start_server(self) -> None:
         started = time.monotonic()
