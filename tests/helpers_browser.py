@@ -32,6 +32,13 @@ def chromium_context(width: int = 1280, height: int = 900) -> Iterator:  # type:
             browser.close()
 
 
+def recorded_requests(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every URL ``page`` asks for from now on, appended as it goes (for :func:`foreign`)."""
+    requested: list[str] = []
+    page.on("request", lambda req: requested.append(req.url))
+    return requested
+
+
 def foreign(urls: list[str], base_url: str) -> list[str]:
     """Every URL a page asked for that is not the stack's own origin (data:/blob: are local)."""
     ours = urlsplit(base_url)

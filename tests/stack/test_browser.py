@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import RunningStack
 from helpers import make_collection, make_item, unique_id, written_collection
-from helpers_browser import chromium_context
+from helpers_browser import chromium_context, recorded_requests
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
@@ -37,8 +37,7 @@ def test_landing_and_item_pages_render(
     running_stack: RunningStack, demo: tuple[str, str], page, artifacts_dir: Path  # type: ignore[no-untyped-def]
 ) -> None:
     cid, iid = demo
-    requested: list[str] = []
-    page.on("request", lambda req: requested.append(req.url))
+    requested = recorded_requests(page)
 
     page.goto(running_stack.base_url + "/")
     card = page.get_by_text(TITLE).first

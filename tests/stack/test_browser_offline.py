@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from conftest import RunningStack
 from helpers import make_collection, make_item, unique_id, written_collection
-from helpers_browser import TIMEOUT_MS, basemap_pixels, chromium_context, foreign, settle
+from helpers_browser import (
+    TIMEOUT_MS,
+    basemap_pixels,
+    chromium_context,
+    foreign,
+    recorded_requests,
+    settle,
+)
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
@@ -64,8 +71,7 @@ def test_no_page_requests_another_host(
     running_stack: RunningStack, matchup: tuple[str, str], page, artifacts_dir: Path  # type: ignore[no-untyped-def]
 ) -> None:
     cid, iid = matchup
-    requested: list[str] = []
-    page.on("request", lambda req: requested.append(req.url))
+    requested = recorded_requests(page)
     base = running_stack.base_url
     leaks_by_page: dict[str, list[str]] = {}
 

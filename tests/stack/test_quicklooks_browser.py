@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import RunningStack, private_stack, stack_settings
-from helpers_browser import TIMEOUT_MS, chromium_context, foreign, settle
+from helpers_browser import TIMEOUT_MS, chromium_context, foreign, recorded_requests, settle
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
@@ -96,10 +96,9 @@ def test_browser_shows_quicklooks_on_cards_and_item_pages(demo_stack: RunningSta
     cat = _catalogue(demo_stack)
     matchup = min(cat.iter_ids(kind="matchup", collection=PAIR), key=lambda r: r.id)
     event = min(cat.iter_ids(kind="event", collection=EVENTS), key=lambda r: r.id)
-    requested: list[str] = []
     with chromium_context(width=1280, height=900) as context:
         page = context.new_page()
-        page.on("request", lambda req: requested.append(req.url))
+        requested = recorded_requests(page)
 
         page.goto(f"{base}/collections/{PAIR}")
         cards = _loaded_thumbnails(page, base)
