@@ -273,12 +273,15 @@ def _split_groups(
     while stack:
         idx = stack.pop()
         for lo, hi in ((a_lo, a_hi), (b_lo, b_hi)):
-            order = np.argsort(lo[idx], kind="stable")
-            lo_s = lo[idx][order]
-            reach = np.maximum.accumulate(hi[idx][order])
+            lo_i = lo[idx]
+            order = np.argsort(lo_i, kind="stable")
+            lo_s = lo_i[order]
+            reach = np.maximum.accumulate(lo_s if hi is lo else hi[idx][order])
             cuts = np.flatnonzero(lo_s[1:] - reach[:-1] > gap) + 1
             if cuts.size:
-                stack.extend(np.split(idx[order], cuts))
+                moved = idx[order]
+                bounds = [0, *cuts.tolist(), moved.size]
+                stack.extend(moved[s0:s1] for s0, s1 in zip(bounds[:-1], bounds[1:], strict=True))
                 break
         else:
             out.append(idx)
@@ -673,7 +676,7 @@ class PairSearch:
         w = int(n_j.max())
         nodes = j_lo[:, None] + np.arange(w)[None, :]
         node_ok = nodes <= j_hi[:, None]
-        node_idx = np.unique(nodes[node_ok]) * m
+        node_idx = _range_union(j_lo, j_hi) * m  # = np.unique(nodes[node_ok]) * m
         ub = self.fine_track("b", node_idx)
         adjacent = np.diff(node_idx) == m
         if not adjacent.any():

@@ -328,7 +328,7 @@ def planes_to_lonlat(geoms: Sequence[BaseGeometry], planes: Sequence[LocalPlane]
         closing = np.r_[ring[1:] != ring[:-1], True]  # each ring's repeated first point
         xy, ring = xy[~closing], ring[~closing]
         g = idx_simple[ring]
-        u = centre[g] + xy[:, :1] * east[g] + xy[:, 1:2] * north[g]
+        u = np.take(centre, g, axis=0) + xy[:, :1] * np.take(east, g, axis=0) + xy[:, 1:2] * np.take(north, g, axis=0)
         u = u / np.linalg.norm(u, axis=1, keepdims=True)
         lat, lon = unit_to_latlon(u)
         rad = np.radians(lon)
