@@ -44,7 +44,6 @@ from eomatch.layout import (
     fast_relative_href,
     item_relpath,
     link_target_id,
-    relative_href,
     structural_links_cached,
 )
 from eomatch.platforms import platform_spellings
@@ -379,7 +378,7 @@ class MatchupCatalogue:
                     have = {folders.link_relpath(self.root, coll, lk.get("href")) for lk in links if lk.get("rel") == "item"}
                     for rel in new_links:
                         if rel not in have:
-                            href = relative_href(f"{coll}/collection.json", rel)
+                            href = fast_relative_href(f"{coll}/collection.json", rel)  # once per item
                             links.append({"rel": "item", "href": href, "type": JSON_MEDIA_TYPE})
                             have.add(rel)
                 jsonio.write_json_atomic(path, col)
