@@ -20,6 +20,9 @@ from shapely.geometry.base import BaseGeometry
 
 from eomatch.orbits.propagate import EARTH_RADIUS_KM, unit_to_latlon
 
+_EMPTY = Polygon()
+"""An empty polygon (geometries are immutable, so one can stand for every track without a strip)."""
+
 MAX_SEGMENT_KM = 50.0
 """Edges are densified to this length before leaving the gnomonic plane."""
 
@@ -204,8 +207,7 @@ def _strips(tracks: Sequence[np.ndarray], half_width_km: float, planes: Sequence
         if len(ring) >= 3:
             rings.append(ring)
             ring_of.append(k)
-    out = np.empty(len(tracks), dtype=object)
-    out[:] = [Polygon() for _ in range(len(tracks))]
+    out = np.full(len(tracks), _EMPTY, dtype=object)  # Polygon() parses WKT: make it once
     if rings:
         counts = np.array([len(r) for r in rings])
         polys = shapely.polygons(shapely.linearrings(np.concatenate(rings), indices=np.repeat(np.arange(len(rings)), counts)))
