@@ -100,3 +100,22 @@ def test_query_benchmark_refuses_bad_rtt_flags_in_one_line(flags: list[str], mes
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.stack
+def test_query_benchmark_runs_end_to_end_through_the_delaying_proxy() -> None:
+    """A small run with --rtt-ms: its own stack, links checked to go through the proxy, every
+    eomatch-query phase with the same count, a proxy CPU column, ``ratio=`` last."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "query_throughput.py"), "--items", "400", "--page-size", "100",
+         "--repeat", "1", "--parallel", "2", "--rtt-ms", "5"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert any("clients through a proxy adding 5 ms per round trip" in ln for ln in lines)
+    phases = [ln for ln in lines if "CPU per item:" in ln]
+    assert len(phases) == 4
+    assert all(", proxy " in ln and ln.rstrip().split("CPU per item:")[1].count("proxy") == 1 for ln in phases)
+    assert all("400 items in" in ln for ln in phases)
+    assert lines[-1].startswith("ratio=") and float(lines[-1].removeprefix("ratio=")) > 0
