@@ -9,8 +9,10 @@ coordinates (polar motion, ~10 m, is neglected), then WGS84 geodetic lat/lon.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -243,7 +245,7 @@ class TrackGrid:
         self.fine = np.empty((0, 3))
         self.fine_held = np.empty(0, dtype=bool)
         self.fine_computed = 0
-        self._steps_km: dict[tuple[int, int], float] = {}
+        self._derived: dict[tuple[Any, ...], Any] = {}
         """How many fine samples :meth:`fine_unit_at` interpolated (each once while held)."""
 
     @property
@@ -347,17 +349,25 @@ class TrackGrid:
         What the coarse step can hide, which every pair of this satellite needs for the
         same span of a chunk: computed once per span (the last few are kept).
         """
-        key = (k_lo, k_hi)
-        if key not in self._steps_km:
+        def largest() -> float:
             if k_hi - k_lo <= 1:
-                value = 0.0
-            else:
-                u, _, _ = self.nodes(np.arange(k_lo, k_hi))
-                value = np.nanmax(great_circle_km(u[1:], u[:-1]))
-            if len(self._steps_km) >= 8:
-                self._steps_km.pop(next(iter(self._steps_km)))
-            self._steps_km[key] = value
-        return self._steps_km[key]
+                return 0.0
+            u, _, _ = self.nodes(np.arange(k_lo, k_hi))
+            return np.nanmax(great_circle_km(u[1:], u[:-1]))
+
+        return self.derived(("max_step_km", k_lo, k_hi), largest)
+
+    def derived(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        """``make()``, kept under ``key`` for the other pairs of this satellite (the last few).
+
+        For values derived from the nodes of a span of a chunk, which every pair of
+        the satellite needs again (the caller puts the span in the key).
+        """
+        if key not in self._derived:
+            if len(self._derived) >= 16:
+                self._derived.pop(next(iter(self._derived)))
+            self._derived[key] = make()
+        return self._derived[key]
 
     def fine_unit_at(self, fine_idx: np.ndarray, fine_step_s: float) -> np.ndarray:
         """:meth:`fine_unit` at times ``origin_s + fine_idx * fine_step_s``, each computed once.
