@@ -100,3 +100,20 @@ def test_pole_in_the_bounds_but_outside_the_polygon_is_mapped_in_the_batch(monke
     got = planes_to_lonlat([bent], [plane])
     assert shapely.to_wkb(got[0]) == shapely.to_wkb(want)
     assert calls == []
+
+
+def test_regions_across_the_antimeridian_are_cut_in_the_batch(monkeypatch) -> None:
+    """Rings that wrap in longitude are unwrapped and split without the one-at-a-time path."""
+    cases = [c for i, c in enumerate(_cases()) if i in (2, 6)]  # across ±180, wrapping along the ring
+    want = [plane_to_lonlat(g, p) for g, p in cases]
+    calls: list[object] = []
+
+    def one_at_a_time(geom, p):  # noqa: ANN001, ANN202 - a spy on the slow path
+        calls.append(geom)
+        return plane_to_lonlat(geom, p)
+
+    monkeypatch.setattr("eomatch.orbits.region.plane_to_lonlat", one_at_a_time)
+    got = planes_to_lonlat([g for g, _ in cases], [p for _, p in cases])
+    assert [shapely.to_wkb(g) for g in got] == [shapely.to_wkb(w) for w in want]
+    assert all(isinstance(g, MultiPolygon) for g in got)  # really cut at ±180
+    assert calls == []

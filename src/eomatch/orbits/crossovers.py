@@ -272,9 +272,11 @@ def _split_groups(
     """
     out: list[np.ndarray] = []
     stack = [np.arange(a_lo.size)] if a_lo.size else []
+    # The same boxes on both axes (region pieces) need one projection: the second finds what the first did.
+    projections = ((a_lo, a_hi),) if b_lo is a_lo and b_hi is a_hi else ((a_lo, a_hi), (b_lo, b_hi))
     while stack:
         idx = stack.pop()
-        for lo, hi in ((a_lo, a_hi), (b_lo, b_hi)):
+        for lo, hi in projections:
             lo_i = lo[idx]
             order = np.argsort(lo_i, kind="stable")
             lo_s = lo_i[order]
@@ -815,9 +817,10 @@ class PairSearch:
             sel = slice(int(np.searchsorted(ka_s, p0)), int(np.searchsorted(ka_s, p1, "right")))
             if sel.start == sel.stop:
                 continue
-            for g in _split_groups(lo_s[sel], hi_s[sel], lo_s[sel], hi_s[sel], run_gap):
-                q0 = max(b_lo, int(lo_s[sel][g].min()) - run_gap)
-                q1 = min(b_hi, int(hi_s[sel][g].max()) + run_gap)
+            lo_p, hi_p = lo_s[sel], hi_s[sel]
+            for g in _split_groups(lo_p, hi_p, lo_p, hi_p, run_gap):
+                q0 = max(b_lo, int(lo_p[g].min()) - run_gap)
+                q1 = min(b_hi, int(hi_p[g].max()) + run_gap)
                 pieces.append((p0, p1, q0, q1))
         return pieces
 
@@ -831,8 +834,10 @@ class PairSearch:
         owner: list[int] = []
         for e, segs in enumerate(seg_lists):
             for seg_a, seg_b in segs:
-                seg_a = seg_a[np.isfinite(seg_a).all(axis=1)]
-                seg_b = seg_b[np.isfinite(seg_b).all(axis=1)]
+                if not np.isfinite(seg_a).all():  # SGP4 failed somewhere: drop those samples
+                    seg_a = seg_a[np.isfinite(seg_a).all(axis=1)]
+                if not np.isfinite(seg_b).all():
+                    seg_b = seg_b[np.isfinite(seg_b).all(axis=1)]
                 if len(seg_a) < 2 or len(seg_b) < 2:
                     continue
                 flat.append((seg_a, seg_b))

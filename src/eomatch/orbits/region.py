@@ -289,6 +289,11 @@ def plane_to_lonlat(geom: BaseGeometry, plane: LocalPlane) -> BaseGeometry:
         if not shapely.is_valid(ll):
             ll = shapely.make_valid(ll)
         pieces.extend(split_antimeridian(ll))
+    return _joined(pieces)
+
+
+def _joined(pieces: list[Polygon]) -> BaseGeometry:
+    """The pieces with an area, as one (Multi)Polygon."""
     pieces = [p for p in pieces if not p.is_empty and p.area > 0]
     if not pieces:
         return Polygon()
@@ -298,10 +303,10 @@ def plane_to_lonlat(geom: BaseGeometry, plane: LocalPlane) -> BaseGeometry:
 def planes_to_lonlat(geoms: Sequence[BaseGeometry], planes: Sequence[LocalPlane]) -> list[BaseGeometry]:
     """:func:`plane_to_lonlat` of each geometry in its own plane, bit-identical, in few calls.
 
-    The common case (one polygon without holes, no pole inside, no wrap of
-    longitude along its ring, valid in lon/lat, inside ±180°) is done for all at
-    once with the same element-wise arithmetic; the rest goes one by one through
-    :func:`plane_to_lonlat`.
+    Polygons without holes and without a pole inside are mapped all at once with
+    the same element-wise arithmetic; those that are valid in lon/lat within ±180°
+    (most) are done, the others are cut at the antimeridian one by one from there.
+    The rest (holes, a pole inside) goes one by one through :func:`plane_to_lonlat`.
     """
     n = len(geoms)
     if n == 0:
@@ -333,7 +338,8 @@ def planes_to_lonlat(geoms: Sequence[BaseGeometry], planes: Sequence[LocalPlane]
         u = np.take(centre, g, axis=0) + xy[:, :1] * np.take(east, g, axis=0) + xy[:, 1:2] * np.take(north, g, axis=0)
         u = u / np.linalg.norm(u, axis=1, keepdims=True)
         lat, lon = unit_to_latlon(u)
-        rad = np.radians(lon)
+        rad0 = np.radians(lon)
+        rad = rad0.copy()
         step = np.diff(rad)
         inner = ring[1:] == ring[:-1]
         wraps = np.zeros(idx_simple.size, dtype=bool)
@@ -343,10 +349,24 @@ def planes_to_lonlat(geoms: Sequence[BaseGeometry], planes: Sequence[LocalPlane]
         lon = np.degrees(rad)
         ll = shapely.polygons(shapely.linearrings(np.column_stack((lon, lat)), indices=ring))
         ll_minx, _, ll_maxx, _ = shapely.bounds(ll).T
-        fast = ~wraps & shapely.is_valid(ll) & (ll_minx >= -180.0) & (ll_maxx <= 180.0)
+        valid = shapely.is_valid(ll)
+        fast = ~wraps & valid & (ll_minx >= -180.0) & (ll_maxx <= 180.0)
         keep = ~shapely.is_empty(ll) & (shapely.area(ll) > 0)
         for k in np.flatnonzero(fast).tolist():
             out[int(idx_simple[k])] = ll[k] if keep[k] else Polygon()
+        # Across the antimeridian (or invalid in lon/lat): what plane_to_lonlat does after
+        # its ring mapping, which is the one above (np.unwrap itself where a ring wraps).
+        starts = np.searchsorted(ring, np.arange(idx_simple.size + 1))
+        for k in np.flatnonzero(~fast).tolist():
+            if wraps[k]:
+                s0, s1 = int(starts[k]), int(starts[k + 1])
+                shell = np.column_stack((np.degrees(np.unwrap(rad0[s0:s1])), lat[s0:s1]))
+                geom, ok = shapely.polygons(shell), None
+            else:
+                geom, ok = ll[k], bool(valid[k])
+            if not (shapely.is_valid(geom) if ok is None else ok):
+                geom = shapely.make_valid(geom)
+            out[int(idx_simple[k])] = _joined(split_antimeridian(geom))
     for i in range(n):
         if out[i] is None:
             out[i] = plane_to_lonlat(geoms[i], planes[i])
