@@ -701,7 +701,10 @@ class PairSearch:
         adjacent = np.diff(node_idx) == s
         if not adjacent.any():
             return c0, c1
-        step_km = float(np.nanmax(great_circle_km(ub[1:][adjacent], ub[:-1][adjacent])))
+        # The longest step is the one with the longest chord: one arc, not one per step.
+        gap = ub[1:][adjacent] - ub[:-1][adjacent]
+        chord = math.sqrt(float(np.nanmax((gap * gap).sum(axis=1))))
+        step_km = 2.0 * EARTH_RADIUS_KM * math.asin(min(1.0, 0.5 * chord))
         r_km = self.d_km + 0.5 * step_km * 1.05 + 1.0
         if not math.isfinite(r_km) or r_km >= math.pi * EARTH_RADIUS_KM:
             return c0, c1
