@@ -178,3 +178,16 @@ def test_track_grid_max_step_is_the_largest_node_to_node_distance(tles) -> None:
     assert 100.0 < want < 200.0  # about 7 km/s for 20 s
     assert grid.max_step_km(100, 400) == want  # again from the memo, for the next pair
     assert grid.max_step_km(5, 6) == 0.0  # one node: no step
+
+
+def test_track_grid_fine_samples_across_an_element_set_change(tles) -> None:
+    """Around a change of the nearest TLE the samples are propagated directly, as nadir_unit does."""
+    sat = tles["Sentinel-3A"]
+    switch = 0.5 * (sat.epochs_s[40] + sat.epochs_s[41])  # the nearest set changes here
+    origin = float(np.floor(switch / 20.0) * 20.0) - 2000.0
+    grid = TrackGrid(sat, origin, 20.0)
+    t = origin + np.arange(0.0, 4000.0, 1.0)
+    sets = sat.nearest(t, warn=False)
+    assert sets[0] != sets[-1]
+    np.testing.assert_array_equal(grid.fine_unit(t), nadir_unit(sat, t, 20.0, origin))
+    np.testing.assert_array_equal(grid.fine_unit(t[:1500]), nadir_unit(sat, t[:1500], 20.0, origin))

@@ -338,6 +338,9 @@ class TrackGrid:
         # The nearest set never decreases with time, so a time between two nodes of the
         # same set has that set too: :func:`nadir_unit`'s test without a search per time.
         sets = self.set_index
+        lo, hi = int(i.min()), int(i.max())
+        if sets[lo - 1] == sets[hi + 2]:  # one set over the whole span (the usual case)
+            return out
         same = sets[i - 1] == sets[i + 2]
         if not same.all():
             out[~same] = ground_track(self.tles, t[~same]).unit
