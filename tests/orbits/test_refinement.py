@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from eomatch.orbits import CrossoverParams, load_tles
-from eomatch.orbits.crossovers import _GridPairSearch
+from eomatch.orbits.crossovers import PairInputs, _GridPairSearch
 from eomatch.orbits.propagate import EARTH_RADIUS_KM, TrackGrid, to_unix_s
 from eomatch.orbits.tle import PACKAGED_TLE_DIR
 from eomatch.settings import load_settings
@@ -45,7 +45,7 @@ class _Recording(_GridPairSearch):
 
 
 def _search(tles, a: str, b: str, params: CrossoverParams) -> _Recording:
-    search = _Recording(tles[a], tles[b], to_unix_s(START), to_unix_s(END), params)
+    search = _Recording(PairInputs(tles[a], tles[b], to_unix_s(START), to_unix_s(END), params))
     list(search.run())
     return search
 

@@ -438,6 +438,20 @@ def merge_region_parts(geoms: list[BaseGeometry]) -> BaseGeometry:
     return merged
 
 
+@dataclass(frozen=True)
+class PairInputs:
+    """What one (a, b) search is given: both satellites' TLEs, the period (UNIX s), the parameters.
+
+    One value for :class:`PairSearch` and its subclasses, so that none repeats the list.
+    """
+
+    tles_a: TleSet
+    tles_b: TleSet
+    start_s: float
+    end_s: float
+    params: CrossoverParams
+
+
 class PairSearch:
     """One (a, b) search: thresholds, the coarse-pass carry, refinement into events.
 
@@ -449,14 +463,9 @@ class PairSearch:
     keeps its own refinement (:meth:`hit_runs`) and regions (:meth:`regions`).
     """
 
-    def __init__(
-        self,
-        tles_a: TleSet,
-        tles_b: TleSet,
-        start_s: float,
-        end_s: float,
-        params: CrossoverParams,
-    ) -> None:
+    def __init__(self, inputs: PairInputs) -> None:
+        tles_a, tles_b, params = inputs.tles_a, inputs.tles_b, inputs.params
+        start_s, end_s = inputs.start_s, inputs.end_s
         self.a, self.b, self.p = tles_a, tles_b, params
         self.start_s = start_s
         self.span_days = (end_s - start_s) / 86400.0
@@ -974,19 +983,11 @@ class _GridPairSearch(PairSearch):
     compares blocks of them with matrix products (:func:`_close_in_band`).
     """
 
-    def __init__(
-        self,
-        tles_a: TleSet,
-        tles_b: TleSet,
-        start_s: float,
-        end_s: float,
-        params: CrossoverParams,
-        grids: tuple[TrackGrid, TrackGrid] | None = None,
-    ) -> None:
-        super().__init__(tles_a, tles_b, start_s, end_s, params)
+    def __init__(self, inputs: PairInputs, grids: tuple[TrackGrid, TrackGrid] | None = None) -> None:
+        super().__init__(inputs)
         step_s = self.m * self.fs
         if grids is None:
-            grids = (TrackGrid(tles_a, start_s, step_s), TrackGrid(tles_b, start_s, step_s))
+            grids = (TrackGrid(self.a, self.start_s, step_s), TrackGrid(self.b, self.start_s, step_s))
         self.grid_a, self.grid_b = grids
 
     def fine_track(self, side: str, fine_idx: np.ndarray) -> np.ndarray:
@@ -1063,7 +1064,7 @@ def search_pair(
     progress: Progress | None = None,
 ) -> Iterator[Crossover]:
     """Crossover events of two satellites (already resolved to their TLE sets)."""
-    search = _GridPairSearch(tles_a, tles_b, to_unix_s(start), to_unix_s(end), params)
+    search = _GridPairSearch(PairInputs(tles_a, tles_b, to_unix_s(start), to_unix_s(end), params))
     return search.run(progress)
 
 
@@ -1092,7 +1093,7 @@ def search_constellation(
     start_s, end_s = to_unix_s(start), to_unix_s(end)
     if not pairs:
         return
-    probe = PairSearch(tles[pairs[0][0]], tles[pairs[0][1]], start_s, end_s, params)
+    probe = PairSearch(PairInputs(tles[pairs[0][0]], tles[pairs[0][1]], start_s, end_s, params))
     n_chunks = probe.n_chunks
     span_days = (end_s - start_s) / 86400.0
     if progress is not None and progress.total is None:
@@ -1122,11 +1123,12 @@ def _chunks(
     grids: dict[str, TrackGrid] = {}
     searches: list[_GridPairSearch] = []
     for a, b in pairs:
-        probe = PairSearch(tles[a], tles[b], start_s, end_s, params)
+        inputs = PairInputs(tles[a], tles[b], start_s, end_s, params)
+        probe = PairSearch(inputs)
         step_s = probe.m * probe.fs
         for name in (a, b):
             grids.setdefault(name, TrackGrid(tles[name], start_s, step_s))
-        searches.append(_GridPairSearch(tles[a], tles[b], start_s, end_s, params, (grids[a], grids[b])))
+        searches.append(_GridPairSearch(inputs, (grids[a], grids[b])))
     for chunk in range(searches[0].n_chunks):
         yield [search.step(chunk) for search in searches]
         for grid in grids.values():
@@ -1170,7 +1172,7 @@ def _chunks_in_processes(
         procs.append(proc)
         queues.append(q)
     try:
-        n_chunks = PairSearch(tles[pairs[0][0]], tles[pairs[0][1]], start_s, end_s, params).n_chunks
+        n_chunks = PairSearch(PairInputs(tles[pairs[0][0]], tles[pairs[0][1]], start_s, end_s, params)).n_chunks
         for _ in range(n_chunks):
             merged: list[list[Crossover]] = [[] for _ in pairs]
             for group, q, proc in zip(groups, queues, procs, strict=True):

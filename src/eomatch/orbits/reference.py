@@ -30,7 +30,13 @@ import numpy as np
 from scipy.spatial import cKDTree
 from shapely.geometry.base import BaseGeometry
 
-from eomatch.orbits.crossovers import Crossover, CrossoverParams, PairSearch, merge_region_parts
+from eomatch.orbits.crossovers import (
+    Crossover,
+    CrossoverParams,
+    PairInputs,
+    PairSearch,
+    merge_region_parts,
+)
 from eomatch.orbits.propagate import (
     EARTH_RADIUS_KM,
     great_circle_km,
@@ -261,4 +267,4 @@ def reference_find_events(
     """Events of each pair in turn, each pair searched on its own (the old ``find_events``)."""
     start_s, end_s = to_unix_s(start), to_unix_s(end)
     for a, b in pairs:
-        yield from _ReferencePairSearch(tles[a], tles[b], start_s, end_s, params).run()
+        yield from _ReferencePairSearch(PairInputs(tles[a], tles[b], start_s, end_s, params)).run()
