@@ -25,10 +25,11 @@ on a quiet machine).
 The whole year, ``--days 365 --old-days 14 --workers 2``: 74.7 s wall and 146 s
 of CPU on a quiet machine before the per-satellite fine samples, ``np.take``
 gathers, batched strips and half-step narrowing; after them, at load average
-0.2-1.5 (mostly quiet): 56.2 s wall, 109.8 s of CPU with the workers, 77 276
+1.2-1.7 (mostly quiet): 54.7 s wall, 106.3 s of CPU with the workers, 77 276
 events, CSV 107 692 521 bytes (byte-identical to the year before those changes),
-old path 10.5 s CPU for 14 days, CPU ratio 2.49, ``ratio=4.88 per day``, peak
-RSS 114 MiB (largest worker 225 MiB).
+old path 9.2 s CPU for 14 days, CPU ratio 2.27, ``ratio=4.42 per day``, peak
+RSS 114 MiB (largest worker 228 MiB); an earlier run at load 0.2-1.5: 56.2 s
+wall, 109.8 s of CPU.
 """
 
 from __future__ import annotations

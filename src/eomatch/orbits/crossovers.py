@@ -57,8 +57,8 @@ built together, antimeridian regions cut from the batch mapping, the refinement'
 boxes narrowed at half-step samples (23% fewer dot products). 14 days, one
 process, load average about 2, interleaved runs: 3.55-3.66 s of CPU instead of
 4.69-4.92 s (-25%). The year with two processes (``benchmarks/constellation.py
---days 365 --old-days 14 --workers 2``, load average 0.2-1.5): 56.2 s wall,
-109.8 s of CPU with the workers (was 74.7 s and 146 s). The CPU is now the 1 s
+--days 365 --old-days 14 --workers 2``, two runs at load average 0.2-1.7):
+54.7-56.2 s wall, 106-110 s of CPU with the workers (was 74.7 s and 146 s). The CPU is now the 1 s
 refinement (~37%: the boxes ~15%, their narrowing ~11%), regions (~22%), the
 coarse pass (~12%, half of it SGP4), compaction (~9%) and the fine tracks (~7%).
 """
