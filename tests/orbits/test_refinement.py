@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from eomatch.orbits import CrossoverParams, load_tles
-from eomatch.orbits.crossovers import PairInputs, _GridPairSearch
+from eomatch.orbits.crossovers import PairInputs, _GridPairSearch, _row_runs
 from eomatch.orbits.propagate import EARTH_RADIUS_KM, TrackGrid, to_unix_s
 from eomatch.orbits.tle import PACKAGED_TLE_DIR
 from eomatch.settings import load_settings
@@ -98,3 +98,28 @@ def test_a_threshold_just_above_a_closest_approach_keeps_its_few_hits(tles) -> N
     want, edge = _brute_force(search)
     assert 0 < len(want) < 2000  # a handful of near misses made it, the rest did not
     assert search.hits ^ want <= edge
+
+
+def test_row_runs_with_two_runs_in_a_row_and_a_run_to_the_last_cell() -> None:
+    """Each run of hits in each row, with the best dot over the run alone."""
+    rng = np.random.default_rng(7)
+    dot = rng.random((5, 9))
+    ok = np.zeros((5, 9), dtype=bool)
+    ok[0, 1:3] = ok[0, 5:7] = True  # two runs in one row
+    ok[2, 4] = True
+    ok[4, 6:9] = True  # a single run that ends the array
+    want = []
+    for r in range(5):
+        c = 0
+        while c < 9:
+            if ok[r, c]:
+                c1 = c
+                while c1 + 1 < 9 and ok[r, c1 + 1]:
+                    c1 += 1
+                want.append((r, c, c1, float(dot[r, c : c1 + 1].max())))
+                c = c1 + 1
+            else:
+                c += 1
+    rows, first, last, best = _row_runs(ok, dot)
+    got = sorted(zip(rows.tolist(), first.tolist(), last.tolist(), best.tolist(), strict=True))
+    assert got == want

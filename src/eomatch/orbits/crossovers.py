@@ -415,6 +415,10 @@ def _row_runs(ok: np.ndarray, dot: np.ndarray) -> tuple[np.ndarray, ...]:
         rows = np.concatenate((rows[keep], rows[multi[mr]]))
         first = np.concatenate((first[keep], c0))
         last = np.concatenate((last[keep], c1 - 1))
+        # Runs in array order, so only the very last one can end at the end of ``dot``
+        # (reduceat takes no index past the array; callers sort the runs themselves).
+        order = np.argsort(rows * w + first, kind="stable")
+        rows, first, last = rows[order], first[order], last[order]
     if rows.size == 0:
         return rows, first, last, np.empty(0)
     flat = dot.reshape(-1)
