@@ -99,6 +99,12 @@ class DatabaseSettings(_Section):
     ingest_statement_timeout_s: float = Field(0.0, ge=0)
     """``statement_timeout`` of ``ingest_user`` (bulk loads of a million items must not
     be cancelled); 0 = none. The admin role never has one (migrations, restores)."""
+    api_parallel_workers: int = Field(0, ge=0, le=64)
+    """``max_parallel_workers_per_gather`` of the API roles. 0 (default): a search never
+    launches parallel workers. At 1M items PostgreSQL plans a search's count in parallel
+    and starting the workers costs more than the sub-millisecond scans they share
+    (docs/operations.md, "Search at scale"); the APIs' many concurrent requests already
+    use the cores. ``ingest_user`` and the admin keep the server's default."""
     replicas: int = Field(0, ge=0, le=9)
     """Hot standbys streaming from the primary (``db-replica-1`` ... on ``port + 1`` ...);
     the external API reads from them, falling back to the primary. 0 = none."""
@@ -447,7 +453,7 @@ class FindSettings(_Section):
     orbit_workers: int = Field(2, ge=1)
     """Processes sharing the platform pairs of the crossover search (1 = in the command's own
     process); the events and their order do not depend on it. 2 helps when the cores are
-    free (2022, six satellites: 213 s vs 352 s for 1), not on a busy machine."""
+    free (2022, six satellites: 55 s of wall for 106 s of CPU with 2), not on a busy machine."""
     quicklooks: bool = True
     """Draw a ``thumbnail`` PNG (``{id}.png`` beside ``{id}.json``) for every matchup and
     event written (:mod:`eomatch.quicklook`); false (``--no-quicklooks``) for bulk runs."""

@@ -42,12 +42,14 @@ class RoleTimeouts:
 
     statement_s: float = 0.0
     idle_in_transaction_s: float = 0.0
+    parallel_workers: int | None = None
+    """``max_parallel_workers_per_gather``; None = the server's default."""
 
 
 def role_timeouts(settings: Settings) -> dict[str, RoleTimeouts]:
     """The timeouts of every role of the stack, by role name (local stack and Compose)."""
     db = settings.stack.db
-    api = RoleTimeouts(db.statement_timeout_s, db.idle_in_transaction_timeout_s)
+    api = RoleTimeouts(db.statement_timeout_s, db.idle_in_transaction_timeout_s, db.api_parallel_workers)
     return {
         db.api_user: api,
         db.read_user: api,
@@ -428,7 +430,8 @@ def set_pgstac_settings(conn, values: Mapping[str, str] = PGSTAC_SETTINGS) -> No
 
 
 def set_role_timeouts(conn, user: str, limits: RoleTimeouts) -> None:  # type: ignore[no-untyped-def]
-    """``ALTER ROLE user SET`` the two timeouts (``RESET`` for 0); new sessions get them."""
+    """``ALTER ROLE user SET`` the two timeouts (``RESET`` for 0) and the parallel workers
+    per query (``RESET`` for None); new sessions get them."""
     from psycopg import sql
 
     for name, seconds in (
@@ -441,3 +444,8 @@ def set_role_timeouts(conn, user: str, limits: RoleTimeouts) -> None:  # type: i
                 sql.Identifier(user), sql.Identifier(name), sql.Literal(f"{ms}ms")))
         else:
             conn.execute(sql.SQL("ALTER ROLE {} RESET {}").format(sql.Identifier(user), sql.Identifier(name)))
+    if limits.parallel_workers is None:
+        conn.execute(sql.SQL("ALTER ROLE {} RESET max_parallel_workers_per_gather").format(sql.Identifier(user)))
+    else:
+        conn.execute(sql.SQL("ALTER ROLE {} SET max_parallel_workers_per_gather = {}").format(
+            sql.Identifier(user), sql.Literal(limits.parallel_workers)))
