@@ -245,8 +245,9 @@ class TrackGrid:
         self.fine = np.empty((0, 3))
         self.fine_held = np.empty(0, dtype=bool)
         self.fine_computed = 0
-        self._derived: dict[tuple[Any, ...], Any] = {}
         """How many fine samples :meth:`fine_unit_at` interpolated (each once while held)."""
+        self._derived: dict[tuple[Any, ...], Any] = {}
+        """Values :meth:`derived` keeps for the satellite's other pairs (the last 16)."""
 
     @property
     def k1(self) -> int:

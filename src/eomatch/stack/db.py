@@ -47,7 +47,8 @@ class RoleTimeouts:
 
 
 def role_timeouts(settings: Settings) -> dict[str, RoleTimeouts]:
-    """The timeouts of every role of the stack, by role name (local stack and Compose)."""
+    """The session defaults (timeouts, parallel workers) of every role of the stack, by
+    role name (local stack and Compose)."""
     db = settings.stack.db
     api = RoleTimeouts(db.statement_timeout_s, db.idle_in_transaction_timeout_s, db.api_parallel_workers)
     return {
